@@ -1,0 +1,332 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Flags of kube-apiserver that irsa changes.
+const (
+	flagIssuer     = "service-account-issuer"
+	flagAudiences  = "api-audiences"
+	flagKeyFile    = "service-account-key-file"
+	flagSigningKey = "service-account-signing-key-file"
+)
+
+// touchedFlags are recorded before the first patch so that Unpatch can put them back.
+var touchedFlags = []string{flagIssuer, flagAudiences, flagKeyFile, flagSigningKey}
+
+const (
+	// RecordAnnotation, on the static pod, holds the values the flags irsa changes had before irsa first patched the
+	// manifest. It makes a patched manifest self-describing: Unpatch restores from it when the backup is gone, and
+	// the mirror pod shows the API which nodes are patched.
+	RecordAnnotation = "irsa.irsa-anywhere.io/original-flags"
+	// SigningKeyAnnotation carries the key ID of irsa's signing key. The apiserver reads its keys only at start, so
+	// a new key must change the manifest for the kubelet to restart it.
+	SigningKeyAnnotation = "irsa.irsa-anywhere.io/signing-key-id"
+	// PKIVolume is the hostPath volume irsa adds when the apiserver does not already mount the key directory.
+	PKIVolume = "irsa-pki"
+	// ContainerName is the kube-apiserver container in the static pod.
+	ContainerName = "kube-apiserver"
+)
+
+// PatchOptions say what the apiserver must serve.
+type PatchOptions struct {
+	// IssuerURL becomes the first --service-account-issuer: the iss claim of new tokens.
+	IssuerURL string
+	// Audience is added to --api-audiences.
+	Audience string
+	// SigningKey, when set, makes the apiserver sign with irsa's key pair; nil keeps the cluster's own key.
+	SigningKey *KeyFiles
+}
+
+// KeyFiles are the paths of irsa's signing key pair on the node. The apiserver sees them at the same paths.
+type KeyFiles struct {
+	PrivateKey string
+	PublicKey  string
+	// KeyID identifies the key (the JWKS kid); it is written to the manifest so a new key restarts the apiserver.
+	KeyID string
+}
+
+// record is the value of RecordAnnotation: the values each flag in touchedFlags had before irsa changed it (an empty
+// list for a flag that was absent).
+type record struct {
+	Flags map[string][]string `json:"flags"`
+}
+
+// Validate checks the options before anything is read or written.
+func (o PatchOptions) Validate() error {
+	u, err := url.Parse(o.IssuerURL)
+	if err != nil {
+		return fmt.Errorf("issuer URL %q: %w", o.IssuerURL, err)
+	}
+	if u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer URL %q: must be https://host[/path] without query or fragment", o.IssuerURL)
+	}
+	if strings.HasSuffix(o.IssuerURL, "/") {
+		return fmt.Errorf("issuer URL %q: must not end with a slash (the iss claim must match the URL IAM knows exactly)", o.IssuerURL)
+	}
+	if o.Audience == "" || strings.Contains(o.Audience, ",") {
+		return fmt.Errorf("audience %q: must be one non-empty value without commas", o.Audience)
+	}
+	if k := o.SigningKey; k != nil {
+		if !path.IsAbs(k.PrivateKey) || !path.IsAbs(k.PublicKey) {
+			return fmt.Errorf("signing key files %q and %q: must be absolute paths", k.PrivateKey, k.PublicKey)
+		}
+	}
+	return nil
+}
+
+// Patch returns the kube-apiserver static pod manifest changed so that the apiserver issues tokens for
+// opts.IssuerURL while tokens it issued before stay valid:
+//   - opts.IssuerURL becomes the first --service-account-issuer; every previous issuer stays as an additional one
+//     (the apiserver accepts tokens of every issuer listed and issues tokens with the first);
+//   - --api-audiences gains opts.Audience and keeps its values. When it was unset the apiserver accepted the
+//     audiences equal to its issuers, so those previous issuers become explicit values: tokens already held by pods
+//     (bound to the old default audience) keep authenticating. The irsa issuer is not added as an audience: nothing
+//     asks for it;
+//   - with opts.SigningKey, --service-account-signing-key-file points to irsa's private key and its public key is
+//     added to --service-account-key-file, whose previous files stay so tokens signed before still verify. The key
+//     directory is mounted only when no existing hostPath mount exposes it.
+//
+// The values the changed flags had before are recorded in RecordAnnotation (once, at the first patch). Patch is
+// idempotent: when nothing changes it returns the input bytes unchanged and false.
+func Patch(manifest []byte, opts PatchOptions) ([]byte, bool, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, false, err
+	}
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := patchPod(pod, opts); err != nil {
+		return nil, false, err
+	}
+	return render(manifest, pod)
+}
+
+// Unpatch returns the manifest with the flags irsa changed set back to the values recorded in RecordAnnotation,
+// irsa's volume and annotations removed: the original issuer is first again. A manifest without the record was
+// not patched by irsa (or was rewritten since, by kubeadm upgrade for example) and is returned unchanged.
+func Unpatch(manifest []byte) ([]byte, bool, error) {
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := unpatchPod(pod); err != nil {
+		return nil, false, err
+	}
+	return render(manifest, pod)
+}
+
+// Issuers returns the --service-account-issuer values of a manifest, first (the one the apiserver issues for)
+// first.
+func Issuers(manifest []byte) ([]string, error) {
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	c, err := apiserverContainer(pod)
+	if err != nil {
+		return nil, err
+	}
+	return containerFlags(c).values(flagIssuer), nil
+}
+
+// IsPatched says whether the manifest carries irsa's record, that is whether irsa patched it.
+func IsPatched(manifest []byte) (bool, error) {
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		return false, err
+	}
+	_, ok := pod.Annotations[RecordAnnotation]
+	return ok, nil
+}
+
+func parseManifest(manifest []byte) (*corev1.Pod, error) {
+	var pod corev1.Pod
+	// Strict: a field this version of the Pod type does not know would be dropped when writing the manifest back.
+	if err := yaml.UnmarshalStrict(manifest, &pod); err != nil {
+		return nil, fmt.Errorf("parse kube-apiserver manifest as a Pod: %w", err)
+	}
+	if pod.Kind != "Pod" || pod.APIVersion != "v1" {
+		return nil, fmt.Errorf("parse kube-apiserver manifest: kind %q apiVersion %q, want a v1 Pod", pod.Kind, pod.APIVersion)
+	}
+	return &pod, nil
+}
+
+// render writes the pod back, or returns the original bytes when the pod did not change.
+func render(manifest []byte, pod *corev1.Pod) ([]byte, bool, error) {
+	before, err := parseManifest(manifest)
+	if err != nil {
+		return nil, false, err
+	}
+	a, err := json.Marshal(before)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode kube-apiserver manifest: %w", err)
+	}
+	b, err := json.Marshal(pod)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode kube-apiserver manifest: %w", err)
+	}
+	if string(a) == string(b) {
+		return manifest, false, nil
+	}
+	out, err := yaml.Marshal(pod)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode kube-apiserver manifest: %w", err)
+	}
+	return out, true, nil
+}
+
+func apiserverContainer(pod *corev1.Pod) (*corev1.Container, error) {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == ContainerName {
+			return &pod.Spec.Containers[i], nil
+		}
+	}
+	return nil, fmt.Errorf("kube-apiserver manifest %q: no container named %q", pod.Name, ContainerName)
+}
+
+// containerFlags returns the apiserver's flags: the command after the binary when the command carries them
+// (kubeadm), else the args.
+func containerFlags(c *corev1.Container) flagList {
+	if flagsInCommand(c) {
+		return flagList(c.Command[1:])
+	}
+	return flagList(c.Args)
+}
+
+func setContainerFlags(c *corev1.Container, flags flagList) {
+	if flagsInCommand(c) {
+		c.Command = append([]string{c.Command[0]}, flags...)
+		return
+	}
+	c.Args = flags
+}
+
+func flagsInCommand(c *corev1.Container) bool {
+	return len(c.Command) > 1 || (len(c.Command) == 1 && len(c.Args) == 0)
+}
+
+func patchPod(pod *corev1.Pod, opts PatchOptions) error {
+	c, err := apiserverContainer(pod)
+	if err != nil {
+		return err
+	}
+	flags := containerFlags(c)
+	if _, ok := pod.Annotations[RecordAnnotation]; !ok {
+		rec := record{Flags: map[string][]string{}}
+		for _, name := range touchedFlags {
+			rec.Flags[name] = append([]string{}, flags.values(name)...)
+		}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", RecordAnnotation, err)
+		}
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[RecordAnnotation] = string(data)
+	}
+
+	issuers := flags.values(flagIssuer)
+	audiences := flags.sliceValues(flagAudiences)
+	if len(audiences) == 0 {
+		// What kube-apiserver accepts when --api-audiences is unset: its issuers.
+		audiences = issuers
+	}
+	flags = flags.set(flagIssuer, dedup(append([]string{opts.IssuerURL}, issuers...)...))
+	if want := dedup(append(append([]string{}, audiences...), opts.Audience)...); !slices.Equal(flags.sliceValues(flagAudiences), want) {
+		flags = flags.set(flagAudiences, []string{strings.Join(want, ",")})
+	}
+
+	if k := opts.SigningKey; k != nil {
+		flags = flags.set(flagSigningKey, []string{k.PrivateKey})
+		flags = flags.set(flagKeyFile, dedup(append(flags.values(flagKeyFile), k.PublicKey)...))
+		if k.KeyID != "" {
+			pod.Annotations[SigningKeyAnnotation] = k.KeyID
+		}
+		for _, dir := range dedup(path.Dir(k.PrivateKey), path.Dir(k.PublicKey)) {
+			if !mounted(pod, c, dir) {
+				addPKIVolume(pod, c, dir)
+			}
+		}
+	}
+	setContainerFlags(c, flags)
+	return nil
+}
+
+func unpatchPod(pod *corev1.Pod) error {
+	raw, ok := pod.Annotations[RecordAnnotation]
+	if !ok {
+		return nil
+	}
+	var rec record
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return fmt.Errorf("decode annotation %s %q: %w", RecordAnnotation, raw, err)
+	}
+	if len(rec.Flags[flagIssuer]) == 0 {
+		return fmt.Errorf("annotation %s %q: records no previous --%s, refusing to leave the apiserver without one", RecordAnnotation, raw, flagIssuer)
+	}
+	c, err := apiserverContainer(pod)
+	if err != nil {
+		return err
+	}
+	flags := containerFlags(c)
+	for _, name := range touchedFlags {
+		values, ok := rec.Flags[name]
+		if !ok {
+			return fmt.Errorf("annotation %s %q: no entry for --%s", RecordAnnotation, raw, name)
+		}
+		flags = flags.set(name, values)
+	}
+	setContainerFlags(c, flags)
+	delete(pod.Annotations, RecordAnnotation)
+	delete(pod.Annotations, SigningKeyAnnotation)
+	if len(pod.Annotations) == 0 {
+		pod.Annotations = nil
+	}
+	c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == PKIVolume })
+	pod.Spec.Volumes = slices.DeleteFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == PKIVolume })
+	return nil
+}
+
+// mounted says whether a hostPath mount of the container exposes the host directory dir at the same path.
+func mounted(pod *corev1.Pod, c *corev1.Container, dir string) bool {
+	for _, m := range c.VolumeMounts {
+		if m.SubPath != "" || m.SubPathExpr != "" {
+			continue
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.Name != m.Name || v.HostPath == nil {
+				continue
+			}
+			host, mnt := path.Clean(v.HostPath.Path), path.Clean(m.MountPath)
+			if host == mnt && (dir == host || strings.HasPrefix(dir, strings.TrimSuffix(host, "/")+"/")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func addPKIVolume(pod *corev1.Pod, c *corev1.Container, dir string) {
+	if slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == PKIVolume }) {
+		return
+	}
+	pathType := corev1.HostPathDirectoryOrCreate
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
+		Name:         PKIVolume,
+		VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &pathType}},
+	})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: PKIVolume, MountPath: dir, ReadOnly: true})
+}
+
