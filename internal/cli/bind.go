@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+)
+
+type bindOptions struct {
+	policyARNs   []string
+	inlinePolicy string
+	roleName     string
+}
+
+func (o *bindOptions) binding(ref, cluster string) (config.Binding, error) {
+	ns, sa, err := config.ParseServiceAccountRef(ref)
+	if err != nil {
+		return config.Binding{}, err
+	}
+	b := config.Binding{Namespace: ns, ServiceAccount: sa, PolicyARNs: o.policyARNs, RoleName: o.roleName}
+	if o.inlinePolicy != "" {
+		data, err := os.ReadFile(o.inlinePolicy)
+		if err != nil {
+			return b, fmt.Errorf("read inline policy %q: %w", o.inlinePolicy, err)
+		}
+		b.InlinePolicy = string(data)
+	}
+	if b.RoleName == "" {
+		b.RoleName = config.RoleNameFor(cluster, ns, sa)
+	}
+	return b, b.Validate()
+}
+
+func newBindCommand(g *globalOptions) *cobra.Command {
+	o := &bindOptions{}
+	cmd := &cobra.Command{
+		Use:   "bind NAMESPACE/SERVICEACCOUNT --policy-arn ARN [--policy-arn ARN...]",
+		Short: "Give a service account an IAM role",
+		Long: `bind creates (or updates) an IAM role whose trust policy admits only this service account's tokens with the
+audience, attaches the policies, and, when a cluster is configured, creates the service account if needed and annotates
+it with eks.amazonaws.com/role-arn.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cluster := g.clusterName
+			b, err := o.binding(args[0], cluster)
+			if err != nil {
+				return err
+			}
+			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
+				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", args[0])
+			}
+			a, err := g.newApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if o.roleName == "" {
+				b.RoleName = config.RoleNameFor(a.cfg.ClusterName, b.Namespace, b.ServiceAccount)
+			}
+			s := a.bindingsStage()
+			arn, err := s.Roles.RoleARN(cmd.Context(), b)
+			if err != nil {
+				return err
+			}
+			changes, err := s.Bind(cmd.Context(), b, arn)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)})
+			}
+			printChanges(g, changes)
+			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
+			if a.cluster == nil {
+				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&o.policyARNs, "policy-arn", nil, "managed policy to attach (repeatable)")
+	cmd.Flags().StringVar(&o.inlinePolicy, "inline-policy", "", "JSON policy document FILE to put on the role as an inline policy")
+	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name (default irsa-CLUSTER-NAMESPACE-SERVICEACCOUNT)")
+	return cmd
+}
+
+func newUnbindCommand(g *globalOptions) *cobra.Command {
+	o := &bindOptions{}
+	cmd := &cobra.Command{
+		Use:   "unbind NAMESPACE/SERVICEACCOUNT",
+		Short: "Remove a service account's IAM role and the annotations irsa set",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := o.binding(args[0], g.clusterName)
+			if err != nil {
+				return err
+			}
+			a, err := g.newApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if o.roleName == "" {
+				b.RoleName = config.RoleNameFor(a.cfg.ClusterName, b.Namespace, b.ServiceAccount)
+			}
+			changes, err := a.bindingsStage().Unbind(cmd.Context(), b)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, map[string]any{"serviceAccount": args[0], "changes": nonNil(changes)})
+			}
+			printChanges(g, changes)
+			fmt.Fprintf(g.stdout, "%s is unbound\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
+	return cmd
+}

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/irsa-anywhere/irsa/pipeline/runner"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+var actionSigns = map[stage.Action]string{stage.Create: "+", stage.Update: "~", stage.Delete: "-"}
+
+// progressPrinter prints one line per stage as it ends: a check or a cross, the stage, what changed, how long it took.
+func progressPrinter(w io.Writer) func(runner.Event) {
+	return func(e runner.Event) {
+		if !e.Done {
+			return
+		}
+		switch {
+		case e.Skipped != "":
+			fmt.Fprintf(w, "- %-10s skipped: %s\n", e.Stage, e.Skipped)
+			return
+		case e.Err != nil:
+			fmt.Fprintf(w, "✗ %-10s %s failed after %s\n", e.Stage, e.Mode, round(e.Duration))
+			return
+		}
+		summary := "no changes"
+		if n := len(e.Changes); n > 0 {
+			verb := "changed"
+			if e.Mode == runner.Plan {
+				verb = "to change"
+			}
+			summary = fmt.Sprintf("%d %s", n, verb)
+		}
+		fmt.Fprintf(w, "✓ %-10s %-14s %s\n", e.Stage, summary, round(e.Duration))
+		for _, c := range e.Changes {
+			line := fmt.Sprintf("    %s %s %s", actionSigns[c.Action], c.Kind, c.Name)
+			if c.Detail != "" {
+				line += " (" + c.Detail + ")"
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func round(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
+func countChanges(r *runner.Report) int {
+	n := 0
+	for _, s := range r.Stages {
+		n += len(s.Changes)
+	}
+	return n
+}
+
+func summary(r *runner.Report) string {
+	n := countChanges(r)
+	switch r.Mode {
+	case runner.Plan:
+		if n == 0 {
+			return "Plan: nothing to change."
+		}
+		return fmt.Sprintf("Plan: %d change(s). Run `irsa apply` to make them.", n)
+	case runner.Delete:
+		return fmt.Sprintf("Teardown: %d object(s) removed.", n)
+	}
+	return fmt.Sprintf("Apply: %d change(s).", n) + strings.Repeat("", 0)
+}
+
+func printChanges(g *globalOptions, changes []stage.Change) {
+	for _, c := range changes {
+		line := fmt.Sprintf("  %s %s %s", actionSigns[c.Action], c.Kind, c.Name)
+		if c.Detail != "" {
+			line += " (" + c.Detail + ")"
+		}
+		fmt.Fprintln(g.stdout, line)
+	}
+}
+
+func nonNil(c []stage.Change) []stage.Change {
+	if c == nil {
+		return []stage.Change{}
+	}
+	return c
+}

@@ -1,0 +1,193 @@
+// Package cli is the irsa command line: one file per command, each with its flags and a run function; the shared
+// options and the wiring of stages live here.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/runner"
+)
+
+// exitError carries a process exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// Main runs the command line and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRootCommand(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "irsa:", ee.err)
+		}
+		return ee.code
+	default:
+		fmt.Fprintln(stderr, "irsa:", err)
+		return 1
+	}
+}
+
+// globalOptions are the flags every command has.
+type globalOptions struct {
+	configFile     string
+	clusterName    string
+	region         string
+	bucket         string
+	issuerURL      string
+	audience       string
+	awsEndpointURL string
+	caBundle       string
+	kubeconfig     string
+	kubeContext    string
+	clusterType    string
+	output         string
+	only           []string
+	publicKeys     []string
+	keyDir         string
+	signingKey     string
+	thumbprints    []string
+	verbose        bool
+
+	flags  *pflag.FlagSet
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// NewRootCommand builds the irsa command tree.
+func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "irsa",
+		Short: "IAM Roles for Service Accounts on any self-managed Kubernetes cluster",
+		Long: `irsa gives a self-managed Kubernetes cluster (kubeadm, kind, EKS Anywhere) IAM Roles for Service Accounts:
+it publishes the cluster's service account issuer in S3, trusts it in IAM, points kube-apiserver at it, deploys the
+pod identity webhook, binds service accounts to roles, and proves it works with a pod that calls AWS.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return fmt.Errorf("output %q: must be text or json", g.output)
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	f := root.PersistentFlags()
+	g.flags = f
+	f.StringVarP(&g.configFile, "config", "f", "", "irsa.yaml with the cluster, AWS settings and bindings (flags override it)")
+	f.StringVar(&g.clusterName, "cluster-name", "", "cluster name: tags every AWS object irsa creates")
+	f.StringVar(&g.region, "region", "", "AWS region (default: $AWS_REGION)")
+	f.StringVar(&g.bucket, "bucket", "", "S3 bucket that serves the issuer documents")
+	f.StringVar(&g.issuerURL, "issuer-url", "", "service account issuer URL (default: the bucket's https URL)")
+	f.StringVar(&g.audience, "audience", "", "token audience and IAM client ID (default "+config.DefaultAudience+")")
+	f.StringVar(&g.awsEndpointURL, "aws-endpoint-url", "", "send AWS calls to this endpoint (emulators such as moto or LocalStack; S3 then path-style)")
+	f.StringVar(&g.caBundle, "ca-bundle", "", "PEM file of CAs to trust for AWS and the issuer (default: $AWS_CA_BUNDLE or the system roots)")
+	f.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config)")
+	f.StringVar(&g.kubeContext, "context", "", "kubeconfig context")
+	f.StringVar(&g.clusterType, "cluster-type", "", "how to configure the apiserver: "+strings.Join(config.ClusterTypes, ", ")+" (default: detected)")
+	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	f.StringSliceVar(&g.only, "only", nil, "run only these stages (comma-separated): keys, issuer, provider, apiserver, webhook, bindings, verify")
+	f.StringArrayVar(&g.publicKeys, "public-key", nil, "PEM public key to publish in the JWKS (repeatable); the cluster's keys are read from it when a cluster is given")
+	f.StringVar(&g.keyDir, "key-dir", "", "directory of the signing keypair made by the keys stage")
+	f.StringVar(&g.signingKey, "signing-key", "", "apiserver signing key: cluster (keep the cluster's own), generate, or a private key FILE")
+	f.StringSliceVar(&g.thumbprints, "thumbprint", nil, "IAM provider thumbprint (default: taken from the issuer's TLS chain)")
+	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging on stderr")
+
+	root.AddCommand(
+		newKeysCommand(g),
+		newJWKSCommand(g),
+		newRunCommand(g, "plan", nil, runner.Plan),
+		newRunCommand(g, "apply", []string{"setup"}, runner.Apply),
+		newRunCommand(g, "teardown", []string{"destroy"}, runner.Delete),
+		newStatusCommand(g),
+		newBindCommand(g),
+		newUnbindCommand(g),
+	)
+	for _, extra := range extraCommands {
+		root.AddCommand(extra(g))
+	}
+	return root
+}
+
+// extraCommands are added by other files of this package (cluster-side commands).
+var extraCommands []func(*globalOptions) *cobra.Command
+
+func (g *globalOptions) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// loadConfig reads the config file, lays the flags that were set over it, fills defaults and validates.
+func (g *globalOptions) loadConfig() (*config.Config, error) {
+	c := &config.Config{}
+	if g.configFile != "" {
+		var err error
+		if c, err = config.Load(g.configFile); err != nil {
+			return nil, err
+		}
+	}
+	set := func(name string, dst *string, v string) {
+		if g.flags.Changed(name) {
+			*dst = v
+		}
+	}
+	set("cluster-name", &c.ClusterName, g.clusterName)
+	set("region", &c.Region, g.region)
+	set("bucket", &c.Bucket, g.bucket)
+	set("issuer-url", &c.IssuerURL, g.issuerURL)
+	set("audience", &c.Audience, g.audience)
+	set("aws-endpoint-url", &c.AWSEndpointURL, g.awsEndpointURL)
+	set("kubeconfig", &c.Kubeconfig, g.kubeconfig)
+	set("context", &c.Context, g.kubeContext)
+	set("cluster-type", &c.ClusterType, g.clusterType)
+	set("key-dir", &c.KeyDir, g.keyDir)
+	set("signing-key", &c.SigningKey, g.signingKey)
+	if g.flags.Changed("public-key") {
+		c.PublicKeyFiles = g.publicKeys
+	}
+	if g.flags.Changed("thumbprint") {
+		c.Thumbprints = g.thumbprints
+	}
+	if c.Region == "" {
+		c.Region = firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+	}
+	c.Defaults()
+	return c, c.Validate()
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

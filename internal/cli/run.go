@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/irsa-anywhere/irsa/pipeline/runner"
+)
+
+var runDocs = map[runner.Mode][2]string{
+	runner.Plan: {"Show what apply would change, without changing anything",
+		"plan runs every stage's read-only diff. Exit status: 0 when nothing would change, 2 when something would, 1 on error."},
+	runner.Apply: {"Set up IRSA: publish the issuer, trust it in IAM, configure the cluster, bind roles",
+		"apply runs the stages in order (keys, issuer, provider, apiserver, webhook, bindings, verify); each finds what exists\nand changes only what differs, so running it again changes nothing."},
+	runner.Delete: {"Remove everything irsa made for this cluster",
+		"teardown runs the stages backwards and removes only what irsa owns (found by its tags and labels); what is already\ngone counts as removed. The apiserver gets its original issuer back."},
+}
+
+func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.Mode) *cobra.Command {
+	return &cobra.Command{
+		Use:     name,
+		Aliases: aliases,
+		Short:   runDocs[mode][0],
+		Long:    runDocs[mode][1],
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := g.run(cmd, mode)
+			if err != nil {
+				return err
+			}
+			if mode == runner.Plan && rep.Changed {
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+}
+
+// run validates everything, then runs the stages and prints progress and the report.
+func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode) (*runner.Report, error) {
+	only, err := runner.ParseOnly(g.only)
+	if err != nil {
+		return nil, err
+	}
+	a, err := g.newApp(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	r := a.runner()
+	r.Log = g.logger()
+	progress := g.stdout
+	if g.output == "json" {
+		progress = g.stderr
+	}
+	r.Progress = progressPrinter(progress)
+	rep, runErr := r.Run(cmd.Context(), mode, only)
+	if g.output == "json" {
+		if err := writeJSON(g.stdout, rep); err != nil {
+			return rep, err
+		}
+	} else if runErr == nil {
+		fmt.Fprintln(g.stdout, summary(rep))
+	}
+	return rep, runErr
+}

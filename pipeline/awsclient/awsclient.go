@@ -1,0 +1,218 @@
+// Package awsclient builds the AWS clients every stage shares: one SDK configuration with the adaptive retryer, a
+// timeout on every call, an optional emulator endpoint, and a counter of the calls made, by kind.
+package awsclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Options configure the clients.
+type Options struct {
+	Region string
+	// EndpointURL sends every call to an emulator; S3 then uses path-style addressing.
+	EndpointURL string
+	// CABundle is PEM to trust instead of the system roots (emulators with a test CA).
+	CABundle []byte
+	// Credentials replaces the SDK's default chain (env, shared config and SSO, web identity, IMDS).
+	Credentials aws.CredentialsProvider
+	// CallTimeout bounds each call, retries included. Default 30 s.
+	CallTimeout time.Duration
+}
+
+// Clients are the AWS API clients irsa uses.
+type Clients struct {
+	S3     *s3.Client
+	IAM    *iam.Client
+	STS    *sts.Client
+	Config aws.Config
+	// Calls counts every call made through these clients.
+	Calls *CallCounter
+
+	accountOnce sync.Once
+	account     string
+	accountErr  error
+}
+
+// New loads the SDK configuration and builds the clients.
+func New(ctx context.Context, o Options) (*Clients, error) {
+	if o.CallTimeout == 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	counter := &CallCounter{}
+	loadOpts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRegion(o.Region),
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
+				ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) { so.MaxAttempts = 5 })
+			})
+		}),
+		// AWS_CA_BUNDLE may be set; the SDK then needs a buildable client to apply it.
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(o.CallTimeout)),
+		awsconfig.WithAPIOptions([]func(*middleware.Stack) error{counter.middleware}),
+	}
+	if o.EndpointURL != "" {
+		loadOpts = append(loadOpts, awsconfig.WithBaseEndpoint(o.EndpointURL))
+	}
+	if len(o.CABundle) > 0 {
+		loadOpts = append(loadOpts, awsconfig.WithCustomCABundle(bytes.NewReader(o.CABundle)))
+	}
+	if o.Credentials != nil {
+		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(o.Credentials))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return &Clients{
+		S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
+			so.UsePathStyle = o.EndpointURL != ""
+		}),
+		IAM:    iam.NewFromConfig(cfg),
+		STS:    sts.NewFromConfig(cfg),
+		Config: cfg,
+		Calls:  counter,
+	}, nil
+}
+
+// CheckCredentials fails early, before any write, when no credentials can be found.
+func (c *Clients) CheckCredentials(ctx context.Context) error {
+	if _, err := c.Config.Credentials.Retrieve(ctx); err != nil {
+		return fmt.Errorf("no AWS credentials found (%w): set AWS_PROFILE, run `aws sso login`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", err)
+	}
+	return nil
+}
+
+// AccountID is the caller's account, asked of STS once.
+func (c *Clients) AccountID(ctx context.Context) (string, error) {
+	c.accountOnce.Do(func() {
+		out, err := c.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			c.accountErr = fmt.Errorf("get caller identity: %w", err)
+			return
+		}
+		c.account = aws.ToString(out.Account)
+	})
+	return c.account, c.accountErr
+}
+
+// Partition is the ARN partition of region.
+func Partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}
+
+// ErrorCode is the AWS error code of err, or "".
+func ErrorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// IsNotFound reports whether err says the object does not exist.
+func IsNotFound(err error) bool {
+	switch ErrorCode(err) {
+	case "NoSuchEntity", "NoSuchBucket", "NoSuchKey", "NotFound", "NoSuchBucketPolicy", "NoSuchPublicAccessBlockConfiguration",
+		"NoSuchTagSet", "NoSuchTagSetError":
+		return true
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == 404
+}
+
+// CallCounter counts AWS calls by service and operation.
+type CallCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *CallCounter) middleware(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("irsaCallCounter",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			c.add(middleware.GetServiceID(ctx) + ":" + middleware.GetOperationName(ctx))
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+}
+
+func (c *CallCounter) add(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts == nil {
+		c.counts = map[string]int{}
+	}
+	c.counts[key]++
+}
+
+// Snapshot returns the counts so far, keyed "Service:Operation".
+func (c *CallCounter) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// Reset forgets the counts.
+func (c *CallCounter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts = nil
+}
+
+// Mutating lists the calls that change something (anything but Get, List, Head and Describe), sorted.
+func (c *CallCounter) Mutating() []string {
+	var out []string
+	for k, n := range c.Snapshot() {
+		if !IsReadOperation(k[strings.Index(k, ":")+1:]) {
+			out = append(out, fmt.Sprintf("%s x%d", k, n))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Reads counts the calls that change nothing.
+func (c *CallCounter) Reads() int {
+	n := 0
+	for k, v := range c.Snapshot() {
+		if IsReadOperation(k[strings.Index(k, ":")+1:]) {
+			n += v
+		}
+	}
+	return n
+}
+
+// IsReadOperation reports whether an AWS operation only reads.
+func IsReadOperation(op string) bool {
+	for _, p := range []string{"Get", "List", "Head", "Describe"} {
+		if strings.HasPrefix(op, p) {
+			return true
+		}
+	}
+	return false
+}

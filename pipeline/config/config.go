@@ -1,0 +1,188 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is what irsa sets up: the declarative irsa.yaml, with command-line flags laid over it.
+type Config struct {
+	// ClusterName names the cluster; it is the value of the ownership tag on every AWS object irsa creates.
+	ClusterName string `json:"clusterName"`
+	Region      string `json:"region"`
+	// Bucket holds the issuer's documents.
+	Bucket string `json:"bucket"`
+	// IssuerURL is the service account issuer. Empty means the bucket's virtual-hosted HTTPS URL.
+	IssuerURL string `json:"issuerURL,omitempty"`
+	// Audience is the token audience and the IAM provider's client ID. Empty means DefaultAudience.
+	Audience string `json:"audience,omitempty"`
+	// Thumbprints are the provider's certificate thumbprints. Empty means taken from the issuer host's TLS chain.
+	Thumbprints []string `json:"thumbprints,omitempty"`
+	// AWSEndpointURL points every AWS client at an emulator; S3 then uses path-style addressing.
+	AWSEndpointURL string `json:"awsEndpointURL,omitempty"`
+
+	// PublicKeyFiles feed the JWKS when the keys do not come from the cluster.
+	PublicKeyFiles []string `json:"publicKeyFiles,omitempty"`
+	// KeyDir is where the keys stage writes or finds the signing keypair (sa-signer.key, sa-signer.pub).
+	KeyDir string `json:"keyDir,omitempty"`
+	// LegacyEmptyKID publishes a copy of every key with an empty kid, for clusters older than Kubernetes 1.16.
+	LegacyEmptyKID bool `json:"legacyEmptyKID,omitempty"`
+
+	Kubeconfig  string `json:"kubeconfig,omitempty"`
+	Context     string `json:"context,omitempty"`
+	ClusterType string `json:"clusterType,omitempty"`
+	// SigningKey is "cluster" (keep the cluster's own key), "generate", or a private key file.
+	SigningKey string `json:"signingKey,omitempty"`
+
+	Webhook  WebhookConfig `json:"webhook,omitempty"`
+	Verify   VerifyConfig  `json:"verify,omitempty"`
+	Bindings []Binding     `json:"bindings,omitempty"`
+}
+
+// WebhookConfig tunes the pod identity webhook deployment.
+type WebhookConfig struct {
+	Image    string `json:"image,omitempty"`
+	Replicas int32  `json:"replicas,omitempty"`
+}
+
+// VerifyConfig tunes the verify Job.
+type VerifyConfig struct {
+	Image   string   `json:"image,omitempty"`
+	Command []string `json:"command,omitempty"`
+	// PodEndpointURL is the AWS endpoint pods use (emulators); empty means real AWS.
+	PodEndpointURL string `json:"podEndpointURL,omitempty"`
+	// PodSTSEndpointURL overrides the STS endpoint for pods (the strict STS gate).
+	PodSTSEndpointURL string `json:"podSTSEndpointURL,omitempty"`
+	// PodCABundle is a PEM file pods trust for PodEndpointURL.
+	PodCABundle string `json:"podCABundle,omitempty"`
+}
+
+// Binding grants the ServiceAccount Namespace/ServiceAccount an IAM role.
+type Binding struct {
+	Namespace      string   `json:"namespace"`
+	ServiceAccount string   `json:"serviceAccount"`
+	PolicyARNs     []string `json:"policyARNs,omitempty"`
+	// InlinePolicy is a JSON policy document attached to the role as an inline policy.
+	InlinePolicy string `json:"inlinePolicy,omitempty"`
+	// RoleName defaults to RoleNameFor(cluster, namespace, service account).
+	RoleName string `json:"roleName,omitempty"`
+}
+
+// Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config %q: %w", path, err)
+	}
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("parse config %q: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Defaults fills in what was left empty.
+func (c *Config) Defaults() {
+	if c.Audience == "" {
+		c.Audience = DefaultAudience
+	}
+	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.AWSEndpointURL == "" {
+		c.IssuerURL = BucketIssuerURL(c.Bucket, c.Region)
+	}
+	if c.IssuerURL == "" && c.Bucket != "" && c.AWSEndpointURL != "" {
+		c.IssuerURL = strings.TrimSuffix(c.AWSEndpointURL, "/") + "/" + c.Bucket
+	}
+	if c.SigningKey == "" {
+		c.SigningKey = "cluster"
+	}
+	if c.Webhook.Image == "" {
+		c.Webhook.Image = DefaultWebhookImage
+	}
+	if c.Webhook.Replicas == 0 {
+		c.Webhook.Replicas = 2
+	}
+	if c.Verify.Image == "" {
+		c.Verify.Image = DefaultVerifyImage
+	}
+	for i := range c.Bindings {
+		if c.Bindings[i].RoleName == "" {
+			c.Bindings[i].RoleName = RoleNameFor(c.ClusterName, c.Bindings[i].Namespace, c.Bindings[i].ServiceAccount)
+		}
+	}
+}
+
+// BucketIssuerURL is the virtual-hosted HTTPS URL of bucket in region.
+func BucketIssuerURL(bucket, region string) string {
+	if region == "us-east-1" {
+		return "https://" + bucket + ".s3.amazonaws.com"
+	}
+	return "https://" + bucket + ".s3." + region + ".amazonaws.com"
+}
+
+// Validate checks every field before anything is written. The AWS side needs a cluster name, a region, a bucket and an
+// issuer URL.
+func (c *Config) Validate() error {
+	var errs []string
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	add(ValidateClusterName(c.ClusterName))
+	add(ValidateRegion(c.Region))
+	add(ValidateBucketName(c.Bucket))
+	if c.AWSEndpointURL != "" {
+		add(ValidateEndpointURL(c.AWSEndpointURL))
+	}
+	add(ValidateIssuerURL(c.IssuerURL))
+	add(ValidateAudience(c.Audience))
+	for _, tp := range c.Thumbprints {
+		add(ValidateThumbprint(tp))
+	}
+	if c.ClusterType != "" {
+		add(ValidateClusterType(c.ClusterType))
+	}
+	seen := map[string]bool{}
+	for _, b := range c.Bindings {
+		add(b.Validate())
+		key := b.Namespace + "/" + b.ServiceAccount
+		if seen[key] {
+			errs = append(errs, fmt.Sprintf("binding %q is listed twice: each service account has one binding", key))
+		}
+		seen[key] = true
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+// Validate checks one binding.
+func (b Binding) Validate() error {
+	ref := b.Namespace + "/" + b.ServiceAccount
+	if err := ValidateDNS1123Label("namespace", b.Namespace); err != nil {
+		return fmt.Errorf("binding %q: %w", ref, err)
+	}
+	if err := ValidateDNS1123Subdomain("service account", b.ServiceAccount); err != nil {
+		return fmt.Errorf("binding %q: %w", ref, err)
+	}
+	if b.RoleName != "" {
+		if err := ValidateRoleName(b.RoleName); err != nil {
+			return fmt.Errorf("binding %q: %w", ref, err)
+		}
+	}
+	for _, arn := range b.PolicyARNs {
+		if err := ValidatePolicyARN(arn); err != nil {
+			return fmt.Errorf("binding %q: %w", ref, err)
+		}
+	}
+	if b.InlinePolicy != "" {
+		if err := ValidatePolicyDocument(b.InlinePolicy); err != nil {
+			return fmt.Errorf("binding %q: %w", ref, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package provider is the provider stage: the IAM OIDC identity provider that makes IAM trust tokens from the issuer,
+// with the audience as a client ID.
+package provider
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+// Stage creates and updates the provider.
+type Stage struct {
+	IAM         *iam.Client
+	Region      string
+	ClusterName string
+	IssuerURL   string
+	Audience    string
+	// Thumbprints, when set, are used as they are; otherwise they are taken from the issuer host's TLS chain.
+	Thumbprints []string
+	// AccountID returns the account the provider lives in.
+	AccountID func(ctx context.Context) (string, error)
+	// RootCAs verify the issuer host when taking its thumbprint; nil means the system roots.
+	RootCAs *x509.CertPool
+}
+
+func (s *Stage) Name() string { return stage.Provider }
+
+// ARN is the provider's ARN: IAM names it after the issuer's host and path.
+func ARN(partition, account, issuerURL string) string {
+	return fmt.Sprintf("arn:%s:iam::%s:oidc-provider/%s", partition, account, documents.HostPath(issuerURL))
+}
+
+// Thumbprint returns the SHA-1 fingerprint, in lowercase hex, of the last certificate the issuer's host sends in its
+// TLS chain (the top intermediate or root CA), which is how AWS documents obtaining it. IAM no longer relies on it
+// for issuers whose CA it trusts (S3 among them), but still requires one.
+func Thumbprint(ctx context.Context, issuerURL string, roots *x509.CertPool) (string, error) {
+	u, err := url.Parse(issuerURL)
+	if err != nil {
+		return "", fmt.Errorf("thumbprint of %q: %w", issuerURL, err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: &tls.Config{ServerName: u.Hostname(), RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return "", fmt.Errorf("thumbprint of %q: TLS connection to %s: %w (pass --thumbprint to set it by hand)", issuerURL, host, err)
+	}
+	defer conn.Close()
+	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return "", fmt.Errorf("thumbprint of %q: %s sent no certificate", issuerURL, host)
+	}
+	sum := sha1.Sum(certs[len(certs)-1].Raw)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func (s *Stage) wanted(ctx context.Context) (arn string, thumbprints []string, err error) {
+	account, err := s.AccountID(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	arn = ARN(awsclient.Partition(s.Region), account, s.IssuerURL)
+	thumbprints = s.Thumbprints
+	if len(thumbprints) == 0 {
+		tp, err := Thumbprint(ctx, s.IssuerURL, s.RootCAs)
+		if err != nil {
+			return "", nil, err
+		}
+		thumbprints = []string{tp}
+	}
+	for i := range thumbprints {
+		thumbprints[i] = strings.ToLower(thumbprints[i])
+	}
+	sort.Strings(thumbprints)
+	return arn, thumbprints, nil
+}
+
+func (s *Stage) tags() []iamtypes.Tag {
+	return []iamtypes.Tag{
+		{Key: aws.String(config.OwnerTagKey), Value: aws.String(s.ClusterName)},
+		{Key: aws.String(config.ManagedByTagKey), Value: aws.String(config.ManagedByValue)},
+	}
+}
+
+type plan struct {
+	arn         string
+	thumbprints []string
+	exists      bool
+	addClientID bool
+	setThumbs   bool
+	setTags     bool
+	changes     []stage.Change
+}
+
+func (s *Stage) diff(ctx context.Context) (*plan, error) {
+	arn, thumbprints, err := s.wanted(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{arn: arn, thumbprints: thumbprints}
+	out, err := s.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
+	if awsclient.IsNotFound(err) {
+		p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-oidc-provider", Name: arn,
+			Detail: fmt.Sprintf("url %s, client ID %s, thumbprint %s", s.IssuerURL, s.Audience, strings.Join(thumbprints, ","))})
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
+	}
+	p.exists = true
+	if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
+		return nil, fmt.Errorf("IAM OIDC provider %q exists but is not owned by irsa cluster %q (no tag %s=%s): delete it, or tag it if it belongs to this cluster", arn, s.ClusterName, config.OwnerTagKey, s.ClusterName)
+	}
+	if !slices.Contains(out.ClientIDList, s.Audience) {
+		p.addClientID = true
+		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn, Detail: "add client ID " + s.Audience})
+	}
+	have := append([]string(nil), out.ThumbprintList...)
+	for i := range have {
+		have[i] = strings.ToLower(have[i])
+	}
+	sort.Strings(have)
+	if !slices.Equal(have, thumbprints) {
+		p.setThumbs = true
+		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn,
+			Detail: fmt.Sprintf("thumbprints %s -> %s", strings.Join(have, ","), strings.Join(thumbprints, ","))})
+	}
+	if !hasTag(out.Tags, config.ManagedByTagKey, config.ManagedByValue) {
+		p.setTags = true
+		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn, Detail: "tags"})
+	}
+	return p, nil
+}
+
+func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
+	p, err := s.diff(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.changes, nil
+}
+
+func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
+	p, err := s.diff(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.exists {
+		_, err := s.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
+			Url: &s.IssuerURL, ClientIDList: []string{s.Audience}, ThumbprintList: p.thumbprints, Tags: s.tags(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create IAM OIDC provider %q: %w", s.IssuerURL, err)
+		}
+		return p.changes, nil
+	}
+	if p.addClientID {
+		if _, err := s.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{OpenIDConnectProviderArn: &p.arn, ClientID: &s.Audience}); err != nil {
+			return nil, fmt.Errorf("add client ID %q to IAM OIDC provider %q: %w", s.Audience, p.arn, err)
+		}
+	}
+	if p.setThumbs {
+		if _, err := s.IAM.UpdateOpenIDConnectProviderThumbprint(ctx, &iam.UpdateOpenIDConnectProviderThumbprintInput{OpenIDConnectProviderArn: &p.arn, ThumbprintList: p.thumbprints}); err != nil {
+			return nil, fmt.Errorf("update thumbprints of IAM OIDC provider %q: %w", p.arn, err)
+		}
+	}
+	if p.setTags {
+		if _, err := s.IAM.TagOpenIDConnectProvider(ctx, &iam.TagOpenIDConnectProviderInput{OpenIDConnectProviderArn: &p.arn, Tags: s.tags()}); err != nil {
+			return nil, fmt.Errorf("tag IAM OIDC provider %q: %w", p.arn, err)
+		}
+	}
+	return p.changes, nil
+}
+
+// Delete removes the provider if irsa owns it for this cluster.
+func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
+	account, err := s.AccountID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	arn := ARN(awsclient.Partition(s.Region), account, s.IssuerURL)
+	out, err := s.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
+	if awsclient.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
+	}
+	if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
+		return nil, nil
+	}
+	if _, err := s.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn}); err != nil && !awsclient.IsNotFound(err) {
+		return nil, fmt.Errorf("delete IAM OIDC provider %q: %w", arn, err)
+	}
+	return []stage.Change{{Action: stage.Delete, Kind: "iam-oidc-provider", Name: arn}}, nil
+}
+
+func hasTag(tags []iamtypes.Tag, key, value string) bool {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key && aws.ToString(t.Value) == value {
+			return true
+		}
+	}
+	return false
+}

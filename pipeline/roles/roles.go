@@ -1,0 +1,438 @@
+// Package roles is the AWS half of the bindings stage: one IAM role per bound ServiceAccount, whose trust policy admits
+// exactly that ServiceAccount's tokens with the audience, through the cluster's OIDC provider.
+package roles
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+// InlinePolicyName names the one inline policy irsa manages on a role.
+const InlinePolicyName = "irsa-inline"
+
+// ServiceAccountTagKey tags a role with the NAMESPACE/NAME it is bound to.
+const ServiceAccountTagKey = "irsa.irsa-anywhere.io/service-account"
+
+// Path is the IAM path of the cluster's roles, so teardown lists them without reading every role in the account.
+func Path(cluster string) string { return "/irsa/" + cluster + "/" }
+
+// Subject is the sub claim of a ServiceAccount's tokens.
+func Subject(namespace, serviceAccount string) string {
+	return "system:serviceaccount:" + namespace + ":" + serviceAccount
+}
+
+// TrustPolicy admits AssumeRoleWithWebIdentity from the provider for tokens whose sub is the ServiceAccount and whose
+// aud is the audience. Both conditions: without the aud check any audience the cluster issues would do.
+func TrustPolicy(providerARN, issuerURL, namespace, serviceAccount, audience string) string {
+	hp := documents.HostPath(issuerURL)
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Federated": providerARN},
+			"Action":    "sts:AssumeRoleWithWebIdentity",
+			"Condition": map[string]any{"StringEquals": map[string]string{
+				hp + ":sub": Subject(namespace, serviceAccount),
+				hp + ":aud": audience,
+			}},
+		}},
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(doc)
+	return buf.String()
+}
+
+// Manager creates, updates and deletes the roles of one cluster.
+type Manager struct {
+	IAM         *iam.Client
+	ClusterName string
+	IssuerURL   string
+	Audience    string
+	// ProviderARN returns the ARN of the cluster's OIDC provider.
+	ProviderARN func(ctx context.Context) (string, error)
+	// AccountID returns the account, for role ARNs.
+	AccountID func(ctx context.Context) (string, error)
+	Partition string
+}
+
+// RoleARN is the ARN the role for b has (or will have).
+func (m *Manager) RoleARN(ctx context.Context, b config.Binding) (string, error) {
+	account, err := m.AccountID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("arn:%s:iam::%s:role%s%s", m.Partition, account, Path(m.ClusterName), b.RoleName), nil
+}
+
+type rolePlan struct {
+	exists                  bool
+	trust                   string
+	setTrust                bool
+	attach, detach          []string
+	putInline, deleteInline bool
+	changes                 []stage.Change
+}
+
+func (m *Manager) tags(b config.Binding) []iamtypes.Tag {
+	return []iamtypes.Tag{
+		{Key: aws.String(config.OwnerTagKey), Value: aws.String(m.ClusterName)},
+		{Key: aws.String(config.ManagedByTagKey), Value: aws.String(config.ManagedByValue)},
+		{Key: aws.String(ServiceAccountTagKey), Value: aws.String(b.Namespace + "/" + b.ServiceAccount)},
+	}
+}
+
+func (m *Manager) diff(ctx context.Context, b config.Binding) (*rolePlan, error) {
+	providerARN, err := m.ProviderARN(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &rolePlan{trust: TrustPolicy(providerARN, m.IssuerURL, b.Namespace, b.ServiceAccount, m.Audience)}
+	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &b.RoleName})
+	if awsclient.IsNotFound(err) {
+		p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role", Name: b.RoleName, Detail: "trusts " + Subject(b.Namespace, b.ServiceAccount)})
+		for _, a := range sorted(b.PolicyARNs) {
+			p.attach = append(p.attach, a)
+			p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-policy-attachment", Name: b.RoleName, Detail: a})
+		}
+		if b.InlinePolicy != "" {
+			p.putInline = true
+			p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+		}
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read IAM role %q: %w", b.RoleName, err)
+	}
+	p.exists = true
+	if !ownedBy(out.Role.Tags, m.ClusterName) {
+		return nil, fmt.Errorf("IAM role %q exists but is not owned by irsa cluster %q (no tag %s=%s): pass --role-name with another name", b.RoleName, m.ClusterName, config.OwnerTagKey, m.ClusterName)
+	}
+	if aws.ToString(out.Role.Path) != Path(m.ClusterName) {
+		return nil, fmt.Errorf("IAM role %q has path %q, want %q: IAM paths are immutable; delete the role or pick another --role-name", b.RoleName, aws.ToString(out.Role.Path), Path(m.ClusterName))
+	}
+	have, _ := url.QueryUnescape(aws.ToString(out.Role.AssumeRolePolicyDocument))
+	if !documents.SameJSON(have, p.trust) {
+		p.setTrust = true
+		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-role", Name: b.RoleName, Detail: "trust policy"})
+	}
+	attached, err := m.attached(ctx, b.RoleName)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range sorted(b.PolicyARNs) {
+		if !slices.Contains(attached, a) {
+			p.attach = append(p.attach, a)
+			p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-policy-attachment", Name: b.RoleName, Detail: a})
+		}
+	}
+	for _, a := range attached {
+		if !slices.Contains(b.PolicyARNs, a) {
+			p.detach = append(p.detach, a)
+			p.changes = append(p.changes, stage.Change{Action: stage.Delete, Kind: "iam-role-policy-attachment", Name: b.RoleName, Detail: a})
+		}
+	}
+	inline, err := m.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &b.RoleName})
+	if err != nil {
+		return nil, fmt.Errorf("list inline policies of IAM role %q: %w", b.RoleName, err)
+	}
+	hasInline := slices.Contains(inline.PolicyNames, InlinePolicyName)
+	switch {
+	case b.InlinePolicy != "" && !hasInline:
+		p.putInline = true
+		p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+	case b.InlinePolicy != "":
+		cur, err := m.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &b.RoleName, PolicyName: aws.String(InlinePolicyName)})
+		if err != nil {
+			return nil, fmt.Errorf("read inline policy of IAM role %q: %w", b.RoleName, err)
+		}
+		doc, _ := url.QueryUnescape(aws.ToString(cur.PolicyDocument))
+		if !documents.SameJSON(doc, b.InlinePolicy) {
+			p.putInline = true
+			p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+		}
+	case hasInline:
+		p.deleteInline = true
+		p.changes = append(p.changes, stage.Change{Action: stage.Delete, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+	}
+	return p, nil
+}
+
+func (m *Manager) attached(ctx context.Context, role string) ([]string, error) {
+	var arns []string
+	p := iam.NewListAttachedRolePoliciesPaginator(m.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: &role})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list policies attached to IAM role %q: %w", role, err)
+		}
+		for _, a := range page.AttachedPolicies {
+			arns = append(arns, aws.ToString(a.PolicyArn))
+		}
+	}
+	return arns, nil
+}
+
+// Plan lists what Ensure would change for b.
+func (m *Manager) Plan(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	p, err := m.diff(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return p.changes, nil
+}
+
+// Ensure creates or updates the role for b.
+func (m *Manager) Ensure(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	p, err := m.diff(ctx, b)
+	if err != nil || len(p.changes) == 0 {
+		return nil, err
+	}
+	role := b.RoleName
+	if !p.exists {
+		_, err := m.IAM.CreateRole(ctx, &iam.CreateRoleInput{
+			RoleName: &role, Path: aws.String(Path(m.ClusterName)), AssumeRolePolicyDocument: &p.trust,
+			Description: aws.String(fmt.Sprintf("IRSA role of %s/%s in cluster %s, managed by irsa", b.Namespace, b.ServiceAccount, m.ClusterName)),
+			Tags:        m.tags(b),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create IAM role %q: %w", role, err)
+		}
+	}
+	if p.setTrust {
+		if _, err := m.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &role, PolicyDocument: &p.trust}); err != nil {
+			return nil, fmt.Errorf("update trust policy of IAM role %q: %w", role, err)
+		}
+	}
+	for _, a := range p.attach {
+		if _, err := m.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: &role, PolicyArn: aws.String(a)}); err != nil {
+			return nil, fmt.Errorf("attach policy %q to IAM role %q: %w", a, role, err)
+		}
+	}
+	for _, a := range p.detach {
+		if _, err := m.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: &role, PolicyArn: aws.String(a)}); err != nil && !awsclient.IsNotFound(err) {
+			return nil, fmt.Errorf("detach policy %q from IAM role %q: %w", a, role, err)
+		}
+	}
+	if p.putInline {
+		if _, err := m.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &role, PolicyName: aws.String(InlinePolicyName), PolicyDocument: aws.String(b.InlinePolicy)}); err != nil {
+			return nil, fmt.Errorf("put inline policy on IAM role %q: %w", role, err)
+		}
+	}
+	if p.deleteInline {
+		if _, err := m.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &role, PolicyName: aws.String(InlinePolicyName)}); err != nil && !awsclient.IsNotFound(err) {
+			return nil, fmt.Errorf("delete inline policy of IAM role %q: %w", role, err)
+		}
+	}
+	return p.changes, nil
+}
+
+// Remove deletes the role named roleName if irsa owns it for this cluster; a missing role is already removed.
+func (m *Manager) Remove(ctx context.Context, roleName string) ([]stage.Change, error) {
+	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &roleName})
+	if awsclient.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read IAM role %q: %w", roleName, err)
+	}
+	if !ownedBy(out.Role.Tags, m.ClusterName) {
+		return nil, nil
+	}
+	attached, err := m.attached(ctx, roleName)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range attached {
+		if _, err := m.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: &roleName, PolicyArn: aws.String(a)}); err != nil && !awsclient.IsNotFound(err) {
+			return nil, fmt.Errorf("detach policy %q from IAM role %q: %w", a, roleName, err)
+		}
+	}
+	inline, err := m.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &roleName})
+	if err != nil && !awsclient.IsNotFound(err) {
+		return nil, fmt.Errorf("list inline policies of IAM role %q: %w", roleName, err)
+	}
+	if inline != nil {
+		for _, n := range inline.PolicyNames {
+			if _, err := m.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &roleName, PolicyName: aws.String(n)}); err != nil && !awsclient.IsNotFound(err) {
+				return nil, fmt.Errorf("delete inline policy %q of IAM role %q: %w", n, roleName, err)
+			}
+		}
+	}
+	if _, err := m.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &roleName}); err != nil && !awsclient.IsNotFound(err) {
+		return nil, fmt.Errorf("delete IAM role %q: %w", roleName, err)
+	}
+	return []stage.Change{{Action: stage.Delete, Kind: "iam-role", Name: roleName}}, nil
+}
+
+// Owned lists the names of the roles irsa made for this cluster, found under the cluster's IAM path.
+func (m *Manager) Owned(ctx context.Context) ([]string, error) {
+	var names []string
+	p := iam.NewListRolesPaginator(m.IAM, &iam.ListRolesInput{PathPrefix: aws.String(Path(m.ClusterName))})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list IAM roles under path %q: %w", Path(m.ClusterName), err)
+		}
+		for _, r := range page.Roles {
+			names = append(names, aws.ToString(r.RoleName))
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+
+func ownedBy(tags []iamtypes.Tag, cluster string) bool {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == config.OwnerTagKey && aws.ToString(t.Value) == cluster {
+			return true
+		}
+	}
+	return false
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+// ServiceAccounts is the cluster half of a binding: the annotated ServiceAccount.
+type ServiceAccounts interface {
+	Plan(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error)
+	Bind(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error)
+	Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error)
+}
+
+// Stage is the bindings stage: a role for every configured binding and, when a cluster is configured, its annotated
+// ServiceAccount.
+type Stage struct {
+	Roles    *Manager
+	Bindings []config.Binding
+	// ServiceAccounts is nil when no cluster is configured.
+	ServiceAccounts ServiceAccounts
+}
+
+func (s *Stage) Name() string { return stage.Bindings }
+
+func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
+	return s.each(ctx, func(b config.Binding, arn string) ([]stage.Change, error) {
+		c, err := s.Roles.Plan(ctx, b)
+		if err != nil || s.ServiceAccounts == nil {
+			return c, err
+		}
+		sc, err := s.ServiceAccounts.Plan(ctx, b, arn)
+		return append(c, sc...), err
+	})
+}
+
+func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
+	return s.each(ctx, func(b config.Binding, arn string) ([]stage.Change, error) {
+		return s.Bind(ctx, b, arn)
+	})
+}
+
+// Bind makes the role for b and annotates its ServiceAccount with arn.
+func (s *Stage) Bind(ctx context.Context, b config.Binding, arn string) ([]stage.Change, error) {
+	c, err := s.Roles.Ensure(ctx, b)
+	if err != nil || s.ServiceAccounts == nil {
+		return c, err
+	}
+	sc, err := s.ServiceAccounts.Bind(ctx, b, arn)
+	return append(c, sc...), err
+}
+
+// Unbind removes what irsa set on b's ServiceAccount and deletes b's role.
+func (s *Stage) Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	var changes []stage.Change
+	if s.ServiceAccounts != nil && b.Namespace != "" {
+		c, err := s.ServiceAccounts.Unbind(ctx, b)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	c, err := s.Roles.Remove(ctx, b.RoleName)
+	return append(changes, c...), err
+}
+
+// Delete unbinds every configured binding, then deletes every other role irsa made for this cluster (those made by
+// `irsa bind`).
+func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
+	var changes []stage.Change
+	for _, b := range s.Bindings {
+		c, err := s.Unbind(ctx, b)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	names, err := s.Roles.Owned(ctx)
+	if err != nil {
+		return changes, err
+	}
+	for _, n := range names {
+		b, err := s.Roles.BindingOf(ctx, n)
+		if err != nil {
+			return changes, err
+		}
+		c, err := s.Unbind(ctx, b)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
+}
+
+func (s *Stage) each(ctx context.Context, f func(config.Binding, string) ([]stage.Change, error)) ([]stage.Change, error) {
+	var changes []stage.Change
+	for _, b := range s.Bindings {
+		arn, err := s.Roles.RoleARN(ctx, b)
+		if err != nil {
+			return changes, err
+		}
+		c, err := f(b, arn)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
+}
+
+// BindingOf rebuilds the binding of a role irsa made, from its service account tag.
+func (m *Manager) BindingOf(ctx context.Context, roleName string) (config.Binding, error) {
+	b := config.Binding{RoleName: roleName}
+	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &roleName})
+	if awsclient.IsNotFound(err) {
+		return b, nil
+	}
+	if err != nil {
+		return b, fmt.Errorf("read IAM role %q: %w", roleName, err)
+	}
+	for _, t := range out.Role.Tags {
+		if aws.ToString(t.Key) == ServiceAccountTagKey {
+			b.Namespace, b.ServiceAccount, _ = strings.Cut(aws.ToString(t.Value), "/")
+		}
+	}
+	return b, nil
+}
