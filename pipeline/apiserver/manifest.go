@@ -162,6 +162,11 @@ func parseManifest(manifest []byte) (*corev1.Pod, error) {
 	return &pod, nil
 }
 
+func jsonOf(pod *corev1.Pod) (string, error) {
+	b, err := json.Marshal(pod)
+	return string(b), err
+}
+
 // render writes the pod back, or returns the original bytes when the pod did not change.
 func render(manifest []byte, pod *corev1.Pod) ([]byte, bool, error) {
 	before, err := parseManifest(manifest)
@@ -329,4 +334,3 @@ func addPKIVolume(pod *corev1.Pod, c *corev1.Container, dir string) {
 	})
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: PKIVolume, MountPath: dir, ReadOnly: true})
 }
-

@@ -143,7 +143,9 @@ func TestPatchRejectsBadInput(t *testing.T) {
 		{"issuer with trailing slash", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "/" }, "must not end with a slash"},
 		{"issuer with query", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "?a=b" }, "without query"},
 		{"no audience", string(kubeadm), func(o *PatchOptions) { o.Audience = "" }, `audience ""`},
-		{"relative key path", string(kubeadm), func(o *PatchOptions) { o.SigningKey = &KeyFiles{PrivateKey: "irsa-sa.key", PublicKey: "/p/irsa-sa.pub"} }, "absolute paths"},
+		{"relative key path", string(kubeadm), func(o *PatchOptions) {
+			o.SigningKey = &KeyFiles{PrivateKey: "irsa-sa.key", PublicKey: "/p/irsa-sa.pub"}
+		}, "absolute paths"},
 		{"not yaml", "{{{", func(*PatchOptions) {}, "parse kube-apiserver manifest"},
 		{"a deployment", "apiVersion: apps/v1\nkind: Deployment\n", func(*PatchOptions) {}, `kind "Deployment"`},
 		{"unknown field", strings.Replace(string(kubeadm), "  hostNetwork: true\n", "  hostNetwork: true\n  hostNetwrok: true\n", 1), func(*PatchOptions) {}, "hostNetwrok"},

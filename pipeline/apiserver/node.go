@@ -1,0 +1,414 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Defaults of NodeOptions: where kubeadm keeps things on a control-plane node.
+const (
+	DefaultManifestPath = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+	// DefaultStateDir holds the backup and the temporary files. It is under /etc/kubernetes, so on the same file
+	// system as the manifest (rename is atomic) but outside the manifests directory, whose every file the kubelet
+	// reads as a static pod.
+	DefaultStateDir = "/etc/kubernetes/irsa"
+	DefaultPKIDir   = "/etc/kubernetes/pki"
+	// PrivateKeyName and PublicKeyName are irsa's signing key pair in the PKI directory.
+	PrivateKeyName = "irsa-sa.key"
+	PublicKeyName  = "irsa-sa.pub"
+	backupName     = "kube-apiserver.yaml.orig"
+)
+
+// NodeOptions configure PatchNode and RestoreNode, which run on a control-plane node (in the node pod).
+type NodeOptions struct {
+	// ManifestPath is the kube-apiserver static pod manifest. Default DefaultManifestPath.
+	ManifestPath string
+	// StateDir holds the backup of the original manifest and temporary files. Default DefaultStateDir.
+	StateDir string
+	// PKIDir is where a provided signing key pair is installed. Default DefaultPKIDir.
+	PKIDir string
+	// IssuerURL and Audience are what the apiserver must issue tokens for (PatchNode only).
+	IssuerURL string
+	Audience  string
+	// SigningKeyFile is a PEM private key (RSA or ECDSA) to sign tokens with; empty keeps the cluster's own key.
+	SigningKeyFile string
+	// Verify, when set, is called after the new manifest is written with the issuer the apiserver must now serve
+	// first; restoring is true for RestoreNode. An error puts the previous manifest and keys back.
+	Verify func(ctx context.Context, issuer string, restoring bool) error
+}
+
+// Result is what the node operation did; the node subcommand prints it as one JSON line for the stage to read.
+type Result struct {
+	// Changed is whether the manifest or a key file was written.
+	Changed bool `json:"changed"`
+	// Manifest is the manifest path; Backup the backup of the original, when there is one.
+	Manifest string `json:"manifest"`
+	Backup   string `json:"backup,omitempty"`
+	// Issuers are the manifest's --service-account-issuer values afterwards, the served one first.
+	Issuers []string `json:"issuers"`
+	// KeyID is the kid of irsa's signing key when one was installed.
+	KeyID string `json:"keyID,omitempty"`
+	// RolledBack is set when a written change was undone because it failed verification.
+	RolledBack bool `json:"rolledBack,omitempty"`
+	// Error is the failure, for the stage reading the result from the pod's log.
+	Error string `json:"error,omitempty"`
+}
+
+func (o *NodeOptions) defaults() {
+	if o.ManifestPath == "" {
+		o.ManifestPath = DefaultManifestPath
+	}
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if o.PKIDir == "" {
+		o.PKIDir = DefaultPKIDir
+	}
+}
+
+func (o NodeOptions) validate() error {
+	for name, p := range map[string]string{"manifest": o.ManifestPath, "state directory": o.StateDir, "PKI directory": o.PKIDir} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%s path %q: must be absolute", name, p)
+		}
+	}
+	if filepath.Clean(o.StateDir) == filepath.Dir(filepath.Clean(o.ManifestPath)) {
+		return fmt.Errorf("state directory %q: must not be the manifests directory, the kubelet would run every file in it", o.StateDir)
+	}
+	return nil
+}
+
+// fileState remembers a file's content before it is written, so a failure can put it back (nil: it did not exist).
+type fileState struct {
+	path    string
+	content []byte
+	mode    fs.FileMode
+}
+
+// PatchNode patches the kube-apiserver manifest on this node (see Patch): it installs the signing key pair when one
+// is given (private key 0600), keeps a backup of the original manifest (taken only from a manifest irsa has not
+// patched, so a backup is never replaced by a patched file), writes the new manifest atomically and, if
+// opts.Verify fails, puts the previous manifest and keys back. A second call with the same options changes
+// nothing.
+func PatchNode(ctx context.Context, opts NodeOptions) (Result, error) {
+	opts.defaults()
+	res := Result{Manifest: opts.ManifestPath}
+	if err := opts.validate(); err != nil {
+		return res, err
+	}
+	patch := PatchOptions{IssuerURL: opts.IssuerURL, Audience: opts.Audience}
+	var keyFiles []fileWrite
+	if opts.SigningKeyFile != "" {
+		priv, pub, kid, err := readSigningKey(opts.SigningKeyFile)
+		if err != nil {
+			return res, err
+		}
+		patch.SigningKey = &KeyFiles{
+			PrivateKey: filepath.Join(opts.PKIDir, PrivateKeyName),
+			PublicKey:  filepath.Join(opts.PKIDir, PublicKeyName),
+			KeyID:      kid,
+		}
+		res.KeyID = kid
+		keyFiles = []fileWrite{
+			{path: patch.SigningKey.PrivateKey, content: priv, mode: 0o600},
+			{path: patch.SigningKey.PublicKey, content: pub, mode: 0o644},
+		}
+	}
+	if err := patch.Validate(); err != nil {
+		return res, err
+	}
+	current, err := readManifest(opts.ManifestPath)
+	if err != nil {
+		return res, err
+	}
+	patched, changed, err := Patch(current, patch)
+	if err != nil {
+		return res, fmt.Errorf("patch %s: %w", opts.ManifestPath, err)
+	}
+	if res.Issuers, err = Issuers(patched); err != nil {
+		return res, err
+	}
+
+	var writes []fileWrite
+	for _, w := range keyFiles {
+		old, err := os.ReadFile(w.path)
+		if err != nil || !bytes.Equal(old, w.content) {
+			writes = append(writes, w)
+		}
+	}
+	if !changed && len(writes) == 0 {
+		res.Backup = existing(filepath.Join(opts.StateDir, backupName))
+		return res, nil
+	}
+
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return res, fmt.Errorf("create state directory %s: %w", opts.StateDir, err)
+	}
+	backup := filepath.Join(opts.StateDir, backupName)
+	wasPatched, err := IsPatched(current)
+	if err != nil {
+		return res, err
+	}
+	if !wasPatched {
+		// The manifest as kubeadm (or its owner) wrote it. An older backup is stale (the manifest was rewritten
+		// since, by kubeadm upgrade for example) and is replaced.
+		if err := writeAtomic(backup, current, 0o600, opts.StateDir); err != nil {
+			return res, fmt.Errorf("back up %s: %w", opts.ManifestPath, err)
+		}
+	}
+	res.Backup = existing(backup)
+
+	if changed {
+		writes = append(writes, fileWrite{path: opts.ManifestPath, content: patched, mode: 0o600})
+	}
+	if err := applyWrites(ctx, writes, opts, res.Issuers[0], false); err != nil {
+		res.RolledBack = errors.Is(err, errRolledBack)
+		res.Error = err.Error()
+		return res, err
+	}
+	res.Changed = true
+	return res, nil
+}
+
+// RestoreNode undoes PatchNode: the manifest goes back to the backup when the backup is what irsa patched (the
+// exact original bytes), else to Unpatch of the current manifest (which keeps changes others made since); irsa's
+// key files and the backup are removed afterwards. A manifest irsa has not patched is left alone.
+func RestoreNode(ctx context.Context, opts NodeOptions) (Result, error) {
+	opts.defaults()
+	res := Result{Manifest: opts.ManifestPath}
+	if err := opts.validate(); err != nil {
+		return res, err
+	}
+	current, err := readManifest(opts.ManifestPath)
+	if err != nil {
+		return res, err
+	}
+	restored, changed, err := Unpatch(current)
+	if err != nil {
+		return res, fmt.Errorf("restore %s: %w", opts.ManifestPath, err)
+	}
+	backup := filepath.Join(opts.StateDir, backupName)
+	if !changed {
+		res.Issuers, err = Issuers(current)
+		res.Backup = existing(backup)
+		return res, err
+	}
+	if original, err := os.ReadFile(backup); err == nil && samePod(original, restored) {
+		restored = original
+	}
+	if res.Issuers, err = Issuers(restored); err != nil {
+		return res, err
+	}
+	if len(res.Issuers) == 0 {
+		return res, fmt.Errorf("restore %s: the restored manifest has no --service-account-issuer", opts.ManifestPath)
+	}
+	writes := []fileWrite{{path: opts.ManifestPath, content: restored, mode: 0o600}}
+	if err := applyWrites(ctx, writes, opts, res.Issuers[0], true); err != nil {
+		res.RolledBack = errors.Is(err, errRolledBack)
+		res.Error = err.Error()
+		return res, err
+	}
+	res.Changed = true
+	// Nothing references irsa's key pair any more: remove the private key from the node.
+	for _, name := range []string{PrivateKeyName, PublicKeyName} {
+		p := filepath.Join(opts.PKIDir, name)
+		if !bytes.Contains(restored, []byte(p)) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return res, fmt.Errorf("remove %s: %w", p, err)
+			}
+		}
+	}
+	if err := os.Remove(backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, fmt.Errorf("remove backup %s: %w", backup, err)
+	}
+	return res, nil
+}
+
+type fileWrite struct {
+	path    string
+	content []byte
+	mode    fs.FileMode
+}
+
+var errRolledBack = errors.New("the previous files were put back")
+
+// applyWrites writes files atomically in order (keys before the manifest, so the apiserver never starts with a
+// manifest naming a missing key), then verifies. On failure it puts every written file back as it was.
+func applyWrites(ctx context.Context, writes []fileWrite, opts NodeOptions, issuer string, restoring bool) error {
+	var saved []fileState
+	rollback := func(cause error) error {
+		var failed []string
+		for i := len(saved) - 1; i >= 0; i-- {
+			s := saved[i]
+			var err error
+			if s.content == nil {
+				err = os.Remove(s.path)
+			} else {
+				err = writeAtomic(s.path, s.content, s.mode, opts.StateDir)
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				failed = append(failed, fmt.Sprintf("%s: %v", s.path, err))
+			}
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("%w; putting the previous files back also failed (%s): restore %s from %s by hand", cause, strings.Join(failed, "; "), opts.ManifestPath, filepath.Join(opts.StateDir, backupName))
+		}
+		return fmt.Errorf("%w (%w)", cause, errRolledBack)
+	}
+	for _, w := range writes {
+		st := fileState{path: w.path, mode: w.mode}
+		if old, err := os.ReadFile(w.path); err == nil {
+			st.content = old
+			if info, err := os.Stat(w.path); err == nil {
+				st.mode = info.Mode().Perm()
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return rollback(fmt.Errorf("read %s: %w", w.path, err))
+		}
+		// The temporary file lives in the state directory, never in the manifests directory.
+		if err := os.MkdirAll(filepath.Dir(w.path), 0o755); err != nil {
+			return rollback(fmt.Errorf("create directory of %s: %w", w.path, err))
+		}
+		if err := writeAtomic(w.path, w.content, w.mode, opts.StateDir); err != nil {
+			return rollback(fmt.Errorf("write %s: %w", w.path, err))
+		}
+		saved = append(saved, st)
+	}
+	if opts.Verify != nil {
+		if err := opts.Verify(ctx, issuer, restoring); err != nil {
+			return rollback(fmt.Errorf("verify the apiserver serves issuer %q after writing %s: %w", issuer, opts.ManifestPath, err))
+		}
+	}
+	return nil
+}
+
+// writeAtomic writes content to a temporary file in tmpDir, syncs it and renames it over path, so a reader (the
+// kubelet) sees the old file or the new one, never half of one. tmpDir must be on path's file system.
+func writeAtomic(path string, content []byte, mode fs.FileMode, tmpDir string) error {
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(tmpDir, ".irsa-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s to %s (the state directory must be on the same file system): %w", tmp, path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func readManifest(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read kube-apiserver manifest %s: %w (is this a kubeadm control-plane node, with /etc/kubernetes mounted?)", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read kube-apiserver manifest %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func existing(path string) string {
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	return ""
+}
+
+func samePod(a, b []byte) bool {
+	pa, err := parseManifest(a)
+	if err != nil {
+		return false
+	}
+	pb, err := parseManifest(b)
+	if err != nil {
+		return false
+	}
+	ja, _ := jsonOf(pa)
+	jb, _ := jsonOf(pb)
+	return ja == jb
+}
+
+// readSigningKey reads a PEM private key and returns it, its public key as PEM (PKIX) and its key ID: the
+// base64url SHA-256 of the PKIX DER, which is the kid kube-apiserver gives the key in /openid/v1/jwks.
+func readSigningKey(path string) (privPEM, pubPEM []byte, kid string, err error) {
+	privPEM, err = os.ReadFile(path)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("read signing key %s: %w", path, err)
+	}
+	pub, err := publicKeyOf(privPEM)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("signing key %s: %w", path, err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("signing key %s: encode public key: %w", path, err)
+	}
+	sum := sha256.Sum256(der)
+	return privPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+func publicKeyOf(privPEM []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(privPEM)
+	if block == nil {
+		return nil, errors.New("no PEM block")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("PEM block %q: want an RSA or ECDSA private key", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", block.Type, err)
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		return k.Public(), nil
+	case *ecdsa.PrivateKey:
+		return k.Public(), nil
+	default:
+		return nil, fmt.Errorf("key type %T: kube-apiserver signs with RSA or ECDSA keys only", key)
+	}
+}

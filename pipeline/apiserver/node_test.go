@@ -1,0 +1,352 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const testIssuer = "https://irsa-demo-oidc.s3.eu-west-1.amazonaws.com/prod-1"
+
+// node lays out a control-plane node's /etc/kubernetes in a temporary directory.
+func node(t *testing.T, manifest []byte) NodeOptions {
+	t.Helper()
+	root := t.TempDir()
+	opts := NodeOptions{
+		ManifestPath: filepath.Join(root, "manifests", "kube-apiserver.yaml"),
+		StateDir:     filepath.Join(root, "irsa"),
+		PKIDir:       filepath.Join(root, "pki"),
+		IssuerURL:    testIssuer,
+		Audience:     "sts.amazonaws.com",
+	}
+	for _, dir := range []string{filepath.Dir(opts.ManifestPath), opts.PKIDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if manifest != nil {
+		if err := os.WriteFile(opts.ManifestPath, manifest, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return opts
+}
+
+func TestPatchNodeThenRestore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	opts := node(t, original)
+	var verified []string
+	opts.Verify = func(_ context.Context, issuer string, restoring bool) error {
+		verified = append(verified, issuer)
+		return nil
+	}
+
+	res, err := PatchNode(ctx, opts)
+	if err != nil {
+		t.Fatalf("PatchNode: %v", err)
+	}
+	want, _, _ := Patch(original, PatchOptions{IssuerURL: testIssuer, Audience: "sts.amazonaws.com"})
+	if !res.Changed || res.Issuers[0] != testIssuer || res.Backup == "" {
+		t.Errorf("result %+v: want changed, issuer first, a backup", res)
+	}
+	if got := readFile(t, opts.ManifestPath); string(got) != string(want) {
+		t.Errorf("manifest is not Patch(original):\n%s", got)
+	}
+	if got := readFile(t, res.Backup); string(got) != string(original) {
+		t.Errorf("backup is not the original manifest")
+	}
+	assertMode(t, opts.ManifestPath, 0o600)
+	assertOnlyManifest(t, opts)
+	if len(verified) != 1 || verified[0] != testIssuer {
+		t.Errorf("Verify called with %q, want once with %q", verified, testIssuer)
+	}
+
+	// Second run: nothing to do, nothing written, nothing verified.
+	before := stat(t, opts.ManifestPath)
+	res, err = PatchNode(ctx, opts)
+	if err != nil || res.Changed {
+		t.Fatalf("second PatchNode: changed=%v err=%v, want no change", res.Changed, err)
+	}
+	if after := stat(t, opts.ManifestPath); !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("second PatchNode rewrote the manifest")
+	}
+	if len(verified) != 1 {
+		t.Errorf("second PatchNode verified again")
+	}
+
+	res, err = RestoreNode(ctx, opts)
+	if err != nil {
+		t.Fatalf("RestoreNode: %v", err)
+	}
+	if !res.Changed || res.Issuers[0] != "https://kubernetes.default.svc.cluster.local" {
+		t.Errorf("restore result %+v: want changed with the kubeadm issuer first", res)
+	}
+	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
+		t.Errorf("restored manifest differs from the original:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(opts.StateDir, backupName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("backup still there after restore: %v", err)
+	}
+	if !res.Changed || verified[len(verified)-1] != "https://kubernetes.default.svc.cluster.local" {
+		t.Errorf("restore verified %q, want the original issuer", verified)
+	}
+
+	// Restoring again: nothing to do.
+	if res, err := RestoreNode(ctx, opts); err != nil || res.Changed {
+		t.Errorf("second RestoreNode: changed=%v err=%v", res.Changed, err)
+	}
+}
+
+func TestPatchNodeKeepsTheOriginalBackup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	opts := node(t, original)
+	if _, err := PatchNode(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	// A new issuer (migration): the manifest is already patched, so the backup must stay the original.
+	opts.IssuerURL = "https://oidc.example.com/prod-1-v2"
+	res, err := PatchNode(ctx, opts)
+	if err != nil || !res.Changed {
+		t.Fatalf("migration PatchNode: %+v %v", res, err)
+	}
+	if got := readFile(t, res.Backup); string(got) != string(original) {
+		t.Errorf("backup was overwritten by a patched manifest")
+	}
+	want := []string{"https://oidc.example.com/prod-1-v2", testIssuer, "https://kubernetes.default.svc.cluster.local"}
+	if strings.Join(res.Issuers, " ") != strings.Join(want, " ") {
+		t.Errorf("issuers %q, want %q", res.Issuers, want)
+	}
+	// Restore goes all the way back to the original.
+	if _, err := RestoreNode(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
+		t.Errorf("restore after migration did not give back the original")
+	}
+}
+
+func TestRestoreNodeWithoutBackupUsesTheRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	opts := node(t, original)
+	res, err := PatchNode(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(res.Backup); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RestoreNode(ctx, opts); err != nil {
+		t.Fatalf("RestoreNode without backup: %v", err)
+	}
+	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
+		t.Errorf("restore from the record differs from the original:\n%s", got)
+	}
+}
+
+func TestPatchNodeProvidedSigningKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, key := range map[string][]byte{"rsa": rsaKeyPEM(t), "ecdsa": ecKeyPEM(t)} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			original := readFile(t, "testdata/inputs/kubeadm.yaml")
+			opts := node(t, original)
+			opts.SigningKeyFile = filepath.Join(t.TempDir(), "signing.key")
+			if err := os.WriteFile(opts.SigningKeyFile, key, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res, err := PatchNode(ctx, opts)
+			if err != nil {
+				t.Fatalf("PatchNode: %v", err)
+			}
+			priv := filepath.Join(opts.PKIDir, PrivateKeyName)
+			pub := filepath.Join(opts.PKIDir, PublicKeyName)
+			if got := readFile(t, priv); string(got) != string(key) {
+				t.Errorf("%s is not the provided key", priv)
+			}
+			assertMode(t, priv, 0o600)
+			assertMode(t, pub, 0o644)
+			_, _, kid, err := readSigningKey(opts.SigningKeyFile)
+			if err != nil || res.KeyID != kid || kid == "" {
+				t.Errorf("key ID %q, want %q (%v)", res.KeyID, kid, err)
+			}
+			manifest := string(readFile(t, opts.ManifestPath))
+			for _, want := range []string{
+				"--service-account-signing-key-file=" + priv,
+				"--service-account-key-file=" + pub,
+				"--service-account-key-file=/etc/kubernetes/pki/sa.pub",
+				SigningKeyAnnotation + ": " + kid,
+			} {
+				if !strings.Contains(manifest, want) {
+					t.Errorf("manifest lacks %q", want)
+				}
+			}
+			if res, err := PatchNode(ctx, opts); err != nil || res.Changed {
+				t.Errorf("second PatchNode with the same key: changed=%v err=%v", res.Changed, err)
+			}
+			if _, err := RestoreNode(ctx, opts); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{priv, pub} {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s still there after restore (%v)", p, err)
+				}
+			}
+		})
+	}
+}
+
+func TestPatchNodeRollsBackWhenVerificationFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	opts := node(t, original)
+	opts.SigningKeyFile = filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(opts.SigningKeyFile, ecKeyPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts.Verify = func(context.Context, string, bool) error {
+		return errors.New("discovery still shows https://kubernetes.default.svc.cluster.local")
+	}
+	res, err := PatchNode(ctx, opts)
+	if err == nil || !res.RolledBack || !strings.Contains(err.Error(), "put back") || !strings.Contains(err.Error(), "still shows") {
+		t.Fatalf("PatchNode = %+v, %v; want a rolled-back error saying what was observed", res, err)
+	}
+	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
+		t.Errorf("manifest not put back after failed verification")
+	}
+	for _, name := range []string{PrivateKeyName, PublicKeyName} {
+		if _, err := os.Stat(filepath.Join(opts.PKIDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind after rollback (%v)", name, err)
+		}
+	}
+	assertOnlyManifest(t, opts)
+}
+
+func TestRestoreNodeRollsBackWhenVerificationFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts := node(t, readFile(t, "testdata/inputs/kubeadm.yaml"))
+	if _, err := PatchNode(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	patched := readFile(t, opts.ManifestPath)
+	opts.Verify = func(context.Context, string, bool) error { return errors.New("apiserver not ready") }
+	if _, err := RestoreNode(ctx, opts); err == nil {
+		t.Fatal("RestoreNode succeeded although verification failed")
+	}
+	if got := readFile(t, opts.ManifestPath); string(got) != string(patched) {
+		t.Errorf("patched manifest not put back after failed restore")
+	}
+	if _, err := os.Stat(filepath.Join(opts.StateDir, backupName)); err != nil {
+		t.Errorf("backup lost after a failed restore: %v", err)
+	}
+}
+
+func TestNodeBadInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kubeadm := readFile(t, "testdata/inputs/kubeadm.yaml")
+	tests := []struct {
+		name     string
+		manifest []byte
+		modify   func(*NodeOptions)
+		want     string
+	}{
+		{"no manifest", nil, func(*NodeOptions) {}, "is this a kubeadm control-plane node"},
+		{"state dir is the manifests dir", kubeadm, func(o *NodeOptions) { o.StateDir = filepath.Dir(o.ManifestPath) }, "must not be the manifests directory"},
+		{"relative manifest path", kubeadm, func(o *NodeOptions) { o.ManifestPath = "kube-apiserver.yaml" }, "must be absolute"},
+		{"missing signing key", kubeadm, func(o *NodeOptions) { o.SigningKeyFile = "/nonexistent/sa.key" }, "read signing key /nonexistent/sa.key"},
+		{"public key given as signing key", kubeadm, func(o *NodeOptions) {
+			o.SigningKeyFile = filepath.Join(filepath.Dir(o.PKIDir), "sa.pub")
+			_ = os.WriteFile(o.SigningKeyFile, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600)
+		}, `PEM block "PUBLIC KEY"`},
+		{"http issuer", kubeadm, func(o *NodeOptions) { o.IssuerURL = "http://x" }, "must be https"},
+		{"not a pod", []byte("kind: ConfigMap\napiVersion: v1\n"), func(*NodeOptions) {}, `kind "ConfigMap"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opts := node(t, tt.manifest)
+			tt.modify(&opts)
+			_, err := PatchNode(ctx, opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("PatchNode error = %v, want one containing %q", err, tt.want)
+			}
+			if tt.manifest != nil && filepath.IsAbs(opts.ManifestPath) {
+				if got := readFile(t, opts.ManifestPath); string(got) != string(tt.manifest) {
+					t.Errorf("manifest changed although PatchNode failed")
+				}
+			}
+		})
+	}
+}
+
+func assertMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	if got := stat(t, path).Mode().Perm(); got != want {
+		t.Errorf("%s has mode %v, want %v", path, got, want)
+	}
+}
+
+// assertOnlyManifest checks that no temporary file was ever left in the manifests directory.
+func assertOnlyManifest(t *testing.T, opts NodeOptions) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(opts.ManifestPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != filepath.Base(opts.ManifestPath) {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("manifests directory holds %q, want only the manifest", names)
+	}
+}
+
+func stat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func rsaKeyPEM(t *testing.T) []byte {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+func ecKeyPEM(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
