@@ -1,0 +1,251 @@
+package trust_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/irsa-anywhere/irsa/pipeline/trust"
+	"github.com/irsa-anywhere/irsa/pipeline/trust/trusttest"
+)
+
+const audience = "sts.amazonaws.com"
+
+// fixture is an issuer with one signing key, its IAM provider and a trust policy for team-a/app.
+type fixture struct {
+	srv      *trusttest.Server
+	issuer   string
+	provider trust.Provider
+	policy   string
+	now      time.Time
+	kid      string
+	claims   map[string]any
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := trusttest.NewServer(t)
+	key := trusttest.Key(t, 0)
+	issuer := srv.Publish(t, trusttest.Issuer{Name: "good", Keys: []crypto.PublicKey{&key.PublicKey}})
+	prefix := trust.ConditionKeyPrefix(issuer)
+	arn := "arn:aws:iam::123456789012:oidc-provider/" + prefix
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	return &fixture{
+		srv: srv, issuer: issuer, now: now, kid: trusttest.KeyID(t, &key.PublicKey),
+		provider: trust.Provider{URL: prefix, ARN: arn, ClientIDs: []string{audience}},
+		policy:   trustPolicy(arn, prefix, "StringEquals", "system:serviceaccount:team-a:app"),
+		claims:   trusttest.ServiceAccountClaims(issuer, "team-a", "app", audience, now.Add(-time.Minute)),
+	}
+}
+
+func trustPolicy(providerARN, prefix, operator, sub string) string {
+	cond := map[string]map[string]any{"StringEquals": {prefix + ":aud": audience}}
+	if cond[operator] == nil {
+		cond[operator] = map[string]any{}
+	}
+	cond[operator][prefix+":sub"] = sub
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Federated": providerARN},
+			"Action":    "sts:AssumeRoleWithWebIdentity",
+			"Condition": cond,
+		}},
+	}
+	b, _ := json.Marshal(doc)
+	return string(b)
+}
+
+func (f *fixture) verifier(ttl time.Duration) *trust.Verifier {
+	return trust.New(trust.Options{HTTPClient: f.srv.Client(), Now: func() time.Time { return f.now }, CacheTTL: ttl})
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	key, foreign := trusttest.Key(t, 0), trusttest.Key(t, 1)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&key.PublicKey))})
+	good := trusttest.Sign(t, key, f.kid, f.claims)
+
+	privateIssuer := f.srv.Publish(t, trusttest.Issuer{Name: "private", Keys: []crypto.PublicKey{&key.PublicKey}, DiscoveryStatus: http.StatusForbidden})
+	noJWKSIssuer := f.srv.Publish(t, trusttest.Issuer{Name: "nojwks", Keys: []crypto.PublicKey{&key.PublicKey}, JWKSStatus: http.StatusNotFound})
+	mismatchIssuer := f.srv.Publish(t, trusttest.Issuer{Name: "mismatch", Keys: []crypto.PublicKey{&key.PublicKey}, DiscoveryIssuer: "https://elsewhere.example"})
+	legacyIssuer := f.srv.Publish(t, trusttest.Issuer{Name: "legacy", Keys: []crypto.PublicKey{&key.PublicKey}, LegacyEmptyKID: true})
+	closed := closedPortURL(t)
+
+	// providerFor returns f's provider and policy moved to another issuer URL.
+	providerFor := func(issuer string) (trust.Provider, string) {
+		prefix := trust.ConditionKeyPrefix(issuer)
+		arn := "arn:aws:iam::123456789012:oidc-provider/" + prefix
+		return trust.Provider{URL: issuer, ARN: arn, ClientIDs: []string{audience}},
+			trustPolicy(arn, prefix, "StringEquals", "system:serviceaccount:team-a:app")
+	}
+	onIssuer := func(issuer string) map[string]any { return trusttest.With(f.claims, "iss", issuer) }
+
+	cases := []struct {
+		name     string
+		token    string
+		issuer   string // "" means f.issuer
+		policy   string // "" means the issuer's default policy
+		wantCode string
+		wantStep string
+	}{
+		{name: "valid", token: good},
+		{name: "foreign signing key", token: trusttest.Sign(t, foreign, f.kid, f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepSignature},
+		{name: "unknown kid", token: trusttest.Sign(t, key, "not-a-published-kid", f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepKey},
+		{name: "tampered payload", token: trusttest.Tamper(t, good, trusttest.With(f.claims, "sub", "system:serviceaccount:kube-system:admin")), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepSignature},
+		{name: "alg none", token: trusttest.Unsigned(t, f.kid, f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepToken},
+		{name: "alg HS256 keyed with the public key", token: trusttest.SignHS256(t, pubPEM, f.kid, f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepToken},
+		{name: "garbage", token: "not.a.jwt", wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepToken},
+		{name: "expired", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "exp", f.now.Add(-6*time.Minute).Unix())), wantCode: trust.CodeExpiredToken, wantStep: trust.StepLifetime},
+		{name: "expired within skew", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "exp", f.now.Add(-4*time.Minute).Unix()))},
+		{name: "no exp", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "exp", nil)), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepLifetime},
+		{name: "nbf in the future", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "nbf", f.now.Add(10*time.Minute).Unix())), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepLifetime},
+		{name: "iat in the future", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "iat", f.now.Add(10*time.Minute).Unix(), "nbf", nil)), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepLifetime},
+		{name: "iss with a trailing slash", token: trusttest.Sign(t, key, f.kid, onIssuer(f.issuer+"/")), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepProvider},
+		{name: "iss of another issuer", token: trusttest.Sign(t, key, f.kid, onIssuer(f.srv.IssuerURL("other"))), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepProvider},
+		{name: "iss with upper-case host", token: trusttest.Sign(t, key, f.kid, onIssuer(strings.Replace(f.issuer, "https://", "HTTPS://", 1))), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepProvider},
+		{name: "aud not a client ID", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "aud", "kubernetes.default.svc")), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepAudience},
+		{name: "sub of another ServiceAccount", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "sub", "system:serviceaccount:team-a:other")), wantCode: trust.CodeAccessDenied, wantStep: trust.StepTrustPolicy},
+		{name: "sub of another namespace", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "sub", "system:serviceaccount:team-b:app")), wantCode: trust.CodeAccessDenied, wantStep: trust.StepTrustPolicy},
+		{name: "StringLike that admits", token: good, policy: trustPolicy(f.provider.ARN, f.provider.URL, "StringLike", "system:serviceaccount:team-a:*")},
+		{name: "StringLike that does not admit", token: good, policy: trustPolicy(f.provider.ARN, f.provider.URL, "StringLike", "system:serviceaccount:team-b:*"), wantCode: trust.CodeAccessDenied, wantStep: trust.StepTrustPolicy},
+		{name: "trust policy of another provider", token: good, policy: trustPolicy("arn:aws:iam::123456789012:oidc-provider/other.example", f.provider.URL, "StringEquals", "system:serviceaccount:team-a:app"), wantCode: trust.CodeAccessDenied, wantStep: trust.StepTrustPolicy},
+		{name: "explicit deny", token: good, policy: `{"Version":"2012-10-17","Statement":[` +
+			`{"Effect":"Allow","Principal":{"Federated":"` + f.provider.ARN + `"},"Action":"sts:AssumeRoleWithWebIdentity"},` +
+			`{"Sid":"NoTeamA","Effect":"Deny","Principal":"*","Action":"sts:*","Condition":{"StringLike":{"` + f.provider.URL + `:sub":"system:serviceaccount:team-a:*"}}}]}`,
+			wantCode: trust.CodeAccessDenied, wantStep: trust.StepTrustPolicy},
+		{name: "discovery document private", token: trusttest.Sign(t, key, f.kid, onIssuer(privateIssuer)), issuer: privateIssuer, wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepDiscovery},
+		{name: "JWKS missing", token: trusttest.Sign(t, key, f.kid, onIssuer(noJWKSIssuer)), issuer: noJWKSIssuer, wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepJWKS},
+		{name: "discovery issuer differs", token: trusttest.Sign(t, key, f.kid, onIssuer(mismatchIssuer)), issuer: mismatchIssuer, wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepIssuer},
+		{name: "issuer unreachable", token: trusttest.Sign(t, key, f.kid, onIssuer(closed)), issuer: closed, wantCode: trust.CodeIDPCommunicationError, wantStep: trust.StepDiscovery},
+		{name: "no kid, legacy empty-kid key published", token: trusttest.Sign(t, key, "", onIssuer(legacyIssuer)), issuer: legacyIssuer},
+		{name: "no kid, no empty-kid key", token: trusttest.Sign(t, key, "", f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepKey},
+	}
+	v := f.verifier(0)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p, policy := f.provider, f.policy
+			if c.issuer != "" {
+				p, policy = providerFor(c.issuer)
+			}
+			if c.policy != "" {
+				policy = c.policy
+			}
+			res := v.Verify(context.Background(), c.token, p, policy)
+			if res.Code != c.wantCode {
+				t.Fatalf("code %q, want %q; steps:\n%s", res.Code, c.wantCode, steps(res))
+			}
+			if c.wantCode == "" {
+				if res.Err() != nil || res.Failed() != nil {
+					t.Fatalf("success with a failed step:\n%s", steps(res))
+				}
+				if last := res.Steps[len(res.Steps)-1]; last.Name != trust.StepTrustPolicy {
+					t.Fatalf("last step %q, want %q", last.Name, trust.StepTrustPolicy)
+				}
+				return
+			}
+			failed := res.Failed()
+			if failed == nil || failed.Name != c.wantStep || failed != &res.Steps[len(res.Steps)-1] {
+				t.Fatalf("want the last step to fail at %q; steps:\n%s", c.wantStep, steps(res))
+			}
+			if failed.Message == "" || failed.Fix == "" || res.Message == "" {
+				t.Errorf("failed step without message or fix: %+v (AWS message %q)", failed, res.Message)
+			}
+		})
+	}
+}
+
+// TestVerifyCachesDocuments checks that documents are fetched once per TTL and again after it.
+func TestVerifyCachesDocuments(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	v := f.verifier(time.Minute)
+	token := trusttest.Sign(t, trusttest.Key(t, 0), f.kid, f.claims)
+	for i := 0; i < 3; i++ {
+		if res := v.Verify(context.Background(), token, f.provider, f.policy); !res.OK() {
+			t.Fatalf("verify %d: %v", i, res.Err())
+		}
+	}
+	disc, jwks := "/good/.well-known/openid-configuration", "/good/keys.json"
+	if f.srv.Hits(disc) != 1 || f.srv.Hits(jwks) != 1 {
+		t.Fatalf("fetches within the TTL: discovery %d, JWKS %d; want 1 each", f.srv.Hits(disc), f.srv.Hits(jwks))
+	}
+	f.now = f.now.Add(2 * time.Minute)
+	f.claims = trusttest.With(f.claims, "exp", f.now.Add(time.Hour).Unix())
+	token = trusttest.Sign(t, trusttest.Key(t, 0), f.kid, f.claims)
+	if res := v.Verify(context.Background(), token, f.provider, f.policy); !res.OK() {
+		t.Fatalf("verify after TTL: %v", res.Err())
+	}
+	if f.srv.Hits(disc) != 2 || f.srv.Hits(jwks) != 2 {
+		t.Fatalf("fetches after the TTL: discovery %d, JWKS %d; want 2 each", f.srv.Hits(disc), f.srv.Hits(jwks))
+	}
+}
+
+// TestVerifyReportsThumbprint checks the informational thumbprint step against the test server's certificate.
+func TestVerifyReportsThumbprint(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	token := trusttest.Sign(t, trusttest.Key(t, 0), f.kid, f.claims)
+	want := trust.Thumbprint(f.srv.Certificate())
+	for _, tc := range []struct {
+		thumbprints []string
+		wantInList  bool
+	}{{nil, false}, {[]string{strings.ToUpper(want)}, true}} {
+		p := f.provider
+		p.Thumbprints = tc.thumbprints
+		res := f.verifier(-1).Verify(context.Background(), token, p, f.policy)
+		if !res.OK() {
+			t.Fatalf("verify: %v", res.Err())
+		}
+		var step *trust.Step
+		for i := range res.Steps {
+			if res.Steps[i].Name == trust.StepThumbprint {
+				step = &res.Steps[i]
+			}
+		}
+		if step == nil || !strings.Contains(step.Message, want) || strings.Contains(step.Message, "not in") == tc.wantInList {
+			t.Fatalf("thumbprints %q: thumbprint step %+v, want it to name %s (in list: %v)", tc.thumbprints, step, want, tc.wantInList)
+		}
+	}
+}
+
+func steps(res *trust.Result) string {
+	var b strings.Builder
+	for _, s := range res.Steps {
+		mark := "ok  "
+		if !s.OK {
+			mark = "FAIL"
+		}
+		b.WriteString("  " + mark + " " + s.Name + ": " + s.Message + "\n")
+	}
+	return b.String()
+}
+
+// closedPortURL is an https URL on loopback where nothing listens.
+func closedPortURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "https://" + addr + "/gone"
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
