@@ -1,0 +1,329 @@
+package stsgate_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/irsa-anywhere/irsa/internal/motoserver"
+	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
+	"github.com/irsa-anywhere/irsa/pipeline/trust"
+	"github.com/irsa-anywhere/irsa/pipeline/trust/trusttest"
+)
+
+const (
+	audience = "sts.amazonaws.com"
+	account  = "123456789012"
+)
+
+// env is moto behind the gate, with issuers served over HTTPS and their providers and roles in moto's IAM.
+type env struct {
+	moto      *motoserver.Server
+	issuers   *trusttest.Server
+	gateURL   string
+	iam       *iam.Client // straight to moto
+	sts       *sts.Client // through the gate
+	directSTS *sts.Client // straight to moto
+	providers map[string]string
+}
+
+func newEnv(t testing.TB, opts stsgate.Options) *env {
+	t.Helper()
+	e := &env{moto: motoserver.Start(t), issuers: trusttest.NewServer(t), providers: map[string]string{}}
+	opts.Backend, opts.BackendCA, opts.IssuerClient = e.moto.URL, e.moto.CAPool, e.issuers.Client()
+	gate, err := stsgate.New(opts)
+	if err != nil {
+		t.Fatalf("new gate: %v", err)
+	}
+	gateSrv := httptest.NewServer(gate)
+	t.Cleanup(gateSrv.Close)
+	e.gateURL = gateSrv.URL
+
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.TLSClientConfig = &tls.Config{RootCAs: e.moto.CAPool}
+	})
+	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
+	e.iam = iam.New(iam.Options{Region: "us-east-1", Credentials: creds, HTTPClient: httpClient, BaseEndpoint: aws.String(e.moto.URL)})
+	e.sts = sts.New(sts.Options{Region: "us-east-1", HTTPClient: httpClient, BaseEndpoint: aws.String(e.gateURL), RetryMaxAttempts: 1})
+	e.directSTS = sts.New(sts.Options{Region: "us-east-1", HTTPClient: httpClient, BaseEndpoint: aws.String(e.moto.URL), RetryMaxAttempts: 1})
+	return e
+}
+
+// addProvider creates the IAM OIDC provider for issuerURL in moto and returns its ARN.
+func (e *env) addProvider(t testing.TB, issuerURL string) string {
+	t.Helper()
+	out, err := e.iam.CreateOpenIDConnectProvider(context.Background(), &iam.CreateOpenIDConnectProviderInput{
+		Url:            aws.String(issuerURL),
+		ClientIDList:   []string{audience},
+		ThumbprintList: []string{trust.Thumbprint(e.issuers.Certificate())},
+	})
+	if err != nil {
+		t.Fatalf("create provider %s: %v", issuerURL, err)
+	}
+	e.providers[issuerURL] = aws.ToString(out.OpenIDConnectProviderArn)
+	return aws.ToString(out.OpenIDConnectProviderArn)
+}
+
+// addRole creates a role whose trust policy has the given statements and returns its ARN.
+func (e *env) addRole(t testing.TB, name string, statements ...map[string]any) string {
+	t.Helper()
+	doc, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": statements})
+	out, err := e.iam.CreateRole(context.Background(), &iam.CreateRoleInput{
+		RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(string(doc)),
+	})
+	if err != nil {
+		t.Fatalf("create role %s: %v", name, err)
+	}
+	return aws.ToString(out.Role.Arn)
+}
+
+// allowFor is an Allow statement for providerARN with operator on sub and StringEquals on aud.
+func allowFor(providerARN, issuerURL, operator, sub string) map[string]any {
+	prefix := trust.ConditionKeyPrefix(issuerURL)
+	cond := map[string]map[string]string{"StringEquals": {prefix + ":aud": audience}}
+	if cond[operator] == nil {
+		cond[operator] = map[string]string{}
+	}
+	cond[operator][prefix+":sub"] = sub
+	return map[string]any{
+		"Effect":    "Allow",
+		"Principal": map[string]any{"Federated": providerARN},
+		"Action":    "sts:AssumeRoleWithWebIdentity",
+		"Condition": cond,
+	}
+}
+
+func (e *env) assume(ctx context.Context, client *sts.Client, roleARN, token string) (*sts.AssumeRoleWithWebIdentityOutput, error) {
+	return client.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
+		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("irsa-test"), WebIdentityToken: aws.String(token),
+	})
+}
+
+func errorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	if err != nil {
+		return "non-API error: " + err.Error()
+	}
+	return ""
+}
+
+// TestGateAssumeRoleWithWebIdentity runs each case through the AWS SDK's STS client, the gate and moto, and expects
+// the AWS error code real STS returns.
+func TestGateAssumeRoleWithWebIdentity(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, stsgate.Options{})
+	ctx := context.Background()
+	key, foreign := trusttest.Key(t, 0), trusttest.Key(t, 1)
+	kid := trusttest.KeyID(t, &key.PublicKey)
+	keys := []crypto.PublicKey{&key.PublicKey}
+	now := time.Now()
+
+	good := e.issuers.Publish(t, trusttest.Issuer{Name: "good", Keys: keys})
+	private := e.issuers.Publish(t, trusttest.Issuer{Name: "private", Keys: keys, DiscoveryStatus: http.StatusForbidden})
+	noJWKS := e.issuers.Publish(t, trusttest.Issuer{Name: "nojwks", Keys: keys, JWKSStatus: http.StatusNotFound})
+	noProvider := e.issuers.Publish(t, trusttest.Issuer{Name: "noprovider", Keys: keys})
+	other := e.issuers.Publish(t, trusttest.Issuer{Name: "other", Keys: keys})
+
+	goodARN := e.addProvider(t, good)
+	const sa = "system:serviceaccount:team-a:app"
+	roles := map[string]string{
+		"app":          e.addRole(t, "irsa-app", allowFor(goodARN, good, "StringEquals", sa)),
+		"like-admits":  e.addRole(t, "irsa-like-admits", allowFor(goodARN, good, "StringLike", "system:serviceaccount:team-a:*")),
+		"like-rejects": e.addRole(t, "irsa-like-rejects", allowFor(goodARN, good, "StringLike", "system:serviceaccount:team-b:*")),
+		"deny": e.addRole(t, "irsa-deny", allowFor(goodARN, good, "StringLike", "system:serviceaccount:*"), map[string]any{
+			"Sid": "NoTeamA", "Effect": "Deny", "Principal": map[string]any{"Federated": goodARN}, "Action": "sts:AssumeRoleWithWebIdentity",
+			"Condition": map[string]any{"StringLike": map[string]any{trust.ConditionKeyPrefix(good) + ":sub": "system:serviceaccount:team-a:*"}},
+		}),
+		"private":    e.addRole(t, "irsa-private", allowFor(e.addProvider(t, private), private, "StringEquals", sa)),
+		"nojwks":     e.addRole(t, "irsa-nojwks", allowFor(e.addProvider(t, noJWKS), noJWKS, "StringEquals", sa)),
+		"noprovider": e.addRole(t, "irsa-noprovider", allowFor("arn:aws:iam::"+account+":oidc-provider/"+trust.ConditionKeyPrefix(noProvider), noProvider, "StringEquals", sa)),
+		"missing":    "arn:aws:iam::" + account + ":role/irsa-missing",
+	}
+	claims := trusttest.ServiceAccountClaims(good, "team-a", "app", audience, now.Add(-time.Minute))
+	on := func(issuer string) map[string]any { return trusttest.With(claims, "iss", issuer) }
+	sign := func(c map[string]any) string { return trusttest.Sign(t, key, kid, c) }
+	valid := sign(claims)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: mustDER(t, &key.PublicKey)})
+
+	cases := []struct {
+		name, role, token, want string
+		// step is the verifier step the gate's message must name.
+		step string
+	}{
+		{"valid token and trust policy", "app", valid, "", ""},
+		{"trust policy StringLike that admits", "like-admits", valid, "", ""},
+		{"foreign signing key", "app", trusttest.Sign(t, foreign, kid, claims), trust.CodeInvalidIdentityToken, trust.StepSignature},
+		{"unknown kid", "app", trusttest.Sign(t, key, "unpublished-kid", claims), trust.CodeInvalidIdentityToken, trust.StepKey},
+		{"tampered payload", "app", trusttest.Tamper(t, trusttest.Sign(t, key, kid, trusttest.With(claims, "sub", "system:serviceaccount:team-b:app")), claims), trust.CodeInvalidIdentityToken, trust.StepSignature},
+		{"alg none", "app", trusttest.Unsigned(t, kid, claims), trust.CodeInvalidIdentityToken, trust.StepToken},
+		{"alg HS256 keyed with the public key", "app", trusttest.SignHS256(t, pubPEM, kid, claims), trust.CodeInvalidIdentityToken, trust.StepToken},
+		{"garbage token", "app", "garbage", trust.CodeInvalidIdentityToken, trust.StepToken},
+		{"expired", "app", sign(trusttest.With(claims, "exp", now.Add(-10*time.Minute).Unix())), trust.CodeExpiredToken, trust.StepLifetime},
+		{"nbf in the future", "app", sign(trusttest.With(claims, "nbf", now.Add(10*time.Minute).Unix())), trust.CodeInvalidIdentityToken, trust.StepLifetime},
+		{"iss with a trailing slash", "app", sign(on(good + "/")), trust.CodeInvalidIdentityToken, trust.StepProvider},
+		{"iss of another issuer", "app", sign(on(other)), trust.CodeInvalidIdentityToken, trust.StepProvider},
+		{"aud not in client IDs", "app", sign(trusttest.With(claims, "aud", []string{"kubernetes.default.svc"})), trust.CodeInvalidIdentityToken, trust.StepAudience},
+		{"sub of another ServiceAccount", "app", sign(trusttest.With(claims, "sub", "system:serviceaccount:team-a:other")), trust.CodeAccessDenied, trust.StepTrustPolicy},
+		{"sub of another namespace", "app", sign(trusttest.With(claims, "sub", "system:serviceaccount:team-b:app")), trust.CodeAccessDenied, trust.StepTrustPolicy},
+		{"trust policy StringLike that does not admit", "like-rejects", valid, trust.CodeAccessDenied, trust.StepTrustPolicy},
+		{"explicit deny", "deny", valid, trust.CodeAccessDenied, trust.StepTrustPolicy},
+		{"role missing", "missing", valid, trust.CodeAccessDenied, trust.StepTrustPolicy},
+		{"provider missing", "noprovider", sign(on(noProvider)), trust.CodeInvalidIdentityToken, trust.StepProvider},
+		{"discovery document private (403)", "private", sign(on(private)), trust.CodeInvalidIdentityToken, trust.StepDiscovery},
+		{"JWKS missing (404)", "nojwks", sign(on(noJWKS)), trust.CodeInvalidIdentityToken, trust.StepJWKS},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := e.assume(ctx, e.sts, roles[c.role], c.token)
+			if got := errorCode(err); got != c.want {
+				t.Fatalf("error code %q, want %q (err: %v)", got, c.want, err)
+			}
+			if c.step != "" && !strings.Contains(err.Error(), "step "+c.step+":") {
+				t.Fatalf("error does not name step %q: %v", c.step, err)
+			}
+			if c.want == "" && (out.Credentials == nil || aws.ToString(out.Credentials.AccessKeyId) == "") {
+				t.Fatalf("no credentials from moto: %+v", out)
+			}
+		})
+	}
+
+	// The point of the gate: moto alone accepts the tokens the gate refuses.
+	t.Run("moto alone accepts a forged token", func(t *testing.T) {
+		t.Parallel()
+		if _, err := e.assume(ctx, e.directSTS, roles["missing"], "garbage"); err != nil {
+			t.Fatalf("moto refused a garbage token (%v): the premise of the gate has changed", err)
+		}
+	})
+}
+
+// TestGateAnswersLikeSTS checks the raw HTTP answers: status, XML shape, GET query-string requests, and that other
+// requests reach the backend unchanged.
+func TestGateAnswersLikeSTS(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, stsgate.Options{IAMCacheTTL: -1})
+	key := trusttest.Key(t, 0)
+	good := e.issuers.Publish(t, trusttest.Issuer{Name: "good", Keys: []crypto.PublicKey{&key.PublicKey}})
+	providerARN := e.addProvider(t, good)
+	roleARN := e.addRole(t, "irsa-raw", allowFor(providerARN, good, "StringEquals", "system:serviceaccount:team-a:app"))
+	claims := trusttest.ServiceAccountClaims(good, "team-a", "app", audience, time.Now().Add(-time.Minute))
+	kid := trusttest.KeyID(t, &key.PublicKey)
+
+	cases := []struct {
+		name       string
+		token      string
+		method     string
+		wantStatus int
+		wantCode   string
+	}{
+		{"POST valid", trusttest.Sign(t, key, kid, claims), http.MethodPost, http.StatusOK, ""},
+		{"GET valid", trusttest.Sign(t, key, kid, claims), http.MethodGet, http.StatusOK, ""},
+		{"POST invalid token", "garbage", http.MethodPost, http.StatusBadRequest, trust.CodeInvalidIdentityToken},
+		{"GET invalid token", "garbage", http.MethodGet, http.StatusBadRequest, trust.CodeInvalidIdentityToken},
+		{"POST access denied", trusttest.Sign(t, key, kid, trusttest.With(claims, "sub", "system:serviceaccount:x:y")), http.MethodPost, http.StatusForbidden, trust.CodeAccessDenied},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			form := url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"}, "RoleArn": {roleARN},
+				"RoleSessionName": {"raw"}, "WebIdentityToken": {c.token}}
+			var req *http.Request
+			if c.method == http.MethodGet {
+				req, _ = http.NewRequest(http.MethodGet, e.gateURL+"/?"+form.Encode(), nil)
+			} else {
+				req, _ = http.NewRequest(http.MethodPost, e.gateURL+"/", strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.wantStatus, body)
+			}
+			if c.wantCode == "" {
+				// moto routes an unsigned GET / to S3, not STS, so only the POST reaches moto's STS; both must pass the gate.
+				if c.method == http.MethodGet && !strings.Contains(string(body), "<ErrorResponse") {
+					return
+				}
+				if !strings.Contains(string(body), "<AccessKeyId>") {
+					t.Fatalf("no credentials in the forwarded answer: %s", body)
+				}
+				return
+			}
+			var er struct {
+				XMLName   xml.Name `xml:"ErrorResponse"`
+				Error     struct{ Type, Code, Message string }
+				RequestID string `xml:"RequestId"`
+			}
+			if err := xml.Unmarshal(body, &er); err != nil {
+				t.Fatalf("not an ErrorResponse: %v: %s", err, body)
+			}
+			if er.Error.Type != "Sender" || er.Error.Code != c.wantCode || er.Error.Message == "" || er.RequestID == "" ||
+				resp.Header.Get("x-amzn-RequestId") != er.RequestID || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml") {
+				t.Fatalf("error response %+v (headers %v), want Sender/%s with a message and request id", er, resp.Header, c.wantCode)
+			}
+		})
+	}
+
+	t.Run("other requests are forwarded", func(t *testing.T) {
+		t.Parallel()
+		httpClient := awshttp.NewBuildableClient()
+		viaGate := iam.New(iam.Options{Region: "us-east-1", HTTPClient: httpClient, BaseEndpoint: aws.String(e.gateURL),
+			Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+		out, err := viaGate.GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String("irsa-raw")})
+		if err != nil {
+			t.Fatalf("GetRole through the gate: %v", err)
+		}
+		if aws.ToString(out.Role.Arn) != roleARN {
+			t.Fatalf("GetRole through the gate: ARN %q, want %q", aws.ToString(out.Role.Arn), roleARN)
+		}
+		caller, err := sts.New(sts.Options{Region: "us-east-1", HTTPClient: httpClient, BaseEndpoint: aws.String(e.gateURL),
+			Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+		if err != nil || aws.ToString(caller.Account) != account {
+			t.Fatalf("GetCallerIdentity through the gate: %+v, %v", caller, err)
+		}
+	})
+}
+
+func TestNewRejectsBadBackend(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"", "127.0.0.1:4566", "ftp://host", "https://"} {
+		if _, err := stsgate.New(stsgate.Options{Backend: backend}); err == nil {
+			t.Errorf("New with backend %q: no error", backend)
+		}
+	}
+}
+
+func mustDER(t testing.TB, key crypto.PublicKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
