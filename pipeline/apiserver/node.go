@@ -364,20 +364,29 @@ func samePod(a, b []byte) bool {
 	return ja == jb
 }
 
-// readSigningKey reads a PEM private key and returns it, its public key as PEM (PKIX) and its key ID: the
-// base64url SHA-256 of the PKIX DER, which is the kid kube-apiserver gives the key in /openid/v1/jwks.
+// readSigningKey reads a PEM private key file; see keyFromPEM.
 func readSigningKey(path string) (privPEM, pubPEM []byte, kid string, err error) {
 	privPEM, err = os.ReadFile(path)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("read signing key %s: %w", path, err)
 	}
-	pub, err := publicKeyOf(privPEM)
+	privPEM, pubPEM, kid, err = keyFromPEM(privPEM)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("signing key %s: %w", path, err)
 	}
+	return privPEM, pubPEM, kid, nil
+}
+
+// keyFromPEM returns the private key, its public key as PEM (PKIX) and its key ID: the base64url SHA-256 of the
+// PKIX DER, which is the kid kube-apiserver gives the key in /openid/v1/jwks.
+func keyFromPEM(privPEM []byte) (priv, pubPEM []byte, kid string, err error) {
+	pub, err := publicKeyOf(privPEM)
+	if err != nil {
+		return nil, nil, "", err
+	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("signing key %s: encode public key: %w", path, err)
+		return nil, nil, "", fmt.Errorf("encode public key: %w", err)
 	}
 	sum := sha256.Sum256(der)
 	return privPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), base64.RawURLEncoding.EncodeToString(sum[:]), nil

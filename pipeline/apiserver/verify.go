@@ -1,0 +1,204 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// In-cluster service account files of the node pod.
+const (
+	serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	advertiseEndpoint = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
+)
+
+// LocalCheck asks the apiserver of this node (not the load-balanced service) which issuer it serves, with the node
+// pod's own service account token. It is NodeOptions.Verify for the node subcommand.
+type LocalCheck struct {
+	// URL is the local apiserver, https://host:port.
+	URL string
+	// ServerName is checked against the serving certificate instead of the URL's host, when set.
+	ServerName string
+	// CAFile and TokenFile are the pod's service account CA and token.
+	CAFile    string
+	TokenFile string
+	// Timeout bounds the whole check; Interval is the pause between attempts.
+	Timeout  time.Duration
+	Interval time.Duration
+}
+
+// NewLocalCheck finds this node's apiserver in its manifest: kubeadm's advertise-address annotation, else the
+// probes' host and --secure-port, else 127.0.0.1:6443 (then the certificate is checked for the name "kubernetes",
+// which kubeadm puts in every apiserver certificate).
+func NewLocalCheck(manifest []byte, timeout time.Duration) (LocalCheck, error) {
+	c := LocalCheck{
+		CAFile:    serviceAccountDir + "/ca.crt",
+		TokenFile: serviceAccountDir + "/token",
+		Timeout:   timeout,
+		Interval:  2 * time.Second,
+	}
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		return c, err
+	}
+	if ep := pod.Annotations[advertiseEndpoint]; ep != "" {
+		if _, _, err := net.SplitHostPort(ep); err == nil {
+			c.URL = "https://" + ep
+			return c, nil
+		}
+	}
+	container, err := apiserverContainer(pod)
+	if err != nil {
+		return c, err
+	}
+	port := "6443"
+	if v := containerFlags(container).values("secure-port"); len(v) > 0 {
+		port = v[len(v)-1]
+	}
+	host := ""
+	for _, p := range []*corev1.Probe{container.ReadinessProbe, container.LivenessProbe, container.StartupProbe} {
+		if host == "" && p != nil && p.HTTPGet != nil {
+			host = p.HTTPGet.Host
+		}
+	}
+	if host == "" {
+		host, c.ServerName = "127.0.0.1", "kubernetes"
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return c, fmt.Errorf("--secure-port %q: not a port", port)
+	}
+	c.URL = "https://" + net.JoinHostPort(host, port)
+	return c, nil
+}
+
+// Verify polls the local apiserver's discovery document until it names issuer first. When restoring, the pod's
+// token may carry the issuer being removed: a 401 from an apiserver that answers /readyz then proves the restart.
+func (c LocalCheck) Verify(ctx context.Context, issuer string, restoring bool) error {
+	client, err := c.httpClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	observed := "no answer yet"
+	for {
+		got, status, err := c.get(ctx, client, DiscoveryPath, true)
+		switch {
+		case err != nil:
+			observed = err.Error()
+		case status == http.StatusOK:
+			var doc struct {
+				Issuer string `json:"issuer"`
+			}
+			if err := json.Unmarshal(got, &doc); err != nil {
+				observed = fmt.Sprintf("undecodable discovery document %q", truncate(got))
+			} else if doc.Issuer == issuer {
+				return nil
+			} else {
+				observed = fmt.Sprintf("issuer %q", doc.Issuer)
+			}
+		case status == http.StatusUnauthorized && restoring:
+			if _, ready, err := c.get(ctx, client, "/readyz", false); err == nil && ready == http.StatusOK {
+				return nil
+			}
+			observed = "401 for the pod's token, /readyz not ready"
+		default:
+			observed = fmt.Sprintf("HTTP %d: %s", status, truncate(got))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, issuer, c.Timeout, observed)
+		case <-time.After(c.Interval):
+		}
+	}
+}
+
+func (c LocalCheck) httpClient() (*http.Client, error) {
+	ca, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read service account CA %s: %w", c.CAFile, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("service account CA %s: no PEM certificate", c.CAFile)
+	}
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: c.ServerName, MinVersion: tls.VersionTLS12}},
+	}, nil
+}
+
+func (c LocalCheck) get(ctx context.Context, client *http.Client, path string, auth bool) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.URL, "/")+path, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if auth {
+		// Read each time: the kubelet rotates the projected token.
+		token, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read service account token %s: %w", c.TokenFile, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return body, resp.StatusCode, err
+}
+
+// RunNode is the body of `irsa node patch-apiserver` and `irsa node restore-apiserver` (command is
+// NodePatchCommand or NodeRestoreCommand): it runs PatchNode or RestoreNode and writes the Result as one JSON line
+// to out, also on failure, for the stage to read from the pod's log. When opts.Verify is nil and verifyTimeout is
+// positive, the change is verified against this node's apiserver (LocalCheck) and undone if it fails.
+func RunNode(ctx context.Context, command string, opts NodeOptions, verifyTimeout time.Duration, out io.Writer) error {
+	opts.defaults()
+	var res Result
+	var err error
+	if opts.Verify == nil && verifyTimeout > 0 {
+		var manifest []byte
+		manifest, err = readManifest(opts.ManifestPath)
+		if err == nil {
+			var check LocalCheck
+			check, err = NewLocalCheck(manifest, verifyTimeout)
+			opts.Verify = check.Verify
+		}
+	}
+	if err == nil {
+		switch command {
+		case NodePatchCommand:
+			res, err = PatchNode(ctx, opts)
+		case NodeRestoreCommand:
+			res, err = RestoreNode(ctx, opts)
+		default:
+			err = fmt.Errorf("node command %q: want %s or %s", command, NodePatchCommand, NodeRestoreCommand)
+		}
+	}
+	res.Manifest = opts.ManifestPath
+	if err != nil {
+		res.Error = err.Error()
+	}
+	line, merr := json.Marshal(res)
+	if merr != nil {
+		return errors.Join(err, fmt.Errorf("encode result: %w", merr))
+	}
+	if _, werr := fmt.Fprintf(out, "%s\n", line); werr != nil {
+		return errors.Join(err, fmt.Errorf("write result: %w", werr))
+	}
+	return err
+}
