@@ -35,6 +35,7 @@ type Server struct {
 	// HTTPClient trusts CAPool.
 	HTTPClient *http.Client
 	cmd        *exec.Cmd
+	exited     chan struct{}
 	log        *bytes.Buffer
 }
 
@@ -67,13 +68,44 @@ func Start(tb testing.TB) *Server {
 	return s
 }
 
-// StartProcess runs moto_server with its certificate files in dir. The caller must call Stop.
+// StartProcess runs moto_server on a free loopback port with its certificate files in dir. The caller must call
+// Stop.
 func StartProcess(dir string) (*Server, error) {
+	return StartWithOptions(dir, Options{})
+}
+
+// Options changes where moto_server listens and how it is run. The zero value is StartProcess's behaviour.
+type Options struct {
+	// Host is the address moto_server binds and its certificate covers (with 127.0.0.1 and localhost); default
+	// 127.0.0.1. It must be reachable from this process for the readiness check.
+	Host string
+	// Port is the port to bind; default a free loopback port (then Host must be 127.0.0.1).
+	Port int
+	// Wrapper is prepended to the command line, such as ["nsenter", "--net=/run/netns/x", "--"] to run moto_server
+	// in another network namespace. It must exec moto_server (Stop signals its PID).
+	Wrapper []string
+	// Env is added to moto_server's environment.
+	Env []string
+}
+
+// StartWithOptions runs moto_server as opts say, with its certificate files in dir. The caller must call Stop.
+func StartWithOptions(dir string, opts Options) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	caPEM, certPEM, keyPEM, err := selfSignedChain()
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	hostIP := net.ParseIP(host)
+	if hostIP == nil {
+		return nil, fmt.Errorf("moto_server host %q: not an IP address", host)
+	}
+	if opts.Port == 0 && !hostIP.IsLoopback() {
+		return nil, fmt.Errorf("moto_server host %s: set Port (a free port is only picked on loopback)", host)
+	}
+	caPEM, certPEM, keyPEM, err := selfSignedChain(hostIP)
 	if err != nil {
 		return nil, err
 	}
@@ -84,18 +116,29 @@ func StartProcess(dir string) (*Server, error) {
 			return nil, err
 		}
 	}
+	// Pods read the CA through a ConfigMap or a host path: it is public.
+	if err := os.Chmod(s.CAFile, 0o644); err != nil {
+		return nil, err
+	}
 	s.CAPool = x509.NewCertPool()
 	s.CAPool.AppendCertsFromPEM(caPEM)
 	s.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.CAPool}}}
 
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+	attempts := 3
+	if opts.Port != 0 {
+		attempts = 1
+	}
+	for attempt := 0; attempt < attempts; attempt++ {
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
-		s.URL = "https://127.0.0.1:" + strconv.Itoa(port)
-		s.cmd = exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port), "-c", certFile, "-k", keyFile)
-		s.cmd.Env = append(os.Environ(), "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
+		s.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+		argv := append(append([]string{}, opts.Wrapper...), bin, "-H", host, "-p", strconv.Itoa(port), "-c", certFile, "-k", keyFile)
+		s.cmd = exec.Command(argv[0], argv[1:]...)
+		s.cmd.Env = append(append(os.Environ(), "MOTO_IAM_LOAD_MANAGED_POLICIES=true"), opts.Env...)
 		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 		if err := s.cmd.Start(); err != nil {
 			return nil, fmt.Errorf("run %s: %w", bin, err)
@@ -105,11 +148,20 @@ func StartProcess(dir string) (*Server, error) {
 		}
 		s.Stop()
 	}
-	return nil, fmt.Errorf("moto_server did not become ready; output:\n%s", s.log.String())
+	return nil, fmt.Errorf("moto_server did not become ready at %s; output:\n%s", s.URL, s.log.String())
+}
+
+// PID is moto_server's process ID.
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 func (s *Server) waitReady(timeout time.Duration) error {
 	exited := make(chan struct{})
+	s.exited = exited
 	go func() { _ = s.cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -138,10 +190,16 @@ func (s *Server) Reset(ctx context.Context) error {
 	return resp.Body.Close()
 }
 
-// Stop ends the moto_server process.
+// Stop ends the moto_server process and waits (up to 10 s) until it is gone.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
+		if s.exited != nil {
+			select {
+			case <-s.exited:
+			case <-time.After(10 * time.Second):
+			}
+		}
 	}
 }
 
@@ -154,7 +212,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func selfSignedChain() (caPEM, certPEM, keyPEM []byte, err error) {
+func selfSignedChain(extraIPs ...net.IP) (caPEM, certPEM, keyPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, err
@@ -178,7 +236,7 @@ func selfSignedChain() (caPEM, certPEM, keyPEM []byte, err error) {
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost", "*.localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		DNSNames: []string{"localhost", "*.localhost"}, IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, extraIPs...),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {

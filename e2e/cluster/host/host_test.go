@@ -1,0 +1,211 @@
+//go:build e2e
+
+package host_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/irsa-anywhere/irsa/e2e/aws/moto"
+	"github.com/irsa-anywhere/irsa/e2e/cluster/host"
+	"github.com/irsa-anywhere/irsa/e2e/images"
+)
+
+// TestHostClusterSmoke brings up the host cluster and moto in its namespace, runs a bridged pod that reaches moto
+// over HTTPS and the apiserver through its service IP, tears everything down and checks nothing is left.
+// Run: go test -tags e2e -v -timeout 30m ./e2e/cluster/host/ (as root, after hack/e2e/install-deps.sh).
+func TestHostClusterSmoke(t *testing.T) {
+	ctx := context.Background()
+	var report []string
+	timed := func(name string, start time.Time) {
+		report = append(report, fmt.Sprintf("%-28s %8.1fs", name, time.Since(start).Seconds()))
+	}
+	defer func() { t.Logf("timing report:\n%s", strings.Join(report, "\n")) }()
+
+	root, err := images.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, filepath.Join(root, "hack", "build-kubernetes.sh")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("hack/build-kubernetes.sh: %v\n%s", err, out)
+	}
+	cached := "cached"
+	if strings.Contains(string(out), " built in ") {
+		cached = "built"
+	}
+	timed("binaries ("+cached+")", start)
+
+	start = time.Now()
+	imgs, err := images.Build(ctx, images.Options{}, append(images.ClusterNames(), images.HTTPGet)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tarballs []string
+	nCached := 0
+	for _, img := range imgs {
+		tarballs = append(tarballs, img.Tarball)
+		if img.Cached {
+			nCached++
+		}
+	}
+	timed(fmt.Sprintf("image build (%d/%d cached)", nCached, len(imgs)), start)
+
+	start = time.Now()
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	c, upErr := host.Up(ctx, host.Options{Images: tarballs, Logger: logger})
+	deleted := false
+	t.Cleanup(func() {
+		if t.Failed() {
+			dir := filepath.Join(os.TempDir(), "irsa-e2e-artifacts", t.Name())
+			if err := c.CollectLogs(ctx, dir); err != nil {
+				t.Logf("collect logs: %v", err)
+			}
+			t.Logf("cluster logs in %s", dir)
+		}
+		if !deleted {
+			if err := c.Delete(ctx); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+		}
+	})
+	if upErr != nil {
+		t.Fatal(upErr)
+	}
+	timed("cluster up (total)", start)
+	for _, p := range c.Timings() {
+		report = append(report, fmt.Sprintf("  %-26s %8.1fs", p.Name, p.Duration.Seconds()))
+	}
+
+	start = time.Now()
+	aws, err := moto.Start(ctx, moto.Options{NetNSPath: c.NetNSPath(), Address: c.NodeIP()})
+	if aws != nil {
+		t.Cleanup(func() { _ = aws.Close(ctx) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed("moto up", start)
+
+	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	ca, err := os.ReadFile(aws.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	_, err = cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "moto-ca"}, Data: map[string]string{"ca.pem": string(ca)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiserver := "https://" + host.APIServerServiceIP + ":443/version"
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "httpget"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "httpget", Image: images.HTTPGetRef, ImagePullPolicy: corev1.PullNever,
+				Args: []string{"-ca", "/moto/ca.pem", "-ca", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+					aws.PodEndpoint() + "/moto-api/", apiserver},
+				VolumeMounts: []corev1.VolumeMount{{Name: "moto-ca", MountPath: "/moto"}},
+			}},
+			Volumes: []corev1.Volume{{Name: "moto-ca", VolumeSource: corev1.VolumeSource{
+				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "moto-ca"}},
+			}}},
+		},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var phase corev1.PodPhase
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "httpget", metav1.GetOptions{})
+		if err == nil {
+			phase = p.Status.Phase
+			if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	logs, err := cs.CoreV1().Pods("default").GetLogs("httpget", &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		t.Errorf("pod logs: %v", err)
+	}
+	if phase != corev1.PodSucceeded {
+		t.Fatalf("pod httpget: phase %s, want Succeeded; logs:\n%s", phase, logs)
+	}
+	for _, want := range []string{"GET " + aws.PodEndpoint() + "/moto-api/: 200", "GET " + apiserver + ": 200"} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("pod logs lack %q:\n%s", want, logs)
+		}
+	}
+	t.Logf("pod output:\n%s", logs)
+	timed("pod run (create→Succeeded)", start)
+
+	// Teardown, then look for anything left behind.
+	motoPID, workDir, netns := aws.PID(), c.WorkDir(), c.NetNS()
+	start = time.Now()
+	if err := aws.Close(ctx); err != nil {
+		t.Errorf("close moto: %v", err)
+	}
+	if err := c.Delete(ctx); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	deleted = true
+	timed("teardown", start)
+	if _, err := os.Stat("/run/netns/" + netns); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("network namespace %s still there: %v", netns, err)
+	}
+	if entries, _ := filepath.Glob("/run/netns/cni-*"); len(entries) > 0 {
+		t.Errorf("pod network namespaces left: %v", entries)
+	}
+	if _, err := os.Stat("/proc/" + fmt.Sprint(motoPID)); err == nil {
+		t.Errorf("moto_server (pid %d) still running", motoPID)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, workDir) || strings.Contains(line, "/var/lib/kubelet") || strings.Contains(line, "/run/netns/cni-") {
+			t.Errorf("mount left: %s", line)
+		}
+	}
+	for _, p := range []string{workDir, "/etc/kubernetes/admin.conf", "/var/lib/kubelet/config.yaml", "/sys/fs/cgroup/pids/kubepods",
+		"/sys/fs/cgroup/memory/kubepods", "/sys/fs/cgroup/unified/kubepods", "/run/containerd/s"} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after Delete", p)
+		}
+	}
+	if states, _ := filepath.Glob(filepath.Join(host.StateDir, "*.state.json")); len(states) > 0 {
+		t.Errorf("state files left: %v", states)
+	}
+	if out, _ := exec.Command("ps", "-eo", "pid,args").Output(); strings.Contains(string(out), workDir) {
+		t.Errorf("processes mentioning %s still run:\n%s", workDir, out)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
