@@ -16,6 +16,9 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
+// testHookApp lets tests see the clients a command used (to count its AWS calls).
+var testHookApp func(*app)
+
 // app is everything a command needs once the configuration is valid.
 type app struct {
 	cfg     *config.Config
@@ -53,6 +56,9 @@ func (g *globalOptions) newApp(ctx context.Context) (*app, error) {
 	}
 	if a.cluster, err = loadCluster(ctx, cfg); err != nil {
 		return nil, err
+	}
+	if testHookApp != nil {
+		testHookApp(a)
 	}
 	return a, nil
 }

@@ -299,7 +299,6 @@ func (m *Manager) Owned(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-
 func ownedBy(tags []iamtypes.Tag, cluster string) bool {
 	for _, t := range tags {
 		if aws.ToString(t.Key) == config.OwnerTagKey && aws.ToString(t.Value) == cluster {

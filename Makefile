@@ -1,0 +1,23 @@
+# irsa: build, test and check. `make check` is what CI runs (.ci/run calls it).
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/irsa
+
+.PHONY: build test lint check deps
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
+
+# Unit and integration tests: moto_server (preinstalled on the build machines) and, where present, a real
+# kube-apiserver built by hack/build-kubernetes.sh.
+test:
+	$(GO) test -count=1 ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+deps:
+	hack/install-deps.sh
+
+check: deps lint test
