@@ -29,7 +29,7 @@ type fixture struct {
 	claims   map[string]any
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	srv := trusttest.NewServer(t)
 	key := trusttest.Key(t, 0)
