@@ -7,7 +7,9 @@
 #      published dagger.io/dagger client library's, less the Host and Engine types modules never see;
 #   3. generates ci/dagger.gen.go and ci/internal/dagger/ offline, as `dagger develop` would;
 #   4. builds, vets and gofmt-checks the module and runs its tests, which call every function
-#      through the generated dispatcher against a fake engine (ci/fakeengine).
+#      through the generated dispatcher against a fake engine (ci/fakeengine) and check the type
+#      definitions (functions, arguments, +optional/+default/+defaultPath/+cache) the generator
+#      declares to the engine when it loads the module.
 # What it cannot check: that a real engine runs the pipelines (images, execs, secrets at run time).
 #
 # Usage: hack/dagger/check.sh
@@ -89,5 +91,7 @@ unformatted=$(gofmt -l .)
 [ -z "$unformatted" ] || fail "not gofmt-formatted: $unformatted"
 go build ./...
 go vet ./...
-go test -count=1 ./...
+# TestTypeDefs runs the generator's generate-typedefs (what the engine does when it loads the
+# module) against the fake engine and checks the functions, arguments and pragmas it declares.
+IRSA_DAGGER_CODEGEN=$codegen IRSA_DAGGER_INTROSPECTION=$introspection go test -count=1 ./...
 say "ok"

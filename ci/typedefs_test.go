@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"dagger/irsa/fakeengine"
+)
+
+// functionDef is what the engine learns about one function when it loads the module.
+type functionDef struct {
+	description string
+	cachePolicy string
+	args        map[string]argDef
+	argOrder    []string
+}
+
+type argDef struct {
+	description  string
+	optional     bool
+	kind         string // STRING_KIND, OBJECT_KIND, LIST_KIND, ...
+	object       string // for objects: Secret, File, Directory, Service
+	defaultValue string // JSON
+	defaultPath  string
+	ignore       []string
+}
+
+// moduleTypeDefs runs the pinned Dagger code generator's generate-typedefs on a copy of this
+// module, against the fake engine, as the engine does when it loads the module, and returns the
+// functions of Irsa (the constructor under "").
+func moduleTypeDefs(t *testing.T) map[string]functionDef {
+	t.Helper()
+	codegen := os.Getenv("IRSA_DAGGER_CODEGEN")
+	introspection := os.Getenv("IRSA_DAGGER_INTROSPECTION")
+	if codegen == "" || introspection == "" {
+		t.Fatal("IRSA_DAGGER_CODEGEN and IRSA_DAGGER_INTROSPECTION are not set: run hack/dagger/check.sh (make dagger-check), which builds the code generator and the schema")
+	}
+	var cfg struct {
+		EngineVersion string `json:"engineVersion"`
+	}
+	raw, err := os.ReadFile("../dagger.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("parse dagger.json: %v", err)
+	}
+
+	// The generator runs go get and writes files in the module: give it a copy.
+	work := t.TempDir()
+	for _, f := range []string{"main.go", "dagger.gen.go", "go.mod", "go.sum", "internal/dagger/dagger.gen.go"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("%v (hack/dagger/check.sh generates the module code first)", err)
+		}
+		dst := filepath.Join(work, "ci", f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goModCache, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+
+	engine := fakeengine.Start()
+	engine.Invoke(fakeengine.Invocation{}, fakeengine.Answers{})
+	cmd := exec.Command(codegen, "generate-typedefs", "--module-source-path", "./ci", "--module-name", "irsa",
+		"--introspection-json-path", introspection, "--lib-version", cfg.EngineVersion, "--output", "typedefs.json")
+	cmd.Dir = work
+	// The generator runs `go get dagger.io/dagger@VERSION github.com/dagger/querybuilder`; the
+	// module cache serves both (the proxy refuses querybuilder's version list).
+	cmd.Env = append(os.Environ(),
+		"GOPROXY=file://"+filepath.Join(strings.TrimSpace(string(goModCache)), "cache", "download"),
+		"GOSUMDB=off", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("codegen generate-typedefs: %v\n%s", err, out)
+	}
+	// The generator writes --output relative to the module source directory.
+	raw, err = os.ReadFile(filepath.Join(work, "ci", "typedefs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moduleID string
+	if err := json.Unmarshal(raw, &moduleID); err != nil {
+		t.Fatalf("typedefs.json = %s, want a module ID: %v", raw, err)
+	}
+
+	module := resolve(t, moduleID)
+	object := resolve(t, only(t, module, "withObject").Args["object"])
+	if name := only(t, object, "withObject").Args["name"]; name != "Irsa" {
+		t.Fatalf("module object = %v, want Irsa", name)
+	}
+	fns := map[string]functionDef{}
+	for _, c := range object {
+		var fnID any
+		switch c.Field {
+		case "withFunction":
+			fnID = c.Args["function"]
+		case "withConstructor":
+			fnID = c.Args["function"]
+		default:
+			continue
+		}
+		fn := resolve(t, fnID)
+		name, _ := only(t, fn, "function").Args["name"].(string)
+		if c.Field == "withConstructor" {
+			name = ""
+		}
+		def := functionDef{args: map[string]argDef{}}
+		if d := fn.Find("withDescription"); len(d) > 0 {
+			def.description, _ = d[len(d)-1].Args["description"].(string)
+		}
+		if p := fn.Find("withCachePolicy"); len(p) > 0 {
+			def.cachePolicy, _ = p[len(p)-1].Args["policy"].(string)
+		}
+		for _, a := range fn.Find("withArg") {
+			arg := argDef{}
+			argName := a.Args["name"].(string)
+			arg.description, _ = a.Args["description"].(string)
+			arg.defaultValue, _ = a.Args["defaultValue"].(string)
+			arg.defaultPath, _ = a.Args["defaultPath"].(string)
+			arg.ignore = strings_(a.Args["ignore"])
+			td := resolve(t, a.Args["typeDef"])
+			for _, step := range td {
+				switch step.Field {
+				case "withKind":
+					arg.kind, _ = step.Args["kind"].(string)
+				case "withOptional":
+					arg.optional, _ = step.Args["optional"].(bool)
+				case "withObject":
+					arg.kind = "OBJECT_KIND"
+					arg.object, _ = step.Args["name"].(string)
+				case "withListOf":
+					arg.kind = "LIST_KIND"
+				}
+			}
+			def.args[argName] = arg
+			def.argOrder = append(def.argOrder, argName)
+		}
+		fns[name] = def
+	}
+	return fns
+}
+
+func TestTypeDefs(t *testing.T) {
+	fns := moduleTypeDefs(t)
+
+	var names []string
+	for n := range fns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	want := []string{"", "Bind", "Build", "Container", "Doctor", "Lint", "Plan", "Setup", "Status", "Teardown", "Test", "Unbind", "Verify"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("functions = %q, want %q", names, want)
+	}
+
+	sideEffects := []string{"Plan", "Setup", "Status", "Verify", "Doctor", "Bind", "Unbind", "Teardown"}
+	for _, name := range names {
+		fn := fns[name]
+		if name != "" && fn.description == "" {
+			t.Errorf("%s has no description", name)
+		}
+		wantPolicy := ""
+		if slices.Contains(sideEffects, name) {
+			wantPolicy = "Never"
+		}
+		if fn.cachePolicy != wantPolicy {
+			t.Errorf("%s cache policy = %q, want %q", name, fn.cachePolicy, wantPolicy)
+		}
+		for argName, arg := range fn.args {
+			if arg.description == "" {
+				t.Errorf("%s(%s) has no description", name, argName)
+			}
+			if arg.object == "Secret" && !slices.Contains([]string{"kubeconfig", "awsAccessKeyID", "awsSecretAccessKey", "awsSessionToken", "awsConfig", "awsCredentials"}, argName) {
+				t.Errorf("%s(%s) is an unexpected secret", name, argName)
+			}
+		}
+		if !slices.Contains(sideEffects, name) {
+			continue
+		}
+		// Every credential is a secret, never a string.
+		for _, secret := range []string{"kubeconfig", "awsAccessKeyID", "awsSecretAccessKey", "awsSessionToken", "awsConfig", "awsCredentials"} {
+			if a := fn.args[secret]; a.object != "Secret" || !a.optional {
+				t.Errorf("%s(%s) = %+v, want an optional Secret", name, secret, a)
+			}
+		}
+		for arg, object := range map[string]string{"config": "File", "kubeAPI": "Service"} {
+			if a := fn.args[arg]; a.object != object || !a.optional {
+				t.Errorf("%s(%s) = %+v, want an optional %s", name, arg, a, object)
+			}
+		}
+		for _, s := range []string{"kubeContext", "awsProfile", "region", "clusterName", "bucket", "issuerURL", "awsEndpointURL", "clusterType", "format"} {
+			if a := fn.args[s]; a.kind != "STRING_KIND" || !a.optional {
+				t.Errorf("%s(%s) = %+v, want an optional string", name, s, a)
+			}
+		}
+	}
+
+	for _, name := range []string{"Plan", "Setup", "Status", "Teardown"} {
+		if a := fns[name].args["only"]; a.kind != "LIST_KIND" || !a.optional {
+			t.Errorf("%s(only) = %+v, want an optional list", name, a)
+		}
+	}
+	for _, name := range []string{"Bind", "Unbind"} {
+		if a := fns[name].args["serviceAccount"]; a.kind != "STRING_KIND" || a.optional {
+			t.Errorf("%s(serviceAccount) = %+v, want a required string", name, a)
+		}
+	}
+	if a := fns[""].args["source"]; a.object != "Directory" || a.defaultPath != "/" || !slices.Equal(a.ignore, []string{".git", "bin", "_output", "artifacts"}) {
+		t.Errorf("constructor source = %+v, want a Directory defaulting to / without .git, bin, _output, artifacts", a)
+	}
+	if a := fns["Test"].args["packages"]; a.defaultValue != `["./..."]` {
+		t.Errorf("Test(packages) default = %q, want [\"./...\"]", a.defaultValue)
+	}
+}
