@@ -3,6 +3,19 @@
 // does (pipeline/trust), reading the IAM OIDC provider and the role from the emulator's own IAM, and answers the
 // failures with AWS-shaped errors; valid requests and every other request go to the emulator unchanged. A test suite
 // that runs against the gate then fails where real AWS would.
+//
+// What it checks, in order: the parameters (RoleArn, RoleSessionName, WebIdentityToken, DurationSeconds against the
+// role's MaxSessionDuration); an IAM OIDC provider whose URL is exactly the token's iss; the issuer's discovery
+// document and JWKS fetched anonymously over HTTPS; the key by kid; RS256; exp (five minutes' grace), nbf, iat; aud
+// among the provider's client IDs; the role's trust policy. The answers are ValidationError, InvalidIdentityToken,
+// IDPCommunicationError, ExpiredTokenException (HTTP 400) and AccessDenied (HTTP 403), as STS gives them.
+//
+// Using it with LocalStack (or moto): run the emulator as usual, run `irsa sts-gate --backend
+// http://127.0.0.1:4566 --listen 127.0.0.1:4567`, and point only STS at the gate (AWS_ENDPOINT_URL_STS=
+// http://127.0.0.1:4567, keep AWS_ENDPOINT_URL for the rest); pointing everything at it works too, since other
+// requests are forwarded. The issuer URL must be https and reachable from the gate: for an issuer in the emulator's
+// S3, put an HTTPS front before the emulator and give the gate its CA. Providers and roles are read from the
+// emulator's IAM and reused for two seconds (IAMCacheTTL); issuer documents for a minute (DocumentCacheTTL).
 package stsgate
 
 import (
@@ -20,6 +33,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,9 +162,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	res := g.Check(r.Context(), params.Get("RoleArn"), params.Get("WebIdentityToken"))
+	req := RequestFrom(params)
+	res := g.Check(r.Context(), req)
 	if res.OK() {
-		g.log.Info("sts gate: AssumeRoleWithWebIdentity allowed", "role", params.Get("RoleArn"),
+		g.log.Info("sts gate: AssumeRoleWithWebIdentity allowed", "role", req.RoleARN,
 			"sub", claim(res, func(c *trust.Claims) string { return c.Subject }), "duration", time.Since(start))
 		g.proxy.ServeHTTP(w, r)
 		return
@@ -158,7 +174,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s := res.Failed(); s != nil {
 		detail = fmt.Sprintf("%s (irsa sts-gate, step %s: %s)", res.Message, s.Name, s.Message)
 	}
-	g.log.Info("sts gate: AssumeRoleWithWebIdentity refused", "role", params.Get("RoleArn"), "code", res.Code,
+	g.log.Info("sts gate: AssumeRoleWithWebIdentity refused", "role", req.RoleARN, "code", res.Code,
 		"detail", detail, "duration", time.Since(start))
 	typ := "Sender"
 	if res.Code == CodeInternalFailure {
@@ -174,22 +190,76 @@ func claim(res *trust.Result, f func(*trust.Claims) string) string {
 	return f(res.Claims)
 }
 
-// Check decides an AssumeRoleWithWebIdentity call for roleARN with token the way STS would: the provider is the one
-// of the backend's IAM OIDC providers whose URL is the token's iss, the trust policy is the role's.
-func (g *Gate) Check(ctx context.Context, roleARN, token string) *trust.Result {
+// Request is an AssumeRoleWithWebIdentity call, as far as the gate checks it.
+type Request struct {
+	RoleARN          string
+	RoleSessionName  string
+	WebIdentityToken string
+	// DurationSeconds is the raw parameter; empty means the default (one hour).
+	DurationSeconds string
+}
+
+// RequestFrom reads a Request from query or form parameters.
+func RequestFrom(params url.Values) Request {
+	return Request{
+		RoleARN: params.Get("RoleArn"), RoleSessionName: params.Get("RoleSessionName"),
+		WebIdentityToken: params.Get("WebIdentityToken"), DurationSeconds: params.Get("DurationSeconds"),
+	}
+}
+
+// CodeValidationError answers requests whose parameters STS would refuse before looking at the token (HTTP 400).
+const CodeValidationError = "ValidationError"
+
+// StepParameters is the name of the parameter validation step the gate runs before the verifier's.
+const StepParameters = "parameters"
+
+var roleSessionName = regexp.MustCompile(`^[\w+=,.@-]*$`)
+
+// validate applies STS's parameter constraints, which emulators do not check.
+func (req Request) validate() (duration int, err error) {
+	switch {
+	case req.RoleARN == "":
+		return 0, fmt.Errorf("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
+	case len(req.RoleARN) < 20 || len(req.RoleARN) > 2048:
+		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'roleArn' failed to satisfy constraint: Member must have length between 20 and 2048", req.RoleARN)
+	case req.RoleSessionName == "":
+		return 0, fmt.Errorf("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
+	case len(req.RoleSessionName) < 2 || len(req.RoleSessionName) > 64:
+		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64", req.RoleSessionName)
+	case !roleSessionName.MatchString(req.RoleSessionName):
+		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", req.RoleSessionName)
+	case req.WebIdentityToken == "":
+		return 0, fmt.Errorf("1 validation error detected: Value null at 'webIdentityToken' failed to satisfy constraint: Member must not be null")
+	case len(req.WebIdentityToken) < 4 || len(req.WebIdentityToken) > 20000:
+		return 0, fmt.Errorf("1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000")
+	}
+	if req.DurationSeconds == "" {
+		return 0, nil
+	}
+	d, err := strconv.Atoi(req.DurationSeconds)
+	if err != nil || d < 900 || d > 43200 {
+		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200", req.DurationSeconds)
+	}
+	return d, nil
+}
+
+// Check decides an AssumeRoleWithWebIdentity call the way STS would: parameters first, then the token against the
+// backend's IAM OIDC provider whose URL is the token's iss, then the role's trust policy and session duration.
+func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
 	res := &trust.Result{}
 	fail := func(code, message, step, fix, detail string) *trust.Result {
 		res.Steps = append(res.Steps, trust.Step{Name: step, Message: detail, Fix: fix})
 		res.Code, res.Message = code, message
 		return res
 	}
-	if token == "" {
-		return fail(trust.CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS",
-			trust.StepToken, "pass WebIdentityToken", "the request has no WebIdentityToken")
+	duration, err := req.validate()
+	if err != nil {
+		return fail(CodeValidationError, err.Error(), StepParameters, "pass parameters within STS's constraints", err.Error())
 	}
+	roleARN, token := req.RoleARN, req.WebIdentityToken
 	account, roleName, err := parseRoleARN(roleARN)
 	if err != nil {
-		return fail("ValidationError", err.Error(), "role", "pass a role ARN arn:aws:iam::ACCOUNT:role/NAME", err.Error())
+		return fail(CodeValidationError, err.Error(), StepParameters, "pass a role ARN arn:aws:iam::ACCOUNT:role/NAME", err.Error())
 	}
 	claims, err := trust.PeekClaims(token)
 	if err != nil {
@@ -241,6 +311,12 @@ func (g *Gate) Check(ctx context.Context, roleARN, token string) *trust.Result {
 			Message: fmt.Sprintf("role %q does not exist in the backend's IAM", roleName),
 			Fix:     "create the role (irsa bindings) or fix the ServiceAccount's role-arn annotation"}
 		vres.Code, vres.Message = trust.CodeAccessDenied, trust.MessageAccessDenied
+	}
+	if vres.OK() && duration > role.maxSessionDuration {
+		vres.Steps = append(vres.Steps, trust.Step{Name: StepParameters,
+			Message: fmt.Sprintf("DurationSeconds %d exceeds the role's MaxSessionDuration %d", duration, role.maxSessionDuration),
+			Fix:     "request a shorter session or raise the role's MaxSessionDuration"})
+		vres.Code, vres.Message = CodeValidationError, "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
 	}
 	return vres
 }

@@ -171,33 +171,48 @@ func TestGateAssumeRoleWithWebIdentity(t *testing.T) {
 		name, role, token, want string
 		// step is the verifier step the gate's message must name.
 		step string
+		// session and duration override RoleSessionName and set DurationSeconds.
+		session  string
+		duration int32
 	}{
-		{"valid token and trust policy", "app", valid, "", ""},
-		{"trust policy StringLike that admits", "like-admits", valid, "", ""},
-		{"foreign signing key", "app", trusttest.Sign(t, foreign, kid, claims), trust.CodeInvalidIdentityToken, trust.StepSignature},
-		{"unknown kid", "app", trusttest.Sign(t, key, "unpublished-kid", claims), trust.CodeInvalidIdentityToken, trust.StepKey},
-		{"tampered payload", "app", trusttest.Tamper(t, trusttest.Sign(t, key, kid, trusttest.With(claims, "sub", "system:serviceaccount:team-b:app")), claims), trust.CodeInvalidIdentityToken, trust.StepSignature},
-		{"alg none", "app", trusttest.Unsigned(t, kid, claims), trust.CodeInvalidIdentityToken, trust.StepToken},
-		{"alg HS256 keyed with the public key", "app", trusttest.SignHS256(t, pubPEM, kid, claims), trust.CodeInvalidIdentityToken, trust.StepToken},
-		{"garbage token", "app", "garbage", trust.CodeInvalidIdentityToken, trust.StepToken},
-		{"expired", "app", sign(trusttest.With(claims, "exp", now.Add(-10*time.Minute).Unix())), trust.CodeExpiredToken, trust.StepLifetime},
-		{"nbf in the future", "app", sign(trusttest.With(claims, "nbf", now.Add(10*time.Minute).Unix())), trust.CodeInvalidIdentityToken, trust.StepLifetime},
-		{"iss with a trailing slash", "app", sign(on(good + "/")), trust.CodeInvalidIdentityToken, trust.StepProvider},
-		{"iss of another issuer", "app", sign(on(other)), trust.CodeInvalidIdentityToken, trust.StepProvider},
-		{"aud not in client IDs", "app", sign(trusttest.With(claims, "aud", []string{"kubernetes.default.svc"})), trust.CodeInvalidIdentityToken, trust.StepAudience},
-		{"sub of another ServiceAccount", "app", sign(trusttest.With(claims, "sub", "system:serviceaccount:team-a:other")), trust.CodeAccessDenied, trust.StepTrustPolicy},
-		{"sub of another namespace", "app", sign(trusttest.With(claims, "sub", "system:serviceaccount:team-b:app")), trust.CodeAccessDenied, trust.StepTrustPolicy},
-		{"trust policy StringLike that does not admit", "like-rejects", valid, trust.CodeAccessDenied, trust.StepTrustPolicy},
-		{"explicit deny", "deny", valid, trust.CodeAccessDenied, trust.StepTrustPolicy},
-		{"role missing", "missing", valid, trust.CodeAccessDenied, trust.StepTrustPolicy},
-		{"provider missing", "noprovider", sign(on(noProvider)), trust.CodeInvalidIdentityToken, trust.StepProvider},
-		{"discovery document private (403)", "private", sign(on(private)), trust.CodeInvalidIdentityToken, trust.StepDiscovery},
-		{"JWKS missing (404)", "nojwks", sign(on(noJWKS)), trust.CodeInvalidIdentityToken, trust.StepJWKS},
+		{name: "valid token and trust policy", role: "app", token: valid},
+		{name: "trust policy StringLike that admits", role: "like-admits", token: valid},
+		{name: "foreign signing key", role: "app", token: trusttest.Sign(t, foreign, kid, claims), want: trust.CodeInvalidIdentityToken, step: trust.StepSignature},
+		{name: "unknown kid", role: "app", token: trusttest.Sign(t, key, "unpublished-kid", claims), want: trust.CodeInvalidIdentityToken, step: trust.StepKey},
+		{name: "tampered payload", role: "app", token: trusttest.Tamper(t, trusttest.Sign(t, key, kid, trusttest.With(claims, "sub", "system:serviceaccount:team-b:app")), claims), want: trust.CodeInvalidIdentityToken, step: trust.StepSignature},
+		{name: "alg none", role: "app", token: trusttest.Unsigned(t, kid, claims), want: trust.CodeInvalidIdentityToken, step: trust.StepToken},
+		{name: "alg HS256 keyed with the public key", role: "app", token: trusttest.SignHS256(t, pubPEM, kid, claims), want: trust.CodeInvalidIdentityToken, step: trust.StepToken},
+		{name: "garbage token", role: "app", token: "garbage", want: trust.CodeInvalidIdentityToken, step: trust.StepToken},
+		{name: "expired", role: "app", token: sign(trusttest.With(claims, "exp", now.Add(-10*time.Minute).Unix())), want: trust.CodeExpiredToken, step: trust.StepLifetime},
+		{name: "nbf in the future", role: "app", token: sign(trusttest.With(claims, "nbf", now.Add(10*time.Minute).Unix())), want: trust.CodeInvalidIdentityToken, step: trust.StepLifetime},
+		{name: "iss with a trailing slash", role: "app", token: sign(on(good + "/")), want: trust.CodeInvalidIdentityToken, step: trust.StepProvider},
+		{name: "iss of another issuer", role: "app", token: sign(on(other)), want: trust.CodeInvalidIdentityToken, step: trust.StepProvider},
+		{name: "aud not in client IDs", role: "app", token: sign(trusttest.With(claims, "aud", []string{"kubernetes.default.svc"})), want: trust.CodeInvalidIdentityToken, step: trust.StepAudience},
+		{name: "sub of another ServiceAccount", role: "app", token: sign(trusttest.With(claims, "sub", "system:serviceaccount:team-a:other")), want: trust.CodeAccessDenied, step: trust.StepTrustPolicy},
+		{name: "sub of another namespace", role: "app", token: sign(trusttest.With(claims, "sub", "system:serviceaccount:team-b:app")), want: trust.CodeAccessDenied, step: trust.StepTrustPolicy},
+		{name: "trust policy StringLike that does not admit", role: "like-rejects", token: valid, want: trust.CodeAccessDenied, step: trust.StepTrustPolicy},
+		{name: "explicit deny", role: "deny", token: valid, want: trust.CodeAccessDenied, step: trust.StepTrustPolicy},
+		{name: "role missing", role: "missing", token: valid, want: trust.CodeAccessDenied, step: trust.StepTrustPolicy},
+		{name: "provider missing", role: "noprovider", token: sign(on(noProvider)), want: trust.CodeInvalidIdentityToken, step: trust.StepProvider},
+		{name: "discovery document private (403)", role: "private", token: sign(on(private)), want: trust.CodeInvalidIdentityToken, step: trust.StepDiscovery},
+		{name: "role session name with a space", role: "app", token: valid, want: stsgate.CodeValidationError, step: stsgate.StepParameters, session: "irsa test"},
+		{name: "DurationSeconds below 900", role: "app", token: valid, want: stsgate.CodeValidationError, step: stsgate.StepParameters, duration: 60},
+		{name: "DurationSeconds above the role's maximum", role: "app", token: valid, want: stsgate.CodeValidationError, step: stsgate.StepParameters, duration: 7200},
+		{name: "DurationSeconds within the role's maximum", role: "app", token: valid, duration: 1800},
+		{name: "JWKS missing (404)", role: "nojwks", token: sign(on(noJWKS)), want: trust.CodeInvalidIdentityToken, step: trust.StepJWKS},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := e.assume(ctx, e.sts, roles[c.role], c.token)
+			in := &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(roles[c.role]), RoleSessionName: aws.String("irsa-test"),
+				WebIdentityToken: aws.String(c.token)}
+			if c.session != "" {
+				in.RoleSessionName = aws.String(c.session)
+			}
+			if c.duration != 0 {
+				in.DurationSeconds = aws.Int32(c.duration)
+			}
+			out, err := e.sts.AssumeRoleWithWebIdentity(ctx, in)
 			if got := errorCode(err); got != c.want {
 				t.Fatalf("error code %q, want %q (err: %v)", got, c.want, err)
 			}

@@ -15,8 +15,9 @@ import (
 )
 
 type roleInfo struct {
-	arn         string
-	trustPolicy string
+	arn                string
+	trustPolicy        string
+	maxSessionDuration int
 }
 
 type cached struct {
@@ -125,7 +126,11 @@ func (r *iamReader) role(ctx context.Context, name string) (*roleInfo, error) {
 	case err != nil:
 		return nil, fmt.Errorf("get IAM role %q at the backend: %w", name, err)
 	}
-	ri := &roleInfo{arn: aws.ToString(out.Role.Arn), trustPolicy: aws.ToString(out.Role.AssumeRolePolicyDocument)}
+	ri := &roleInfo{arn: aws.ToString(out.Role.Arn), trustPolicy: aws.ToString(out.Role.AssumeRolePolicyDocument),
+		maxSessionDuration: int(aws.ToInt32(out.Role.MaxSessionDuration))}
+	if ri.maxSessionDuration == 0 {
+		ri.maxSessionDuration = 3600
+	}
 	r.store(key, ri)
 	return ri, nil
 }

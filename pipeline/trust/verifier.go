@@ -227,52 +227,12 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 	}
 	r.pass(StepProvider, "iss %q is the IAM OIDC provider %s", claims.Issuer, p.ARN)
 
-	// 3. Discovery document, fetched anonymously.
-	discoveryURL := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	ddoc, cached, ferr := v.fetch(ctx, discoveryURL)
-	if ferr != nil {
-		return r.failFetch(StepDiscovery, ferr, "the discovery document")
+	// 3-5. Discovery document, its issuer, the key set.
+	pub := v.discover(ctx, r, issuer, p.Thumbprints)
+	if pub == nil {
+		return r
 	}
-	var disc discoveryDocument
-	if err := json.Unmarshal(ddoc.body, &disc); err != nil {
-		return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepDiscovery,
-			"publish a JSON OpenID configuration at "+discoveryURL, "%s is not JSON: %v", discoveryURL, err)
-	}
-	r.pass(StepDiscovery, "fetched %s anonymously%s", discoveryURL, cachedNote(cached))
-
-	// 4. The discovery document's issuer must be the token's iss and the provider URL, byte for byte.
-	if disc.Issuer != claims.Issuer {
-		return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepIssuer,
-			"publish a discovery document whose issuer is exactly the apiserver's --service-account-issuer",
-			"discovery document issuer %q does not equal the token's iss %q", disc.Issuer, claims.Issuer)
-	}
-	r.pass(StepIssuer, "discovery document issuer %q equals the token's iss and the provider URL", disc.Issuer)
-
-	// Informational: IAM trusts well-known CAs itself and uses the thumbprints only for other CAs.
-	if ddoc.thumbprint != "" {
-		if slices.ContainsFunc(p.Thumbprints, func(t string) bool { return strings.EqualFold(t, ddoc.thumbprint) }) {
-			r.pass(StepThumbprint, "the issuer's top certificate thumbprint %s is in the provider's list", ddoc.thumbprint)
-		} else {
-			r.pass(StepThumbprint, "informational: the issuer's top certificate thumbprint %s is not in the provider's list %q; IAM ignores thumbprints for issuers served with a certificate from a CA it trusts (such as S3's)",
-				ddoc.thumbprint, p.Thumbprints)
-		}
-	}
-
-	// 5. The key set, fetched anonymously.
-	if disc.JWKSURI == "" {
-		return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepJWKS,
-			"add jwks_uri to the discovery document", "discovery document %s has no jwks_uri", discoveryURL)
-	}
-	kdoc, cached, ferr := v.fetch(ctx, disc.JWKSURI)
-	if ferr != nil {
-		return r.failFetch(StepJWKS, ferr, "the key set (jwks_uri)")
-	}
-	keys, skipped, err := parseKeySet(kdoc.body)
-	if err != nil {
-		return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepJWKS,
-			"publish a JSON Web Key Set {\"keys\": [...]} at "+disc.JWKSURI, "%s: %v", disc.JWKSURI, err)
-	}
-	r.pass(StepJWKS, "fetched %s anonymously: %d key(s)%s%s", disc.JWKSURI, len(keys), skippedNote(skipped), cachedNote(cached))
+	keys := pub.Keys
 
 	// 6. The key: by kid; a token without kid uses the keys published without kid.
 	candidates := selectKeys(keys, claims.KeyID)
@@ -280,11 +240,11 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 		if claims.KeyID == "" {
 			return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepKey,
 				"publish a copy of the signing key without kid (legacyEmptyKID) for tokens from clusters older than Kubernetes 1.16",
-				"the token has no kid and %s has no RSA key without kid", disc.JWKSURI)
+				"the token has no kid and %s has no RSA key without kid", pub.JWKSURI)
 		}
 		return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepKey,
 			"publish the cluster's current service account public key (kid = base64url(SHA-256(PKIX DER))) in the JWKS",
-			"no RSA signing key with kid %q in %s (kids published: %q)", claims.KeyID, disc.JWKSURI, keyIDs(keys))
+			"no RSA signing key with kid %q in %s (kids published: %q)", claims.KeyID, pub.JWKSURI, keyIDs(keys))
 	}
 	r.pass(StepKey, "%d RSA key(s) with kid %q", len(candidates), claims.KeyID)
 
@@ -354,6 +314,84 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 	}
 	r.pass(StepTrustPolicy, "%s", decision.Reason)
 	return r
+}
+
+// Issuer is what an OIDC issuer publishes, as STS fetches it.
+type Issuer struct {
+	// URL is the issuer URL the documents were fetched for.
+	URL          string
+	DiscoveryURL string
+	// DiscoveryIssuer is the issuer field of the discovery document.
+	DiscoveryIssuer string
+	JWKSURI         string
+	// Keys are the RSA signing keys of the JWKS, in published order.
+	Keys []jose.JSONWebKey
+	// Thumbprint is the IAM thumbprint (hex SHA-1) of the top certificate the issuer host served.
+	Thumbprint string
+}
+
+// Discover fetches issuerURL's discovery document and key set anonymously, as STS does, and checks that the
+// document's issuer is issuerURL exactly. It returns nil and a failed Result when STS could not get a key from it.
+// `irsa doctor` uses it to check publication without a token.
+func (v *Verifier) Discover(ctx context.Context, issuerURL string) (*Issuer, *Result) {
+	r := &Result{}
+	return v.discover(ctx, r, issuerURL, nil), r
+}
+
+// discover runs the discovery, issuer, thumbprint and JWKS steps, appending them to r.
+func (v *Verifier) discover(ctx context.Context, r *Result, issuer string, thumbprints []string) *Issuer {
+	discoveryURL := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	ddoc, cached, ferr := v.fetch(ctx, discoveryURL)
+	if ferr != nil {
+		r.failFetch(StepDiscovery, ferr, "the discovery document")
+		return nil
+	}
+	var disc discoveryDocument
+	if err := json.Unmarshal(ddoc.body, &disc); err != nil {
+		r.fail(CodeInvalidIdentityToken, MessageNoKey, StepDiscovery,
+			"publish a JSON OpenID configuration at "+discoveryURL, "%s is not JSON: %v", discoveryURL, err)
+		return nil
+	}
+	r.pass(StepDiscovery, "fetched %s anonymously%s", discoveryURL, cachedNote(cached))
+
+	// The discovery document's issuer must be the token's iss and the provider URL, byte for byte.
+	if disc.Issuer != issuer {
+		r.fail(CodeInvalidIdentityToken, MessageNoKey, StepIssuer,
+			"publish a discovery document whose issuer is exactly the apiserver's --service-account-issuer and the IAM provider URL",
+			"discovery document issuer %q does not equal %q", disc.Issuer, issuer)
+		return nil
+	}
+	r.pass(StepIssuer, "discovery document issuer %q equals the token's iss and the provider URL", disc.Issuer)
+
+	// Informational: IAM trusts well-known CAs itself and uses the thumbprints only for other CAs.
+	if ddoc.thumbprint != "" {
+		if slices.ContainsFunc(thumbprints, func(t string) bool { return strings.EqualFold(t, ddoc.thumbprint) }) {
+			r.pass(StepThumbprint, "the issuer's top certificate thumbprint %s is in the provider's list", ddoc.thumbprint)
+		} else {
+			r.pass(StepThumbprint, "informational: the issuer's top certificate thumbprint %s is not in the provider's list %q; IAM ignores thumbprints for issuers served with a certificate from a CA it trusts (such as S3's)",
+				ddoc.thumbprint, thumbprints)
+		}
+	}
+
+	if disc.JWKSURI == "" {
+		r.fail(CodeInvalidIdentityToken, MessageNoKey, StepJWKS,
+			"add jwks_uri to the discovery document", "discovery document %s has no jwks_uri", discoveryURL)
+		return nil
+	}
+	kdoc, cached, ferr := v.fetch(ctx, disc.JWKSURI)
+	if ferr != nil {
+		r.failFetch(StepJWKS, ferr, "the key set (jwks_uri)")
+		return nil
+	}
+	keys, skipped, err := parseKeySet(kdoc.body)
+	if err != nil {
+		r.fail(CodeInvalidIdentityToken, MessageNoKey, StepJWKS,
+			"publish a JSON Web Key Set {\"keys\": [...]} at "+disc.JWKSURI, "%s: %v", disc.JWKSURI, err)
+		return nil
+	}
+	r.pass(StepJWKS, "fetched %s anonymously: %d key(s)%s%s", disc.JWKSURI, len(keys), skippedNote(skipped), cachedNote(cached))
+	return &Issuer{URL: issuer, DiscoveryURL: discoveryURL, DiscoveryIssuer: disc.Issuer, JWKSURI: disc.JWKSURI,
+		Keys: keys, Thumbprint: ddoc.thumbprint}
 }
 
 func (r *Result) failFetch(step string, fe *fetchError, what string) *Result {

@@ -249,3 +249,30 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestDiscover(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	key := trusttest.Key(t, 0)
+	private := f.srv.Publish(t, trusttest.Issuer{Name: "private-jwks", Keys: []crypto.PublicKey{&key.PublicKey}, JWKSStatus: http.StatusForbidden})
+	v := f.verifier(0)
+
+	is, res := v.Discover(context.Background(), f.issuer)
+	if !res.OK() || is == nil {
+		t.Fatalf("discover %s: %v\n%s", f.issuer, res.Err(), steps(res))
+	}
+	if len(is.Keys) != 1 || is.Keys[0].KeyID != f.kid || is.JWKSURI != f.issuer+"/keys.json" || is.Thumbprint != trust.Thumbprint(f.srv.Certificate()) {
+		t.Fatalf("discovered %+v, want one key with kid %s at %s/keys.json", is, f.kid, f.issuer)
+	}
+
+	is, res = v.Discover(context.Background(), private)
+	if is != nil || res.Code != trust.CodeInvalidIdentityToken || res.Failed() == nil || res.Failed().Name != trust.StepJWKS ||
+		!strings.Contains(res.Failed().Message, "HTTP 403") {
+		t.Fatalf("discover with a private JWKS: %+v\n%s", is, steps(res))
+	}
+
+	_, res = v.Discover(context.Background(), f.issuer+"/")
+	if res.Failed() == nil || res.Failed().Name != trust.StepIssuer {
+		t.Fatalf("discover with a trailing slash: want the issuer step to fail\n%s", steps(res))
+	}
+}
