@@ -3,17 +3,21 @@ package cli
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
+	"github.com/irsa-anywhere/irsa/pipeline/bindings"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
-	"github.com/irsa-anywhere/irsa/pipeline/documents"
-	"github.com/irsa-anywhere/irsa/pipeline/roles"
+	"github.com/irsa-anywhere/irsa/pipeline/keys"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
+	"github.com/irsa-anywhere/irsa/pipeline/webhook"
 )
 
 // clusterClients reach the target cluster.
@@ -56,15 +60,144 @@ func loadCluster(_ context.Context, cfg *config.Config) (*clusterClients, error)
 
 // servedKeys reads the keys the apiserver serves at /openid/v1/jwks.
 func (c *clusterClients) servedKeys(ctx context.Context) ([]crypto.PublicKey, error) {
-	body, err := c.client.CoreV1().RESTClient().Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
+	set, err := apiserver.ServedKeys(ctx, c.client)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s/openid/v1/jwks: %w", c.rest.Host, err)
+		return nil, err
 	}
-	return documents.ParseJWKS(body)
+	var out []crypto.PublicKey
+	for _, k := range set.Keys {
+		if rk, ok := k.Key.(*rsa.PublicKey); ok {
+			out = append(out, rk)
+		}
+	}
+	return out, nil
 }
 
-func (c *clusterClients) serviceAccounts() roles.ServiceAccounts { return nil }
-
 func (c *clusterClients) stages(a *app) []stage.Stage {
-	return []stage.Stage{skipped(stage.APIServer), skipped(stage.Webhook), skipped(stage.Verify)}
+	cfg := a.cfg
+	wh, whErr := webhook.New(c.client, webhook.Options{
+		ClusterName: cfg.ClusterName, Image: cfg.Webhook.Image, Audience: cfg.Audience, Region: cfg.Region,
+		Replicas: cfg.Webhook.Replicas, Wait: true,
+	}, a.log)
+	var whStage stage.Stage = wh
+	if whErr != nil {
+		whStage = failing{stage.Webhook, whErr}
+	}
+	return []stage.Stage{&apiserverStage{c: c, cfg: cfg, a: a}, whStage}
+}
+
+// apiserverStage builds the apiserver stage when it runs, because with --signing-key generate the key it installs is
+// made by the keys stage just before.
+type apiserverStage struct {
+	c   *clusterClients
+	cfg *config.Config
+	a   *app
+}
+
+func (s *apiserverStage) Name() string { return stage.APIServer }
+
+func (s *apiserverStage) build() (*apiserver.Stage, error) {
+	opts := apiserver.Options{
+		IssuerURL: s.cfg.IssuerURL, Audience: s.cfg.Audience, ClusterType: s.cfg.ClusterType, Image: s.cfg.Image,
+		ClusterName: s.cfg.ClusterName, Logger: s.a.log,
+	}
+	switch s.cfg.SigningKey {
+	case "cluster":
+	case "generate":
+		data, err := os.ReadFile(keys.PairIn(s.cfg.KeyDir).PrivateKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w (the keys stage makes it: run without --only, or with --only keys first)", err)
+		}
+		opts.SigningKey = data
+	default:
+		data, err := os.ReadFile(s.cfg.SigningKey)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+		opts.SigningKey = data
+	}
+	return apiserver.New(s.c.client, s.c.rest, opts)
+}
+
+func (s *apiserverStage) Plan(ctx context.Context) ([]stage.Change, error) {
+	st, err := s.build()
+	if err != nil {
+		if s.cfg.SigningKey == "generate" {
+			// The key does not exist yet: the plan is the stage's own with the cluster's key.
+			c := *s
+			cfg := *s.cfg
+			cfg.SigningKey = "cluster"
+			c.cfg = &cfg
+			if st, err = c.build(); err != nil {
+				return nil, err
+			}
+			return st.Plan(ctx)
+		}
+		return nil, err
+	}
+	return st.Plan(ctx)
+}
+
+func (s *apiserverStage) Apply(ctx context.Context) ([]stage.Change, error) {
+	st, err := s.build()
+	if err != nil {
+		return nil, err
+	}
+	return st.Apply(ctx)
+}
+
+func (s *apiserverStage) Delete(ctx context.Context) ([]stage.Change, error) {
+	cfg := *s.cfg
+	cfg.SigningKey = "cluster" // restoring needs no key
+	st, err := (&apiserverStage{c: s.c, cfg: &cfg, a: s.a}).build()
+	if err != nil {
+		return nil, err
+	}
+	return st.Delete(ctx)
+}
+
+// failing is a stage that could not be built; it fails with the reason when it runs.
+type failing struct {
+	name string
+	err  error
+}
+
+func (f failing) Name() string                                   { return f.name }
+func (f failing) Plan(context.Context) ([]stage.Change, error)   { return nil, f.err }
+func (f failing) Apply(context.Context) ([]stage.Change, error)  { return nil, f.err }
+func (f failing) Delete(context.Context) ([]stage.Change, error) { return nil, f.err }
+
+// serviceAccounts is the cluster half of bindings.
+type serviceAccounts struct {
+	client  kubernetes.Interface
+	cluster string
+}
+
+func (c *clusterClients) serviceAccounts(cluster string) *serviceAccounts {
+	return &serviceAccounts{client: c.client, cluster: cluster}
+}
+
+func (s *serviceAccounts) binding(b config.Binding, roleARN string) bindings.Binding {
+	return bindings.Binding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount, RoleARN: roleARN, ClusterName: s.cluster}
+}
+
+func (s *serviceAccounts) Plan(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error) {
+	return bindings.PlanBindServiceAccount(ctx, s.client, s.binding(b, roleARN))
+}
+
+func (s *serviceAccounts) Bind(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error) {
+	return bindings.BindServiceAccount(ctx, s.client, s.binding(b, roleARN))
+}
+
+func (s *serviceAccounts) Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	return bindings.UnbindServiceAccount(ctx, s.client, s.binding(b, ""))
+}
+
+// defaultKeyDir is where --signing-key generate keeps the keypair when --key-dir is not given.
+func defaultKeyDir(cluster string) string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "irsa", cluster, "keys")
 }

@@ -70,6 +70,8 @@ type globalOptions struct {
 	keyDir         string
 	signingKey     string
 	thumbprints    []string
+	image          string
+	webhookImage   string
 	verbose        bool
 
 	flags  *pflag.FlagSet
@@ -116,6 +118,8 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	f.StringVar(&g.keyDir, "key-dir", "", "directory of the signing keypair made by the keys stage")
 	f.StringVar(&g.signingKey, "signing-key", "", "apiserver signing key: cluster (keep the cluster's own), generate, or a private key FILE")
 	f.StringSliceVar(&g.thumbprints, "thumbprint", nil, "IAM provider thumbprint (default: taken from the issuer's TLS chain)")
+	f.StringVar(&g.image, "image", "", "irsa image the apiserver stage runs on control-plane nodes (default "+config.DefaultIrsaImage+")")
+	f.StringVar(&g.webhookImage, "webhook-image", "", "pod identity webhook image (default "+config.DefaultWebhookImage+")")
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging on stderr")
 
 	root.AddCommand(
@@ -170,6 +174,8 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 	set("cluster-type", &c.ClusterType, g.clusterType)
 	set("key-dir", &c.KeyDir, g.keyDir)
 	set("signing-key", &c.SigningKey, g.signingKey)
+	set("image", &c.Image, g.image)
+	set("webhook-image", &c.Webhook.Image, g.webhookImage)
 	if g.flags.Changed("public-key") {
 		c.PublicKeyFiles = g.publicKeys
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
@@ -25,6 +26,7 @@ type app struct {
 	aws     *awsclient.Clients
 	rootCAs *x509.CertPool
 	cluster *clusterClients // nil when no cluster is configured
+	log     *slog.Logger
 }
 
 // newApp validates the configuration and builds the AWS clients (and the cluster clients when a kubeconfig is found).
@@ -34,7 +36,10 @@ func (g *globalOptions) newApp(ctx context.Context) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg}
+	a := &app{cfg: cfg, log: g.logger()}
+	if cfg.SigningKey == "generate" && cfg.KeyDir == "" {
+		cfg.KeyDir = defaultKeyDir(cfg.ClusterName)
+	}
 	var bundle []byte
 	if path := firstNonEmpty(g.caBundle, os.Getenv("AWS_CA_BUNDLE")); path != "" {
 		if bundle, err = os.ReadFile(path); err != nil {
@@ -89,7 +94,7 @@ func (a *app) keySource() keys.Source {
 func (a *app) bindingsStage() *roles.Stage {
 	s := &roles.Stage{Roles: a.roleManager(), Bindings: a.cfg.Bindings}
 	if a.cluster != nil {
-		s.ServiceAccounts = a.cluster.serviceAccounts()
+		s.ServiceAccounts = a.cluster.serviceAccounts(a.cfg.ClusterName)
 	}
 	return s
 }

@@ -37,6 +37,9 @@ type Config struct {
 	// SigningKey is "cluster" (keep the cluster's own key), "generate", or a private key file.
 	SigningKey string `json:"signingKey,omitempty"`
 
+	// Image is the irsa image the apiserver stage runs on control-plane nodes.
+	Image string `json:"image,omitempty"`
+
 	Webhook  WebhookConfig `json:"webhook,omitempty"`
 	Verify   VerifyConfig  `json:"verify,omitempty"`
 	Bindings []Binding     `json:"bindings,omitempty"`
@@ -97,6 +100,9 @@ func (c *Config) Defaults() {
 	}
 	if c.SigningKey == "" {
 		c.SigningKey = "cluster"
+	}
+	if c.Image == "" {
+		c.Image = DefaultIrsaImage
 	}
 	if c.Webhook.Image == "" {
 		c.Webhook.Image = DefaultWebhookImage

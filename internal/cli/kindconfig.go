@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/keys"
+	"github.com/irsa-anywhere/irsa/pipeline/kindconfig"
+)
+
+func init() { extraCommands = append(extraCommands, newKindConfigCommand) }
+
+func newKindConfigCommand(g *globalOptions) *cobra.Command {
+	o := kindconfig.Options{}
+	cmd := &cobra.Command{
+		Use:   "kind-config",
+		Short: "Print a kind cluster config whose apiserver already issues tokens for the irsa issuer",
+		Long: `kind-config prints a kind (kind.x-k8s.io/v1alpha4) cluster config: create the cluster with
+  irsa kind-config --bucket B --region R > kind.yaml && kind create cluster --config kind.yaml
+and the apiserver stage then only checks the served issuer. With --key-dir, the cluster signs tokens with that keypair
+(made by irsa keys); otherwise kubeadm makes one and irsa publishes what the apiserver serves.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			issuer := g.issuerURL
+			if issuer == "" && g.bucket != "" && g.region != "" {
+				issuer = config.BucketIssuerURL(g.bucket, g.region)
+			}
+			if err := config.ValidateIssuerURL(issuer); err != nil {
+				return err
+			}
+			o.IssuerURL = issuer
+			o.Audience = firstNonEmpty(g.audience, config.DefaultAudience)
+			if g.keyDir != "" {
+				p := keys.PairIn(g.keyDir)
+				priv, err := filepath.Abs(p.PrivateKeyPath)
+				if err != nil {
+					return err
+				}
+				pub, _ := filepath.Abs(p.PublicKeyPath)
+				o.SigningKey = &kindconfig.KeyFiles{PrivateKey: priv, PublicKey: pub}
+			}
+			out, err := kindconfig.Generate(o)
+			if err != nil {
+				return fmt.Errorf("kind config: %w", err)
+			}
+			_, err = g.stdout.Write(out)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&o.Name, "name", "", "kind cluster name")
+	cmd.Flags().StringVar(&o.NodeImage, "node-image", kindconfig.DefaultNodeImage, "kind node image (pinned)")
+	cmd.Flags().IntVar(&o.Workers, "workers", 0, "number of worker nodes")
+	return cmd
+}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
+)
+
+func init() { extraCommands = append(extraCommands, newSTSGateCommand) }
+
+func newSTSGateCommand(g *globalOptions) *cobra.Command {
+	var backend, listen, backendCA, issuerCA, tlsCert, tlsKey string
+	cmd := &cobra.Command{
+		Use:   "sts-gate --backend URL --listen 127.0.0.1:PORT",
+		Short: "A proxy that makes an AWS emulator's STS check web identity tokens as AWS does",
+		Long: `moto and LocalStack accept any token for AssumeRoleWithWebIdentity. sts-gate sits in front of them:
+AssumeRoleWithWebIdentity requests are checked as STS checks them (issuer discovery and JWKS fetched anonymously,
+kid, RS256 signature, lifetime, audience among the provider's client IDs, the role's trust policy) against the provider
+and role read from the emulator's IAM, and refused with AWS's error codes (InvalidIdentityToken,
+IDPCommunicationError, ExpiredTokenException, AccessDenied). Every other request is forwarded unchanged.
+
+  irsa sts-gate --backend https://127.0.0.1:4566 --listen 127.0.0.1:4567
+  AWS_ENDPOINT_URL_STS=http://127.0.0.1:4567 your-test`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := config.ValidateEndpointURL(backend); err != nil {
+				return fmt.Errorf("--backend: %w", err)
+			}
+			opts := stsgate.Options{Backend: backend, Logger: g.logger(), Region: firstNonEmpty(g.region, os.Getenv("AWS_REGION"), "us-east-1")}
+			var err error
+			if opts.BackendCA, err = loadPool(backendCA); err != nil {
+				return err
+			}
+			issuerPool, err := loadPool(issuerCA)
+			if err != nil {
+				return err
+			}
+			opts.IssuerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: issuerPool}}}
+			gate, err := stsgate.New(opts)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %q: %w", listen, err)
+			}
+			srv := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second}
+			scheme := "http"
+			if tlsCert != "" {
+				scheme = "https"
+			}
+			fmt.Fprintf(g.stderr, "sts-gate: listening on %s://%s, backend %s\n", scheme, ln.Addr(), backend)
+			go func() {
+				<-cmd.Context().Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(ctx)
+			}()
+			if tlsCert != "" {
+				err = srv.ServeTLS(ln, tlsCert, tlsKey)
+			} else {
+				err = srv.Serve(ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&backend, "backend", "", "the emulator's endpoint, such as https://127.0.0.1:4566")
+	f.StringVar(&listen, "listen", "127.0.0.1:4567", "address to listen on")
+	f.StringVar(&backendCA, "backend-ca", "", "PEM CA bundle for the backend (default: system roots)")
+	f.StringVar(&issuerCA, "issuer-ca", "", "PEM CA bundle for fetching issuer documents (default: system roots)")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate")
+	f.StringVar(&tlsKey, "tls-key", "", "key of --tls-cert")
+	return cmd
+}
+
+// loadPool returns the system roots plus the certificates in path; nil when path is empty.
+func loadPool(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA bundle %q: %w", path, err)
+	}
+	pool, _ := x509.SystemCertPool()
+	if pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("CA bundle %q: no PEM certificate found", path)
+	}
+	return pool, nil
+}
