@@ -263,7 +263,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 	verified, err := parseClaims(payload)
 	if err != nil {
 		return r.fail(CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS", StepSignature,
-			"", "claims: %v", err)
+			"pass a token whose claims are a JSON object with iss", "claims: %v", err)
 	}
 	verified.KeyID = claims.KeyID
 	claims, r.Claims = verified, verified
@@ -308,9 +308,12 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 			"fix the role's trust policy document", "%v", err)
 	}
 	if !decision.Allowed {
-		return r.fail(CodeAccessDenied, MessageAccessDenied, StepTrustPolicy,
-			fmt.Sprintf("allow %s for Federated %s with conditions on %s:sub = %q", ActionAssumeRoleWithWebIdentity, p.ARN, ConditionKeyPrefix(issuer), claims.Subject),
-			"%s", decision.Reason)
+		fix := fmt.Sprintf("add a statement allowing %s for Federated %s with StringEquals %s:sub %q",
+			ActionAssumeRoleWithWebIdentity, p.ARN, ConditionKeyPrefix(issuer), claims.Subject)
+		if decision.ExplicitDeny {
+			fix = fmt.Sprintf("remove or narrow the Deny statement %s of the role's trust policy", decision.Statement)
+		}
+		return r.fail(CodeAccessDenied, MessageAccessDenied, StepTrustPolicy, fix, "%s", decision.Reason)
 	}
 	r.pass(StepTrustPolicy, "%s", decision.Reason)
 	return r

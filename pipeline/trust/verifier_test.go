@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +275,32 @@ func TestDiscover(t *testing.T) {
 	_, res = v.Discover(context.Background(), f.issuer+"/")
 	if res.Failed() == nil || res.Failed().Name != trust.StepIssuer {
 		t.Fatalf("discover with a trailing slash: want the issuer step to fail\n%s", steps(res))
+	}
+}
+
+// TestVerifySlowIssuer checks that an issuer slower than the fetch timeout reads as STS reports it
+// (InvalidIdentityToken: STS waits five seconds), not as unreachable.
+func TestVerifySlowIssuer(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	issuer := srv.URL + "/slow"
+	prefix := trust.ConditionKeyPrefix(issuer)
+	p := trust.Provider{URL: issuer, ARN: "arn:aws:iam::123456789012:oidc-provider/" + prefix, ClientIDs: []string{audience}}
+	key := trusttest.Key(t, 0)
+	token := trusttest.Sign(t, key, trusttest.KeyID(t, &key.PublicKey),
+		trusttest.ServiceAccountClaims(issuer, "team-a", "app", audience, time.Now()))
+
+	v := trust.New(trust.Options{HTTPClient: srv.Client(), FetchTimeout: 50 * time.Millisecond})
+	res := v.Verify(context.Background(), token, p, trustPolicy(p.ARN, prefix, "StringEquals", "system:serviceaccount:team-a:app"))
+	if res.Code != trust.CodeInvalidIdentityToken || res.Failed() == nil || res.Failed().Name != trust.StepDiscovery {
+		t.Fatalf("code %q, want %q at the discovery step:\n%s", res.Code, trust.CodeInvalidIdentityToken, steps(res))
 	}
 }
