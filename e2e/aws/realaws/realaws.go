@@ -128,6 +128,9 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 	return b, nil
 }
 
+// Sweeper lists and deletes tagged resources in the backend's account.
+func (b *Backend) Sweeper() *Sweeper { return b.sweeper }
+
 // RunID is this run's unique ID: use it as the irsa cluster name (and bucket name prefix).
 func (b *Backend) RunID() string { return b.runID }
 
