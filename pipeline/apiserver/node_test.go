@@ -350,3 +350,35 @@ func ecKeyPEM(t *testing.T) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
+
+// RunNode's output is what the stage reads back from the node pod's log, on success and on failure.
+func TestRunNodeResultLine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts := node(t, readFile(t, "testdata/inputs/kubeadm.yaml"))
+	var out strings.Builder
+	out.WriteString("some log line before\n")
+	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
+		t.Fatalf("RunNode: %v", err)
+	}
+	res, err := lastResult([]byte(out.String()))
+	if err != nil || !res.Changed || res.Issuers[0] != testIssuer || res.Error != "" {
+		t.Errorf("result read back = %+v, %v", res, err)
+	}
+
+	out.Reset()
+	opts.IssuerURL = "http://not-https"
+	err = RunNode(ctx, NodePatchCommand, opts, 0, &out)
+	res, perr := lastResult([]byte(out.String()))
+	if err == nil || perr != nil || !strings.Contains(res.Error, "must be https") || res.Manifest != opts.ManifestPath {
+		t.Errorf("failed RunNode: err=%v, result %+v (%v); want the error in the result line", err, res, perr)
+	}
+
+	out.Reset()
+	if err := RunNode(ctx, "rm-rf", opts, 0, &out); err == nil || !strings.Contains(out.String(), `node command \"rm-rf\"`) {
+		t.Errorf("unknown command: %v, output %q", err, out.String())
+	}
+	if _, err := lastResult([]byte("no json here\n{not json}\n")); err == nil {
+		t.Errorf("lastResult found a result in a log without one")
+	}
+}

@@ -1,0 +1,499 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+// kubeadmIssuer is the issuer kubeadm configures; the test apiserver keeps it as a second issuer, the way a
+// patched kubeadm cluster does.
+const kubeadmIssuer = "https://kubernetes.default.svc.cluster.local"
+
+// patchedServer is a real kube-apiserver that already serves testIssuer first, as after a successful Apply.
+func patchedServer(t *testing.T) *kubeapiserver.Server {
+	t.Helper()
+	srv := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: testIssuer, ExtraIssuers: []string{kubeadmIssuer}})
+	// No controller-manager runs: create the service accounts pods need.
+	for _, ns := range []string{"kube-system", "default"} {
+		_, err := srv.Client.CoreV1().ServiceAccounts(ns).Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	return srv
+}
+
+func newStage(t *testing.T, client kubernetes.Interface, cfg *rest.Config, opts Options) *Stage {
+	t.Helper()
+	if opts.IssuerURL == "" {
+		opts.IssuerURL = testIssuer
+	}
+	if opts.Audience == "" {
+		opts.Audience = config.DefaultAudience
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 100 * time.Millisecond
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := New(client, cfg, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func TestServedIssuerAndKeys(t *testing.T) {
+	t.Parallel()
+	srv := patchedServer(t)
+	ctx := t.Context()
+
+	issuer, err := ServedIssuer(ctx, srv.Client)
+	if err != nil || issuer != testIssuer {
+		t.Errorf("ServedIssuer = %q, %v; want %q", issuer, err, testIssuer)
+	}
+
+	keys, err := ServedKeys(ctx, srv.Client)
+	if err != nil {
+		t.Fatalf("ServedKeys: %v", err)
+	}
+	pubPEM, err := os.ReadFile(srv.ServiceAccountKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pubPEM)
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	sum := sha256.Sum256(der)
+	wantKid := base64.RawURLEncoding.EncodeToString(sum[:])
+	if len(keys.Keys) != 1 || keys.Keys[0].KeyID != wantKid {
+		t.Errorf("served keys %+v, want one with kid %q", keys.Keys, wantKid)
+	}
+	// The kid irsa computes for a key it installs is the one the apiserver serves.
+	priv, err := os.ReadFile(srv.ServiceAccountSigningKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, kid, err := keyFromPEM(priv); err != nil || kid != wantKid {
+		t.Errorf("keyFromPEM kid = %q, %v; the apiserver serves %q", kid, err, wantKid)
+	}
+}
+
+func TestUnreachableAndForbidden(t *testing.T) {
+	t.Parallel()
+	srv := patchedServer(t)
+	ctx := t.Context()
+
+	unreachable, err := kubernetes.NewForConfig(&rest.Config{Host: "https://127.0.0.1:1", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ServedIssuer(ctx, unreachable); err == nil || !strings.Contains(err.Error(), "is the cluster reachable") {
+		t.Errorf("ServedIssuer on an unreachable cluster: %v", err)
+	}
+	s := newStage(t, unreachable, nil, Options{ClusterType: ClusterKubeadm})
+	if _, err := s.Plan(ctx); err == nil || !strings.Contains(err.Error(), "is the cluster reachable") {
+		t.Errorf("Plan on an unreachable cluster: %v", err)
+	}
+
+	nobodyCfg, err := srv.UserConfig("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := srv.UserClient(t, "nobody")
+	for name, run := range map[string]func() error{
+		"detect": func() error { _, err := DetectClusterType(ctx, nobody); return err },
+		"kubeadm apply": func() error {
+			_, err := newStage(t, nobody, nobodyCfg, Options{ClusterType: ClusterKubeadm}).Apply(ctx)
+			return err
+		},
+		"eks-anywhere apply": func() error {
+			_, err := newStage(t, nobody, nobodyCfg, Options{ClusterType: ClusterEKSAnywhere}).Apply(ctx)
+			return err
+		},
+	} {
+		err := run()
+		if err == nil || !strings.Contains(err.Error(), "lacks the permission") {
+			t.Errorf("%s as a user without permissions: %v, want a forbidden error that says so", name, err)
+		}
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	t.Parallel()
+	srv := &rest.Config{Host: "https://127.0.0.1:1"}
+	client, err := kubernetes.NewForConfig(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"unknown cluster type", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: "openshift"}, `cluster type "openshift": want one of kubeadm, kind, eks-anywhere, external`},
+		{"http issuer", Options{IssuerURL: "http://x", Audience: "sts.amazonaws.com"}, "must be https"},
+		{"bad key", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", SigningKey: []byte("not a key")}, "signing key: no PEM block"},
+		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: ecKeyPEM(t)}, "only the kubeadm cluster type"},
+		{"negative timeout", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", Timeout: -time.Second}, "must not be negative"},
+	}
+	for _, tt := range tests {
+		if _, err := New(client, srv, tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: New error = %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestDetectClusterType(t *testing.T) {
+	t.Parallel()
+	srv := kubeapiserver.Start(t, kubeapiserver.Options{})
+	ctx := t.Context()
+	detect := func(want string) {
+		t.Helper()
+		got, err := DetectClusterType(ctx, srv.Client)
+		if err != nil || got != want {
+			t.Errorf("DetectClusterType = %q, %v; want %q", got, err, want)
+		}
+	}
+	// Each step adds what the next type is recognised by; the later ones take precedence.
+	detect(ClusterExternal)
+	if _, err := srv.Client.CoreV1().ConfigMaps("kube-system").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm-config"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	detect(ClusterKubeadm)
+	createEKSACRD(t, srv.Config)
+	detect(ClusterEKSAnywhere)
+	createNode(t, srv.Client, "kind-control-plane", "kind://docker/kind/kind-control-plane")
+	detect(ClusterKind)
+}
+
+func TestVerifyOnlyClusterTypes(t *testing.T) {
+	t.Parallel()
+	srv := patchedServer(t)
+	ctx := t.Context()
+	for _, typ := range []string{ClusterKind, ClusterExternal} {
+		s := newStage(t, srv.Client, srv.Config, Options{ClusterType: typ})
+		for name, run := range map[string]func(context.Context) ([]stage.Change, error){"plan": s.Plan, "apply": s.Apply, "delete": s.Delete} {
+			if changes, err := run(ctx); err != nil || len(changes) != 0 {
+				t.Errorf("%s %s with the issuer served: %v, %v; want nothing to do", typ, name, changes, err)
+			}
+		}
+	}
+	wrong := "https://oidc.example.com/other"
+	kind := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKind, IssuerURL: wrong})
+	if _, err := kind.Apply(ctx); err == nil || !strings.Contains(err.Error(), "irsa kind-config") || !strings.Contains(err.Error(), testIssuer) {
+		t.Errorf("kind apply with another issuer served: %v; want an error naming the served issuer and kind-config", err)
+	}
+	external := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterExternal, IssuerURL: wrong})
+	if _, err := external.Plan(ctx); err == nil || !strings.Contains(err.Error(), "--service-account-issuer="+wrong) {
+		t.Errorf("external plan with another issuer served: %v; want the flags to set", err)
+	}
+}
+
+// TestKubeadm runs the kubeadm stage against a real apiserver with Node objects and mirror pods made by hand: no
+// kubelet runs here, so node pods never start (the host-cluster e2e runs them for real).
+func TestKubeadm(t *testing.T) {
+	t.Parallel()
+	srv := patchedServer(t)
+	ctx := t.Context()
+	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 3 * time.Second})
+
+	if _, err := s.Plan(ctx); err == nil || !strings.Contains(err.Error(), "no node is labelled "+ControlPlaneLabel) {
+		t.Errorf("Plan without control-plane nodes: %v", err)
+	}
+
+	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	patched, _, err := Patch(original, PatchOptions{IssuerURL: testIssuer, Audience: config.DefaultAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createNode(t, srv.Client, "cp-1", "")
+	createNode(t, srv.Client, "cp-2", "")
+	createMirrorPod(t, srv.Client, "cp-1", patched)
+	createMirrorPod(t, srv.Client, "cp-2", patched)
+
+	// Every node is patched and the apiserver serves the issuer: nothing to do, and no pod is created.
+	for name, run := range map[string]func(context.Context) ([]stage.Change, error){"plan": s.Plan, "apply": s.Apply} {
+		if changes, err := run(ctx); err != nil || len(changes) != 0 {
+			t.Errorf("%s on patched nodes = %v, %v; want no changes", name, changes, err)
+		}
+	}
+	assertNoNodePods(t, srv.Client)
+
+	// cp-2 still runs the original manifest.
+	if err := srv.Client.CoreV1().Pods("kube-system").Delete(ctx, "kube-apiserver-cp-2", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	waitPodGone(t, srv.Client, "kube-apiserver-cp-2")
+	createMirrorPod(t, srv.Client, "cp-2", original)
+	changes, err := s.Plan(ctx)
+	if err != nil || len(changes) != 1 || changes[0].Name != "cp-2" || changes[0].Action != stage.Update || !strings.Contains(changes[0].Detail, kubeadmIssuer) {
+		t.Errorf("Plan with cp-2 unpatched = %+v, %v; want one update of cp-2", changes, err)
+	}
+
+	// With a signing key both nodes need the node pod. Apply creates it on cp-1 first (accepted by the real
+	// apiserver's validation); it never runs here: the stage gives up at its deadline, says what it saw, deletes its
+	// pod (gracefully: it stays Terminating without a kubelet) and the key Secret.
+	withKey := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 3 * time.Second, SigningKey: ecKeyPEM(t), ClusterName: "c1"})
+	_, err = withKey.Apply(ctx)
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 3s") || !strings.Contains(err.Error(), "on cp-1") || !strings.Contains(err.Error(), "phase Pending") {
+		t.Errorf("Apply without a kubelet: %v; want a timeout naming the node and the pod's phase", err)
+	}
+	assertNoNodePods(t, srv.Client)
+	if _, err := srv.Client.CoreV1().Secrets("kube-system").Get(ctx, keySecretName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("signing key secret left behind: %v", err)
+	}
+}
+
+// The node pod as the real apiserver accepts it (server-side dry run), with the fields the design relies on.
+func TestNodePodSpec(t *testing.T) {
+	t.Parallel()
+	srv := patchedServer(t)
+	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Image: "irsa:test", ClusterName: "c1"})
+	pod := s.nodePod(NodePatchCommand, "cp-1.example.com", &keySecret{namespace: "kube-system", name: keySecretName}, 3*time.Minute)
+	got, err := srv.Client.CoreV1().Pods("kube-system").Create(t.Context(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatalf("the apiserver rejects the node pod: %v", err)
+	}
+	c := got.Spec.Containers[0]
+	wantCmd := "/irsa node patch-apiserver --verify-timeout=2m30s --issuer-url=" + testIssuer + " --audience=sts.amazonaws.com --signing-key-file=/var/run/irsa/signing-key/sa.key"
+	checks := map[string]bool{
+		"name":            got.Name == "irsa-patch-apiserver-cp-1-example-com",
+		"pinned to node":  got.Spec.NodeName == "cp-1.example.com",
+		"tolerates all":   len(got.Spec.Tolerations) > 0 && got.Spec.Tolerations[0].Operator == corev1.TolerationOpExists,
+		"host network":    got.Spec.HostNetwork,
+		"never restarts":  got.Spec.RestartPolicy == corev1.RestartPolicyNever,
+		"image":           c.Image == "irsa:test" && c.ImagePullPolicy == corev1.PullIfNotPresent,
+		"command":         strings.Join(c.Command, " ") == wantCmd,
+		"root":            *c.SecurityContext.RunAsUser == 0,
+		"no capabilities": len(c.SecurityContext.Capabilities.Drop) == 1,
+		"/etc/kubernetes": got.Spec.Volumes[0].HostPath.Path == "/etc/kubernetes" && c.VolumeMounts[0].MountPath == "/etc/kubernetes",
+		"labels":          got.Labels[config.ManagedByTagKey] == config.ManagedByValue && got.Labels[config.ClusterLabel] == "c1",
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("node pod: %s is wrong:\n%+v", what, got.Spec)
+		}
+	}
+}
+
+func TestLocalCheck(t *testing.T) {
+	t.Parallel()
+	srv := patchedServer(t)
+	ctx := t.Context()
+	if _, err := srv.Client.CoreV1().ServiceAccounts("kube-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "irsa-node"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := srv.Client.CoreV1().ServiceAccounts("kube-system").CreateToken(ctx, "irsa-node", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte(tr.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := LocalCheck{URL: srv.URL, CAFile: srv.CAFile, TokenFile: token, Timeout: 30 * time.Second, Interval: 100 * time.Millisecond}
+	if err := check.Verify(ctx, testIssuer, false); err != nil {
+		t.Errorf("Verify of the served issuer: %v", err)
+	}
+
+	check.Timeout = time.Second
+	err = check.Verify(ctx, "https://oidc.example.com/other", false)
+	if err == nil || !strings.Contains(err.Error(), `last observed: issuer "`+testIssuer+`"`) {
+		t.Errorf("Verify of another issuer: %v; want the observed issuer in the error", err)
+	}
+
+	// After a restore, the pod's token may name an issuer the apiserver dropped: 401, then /readyz decides.
+	if err := os.WriteFile(token, []byte("not-a-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := check.Verify(ctx, kubeadmIssuer, true); err != nil {
+		t.Errorf("Verify while restoring with a rejected token: %v", err)
+	}
+	if err := check.Verify(ctx, testIssuer, false); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Errorf("Verify while patching with a rejected token: %v; want a failure showing the 401", err)
+	}
+
+	// The local endpoint comes from the manifest.
+	for name, want := range map[string]string{"kubeadm.yaml": "https://192.168.56.10:6443", "eks-anywhere.yaml": "https://172.18.0.7:6443", "hand-written.yaml": "https://127.0.0.1:6443"} {
+		c, err := NewLocalCheck(readFile(t, "testdata/inputs/"+name), time.Minute)
+		if err != nil || c.URL != want {
+			t.Errorf("NewLocalCheck(%s) = %q, %v; want %q", name, c.URL, err, want)
+		}
+	}
+}
+
+func TestEKSAnywhere(t *testing.T) {
+	t.Parallel()
+	srv := patchedServer(t)
+	ctx := t.Context()
+	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterEKSAnywhere, IssuerURL: "https://oidc.example.com/eksa", Timeout: 2 * time.Second})
+
+	// Without the EKS Anywhere API the error carries the patch to apply by hand.
+	_, err := s.Apply(ctx)
+	if err == nil || !strings.Contains(err.Error(), `kubectl patch clusters.anywhere.eks.amazonaws.com CLUSTER_NAME --type merge -p '{"spec":{"podIamConfig":{"serviceAccountIssuer":"https://oidc.example.com/eksa"}}}'`) {
+		t.Errorf("Apply without the Cluster API: %v", err)
+	}
+
+	createEKSACRD(t, srv.Config)
+	dyn := dynamic.NewForConfigOrDie(srv.Config).Resource(eksaClusters).Namespace("default")
+	cluster := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": eksaGroupVersion, "kind": "Cluster",
+		"metadata": map[string]any{"name": "mgmt"},
+		"spec":     map[string]any{"kubernetesVersion": "1.33"},
+	}}
+	if _, err := dyn.Create(ctx, cluster, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := s.Plan(ctx)
+	if err != nil || len(changes) != 1 || changes[0].Name != "default/mgmt" {
+		t.Errorf("Plan = %+v, %v; want an update of default/mgmt", changes, err)
+	}
+	// Apply sets the field; this apiserver never changes its issuer, so the wait ends with what it observed.
+	_, err = s.Apply(ctx)
+	if err == nil || !strings.Contains(err.Error(), `last observed: issuer "`+testIssuer+`"`) {
+		t.Errorf("Apply: %v; want a timeout showing the served issuer", err)
+	}
+	got, err := dyn.Get(ctx, "mgmt", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := unstructured.NestedString(got.Object, "spec", "podIamConfig", "serviceAccountIssuer"); v != "https://oidc.example.com/eksa" {
+		t.Errorf("spec.podIamConfig.serviceAccountIssuer = %q after Apply", v)
+	}
+	if v, _, _ := unstructured.NestedString(got.Object, "spec", "kubernetesVersion"); v != "1.33" {
+		t.Errorf("Apply changed other fields: kubernetesVersion = %q", v)
+	}
+	// Delete removes irsa's value; the served issuer already differs from it.
+	if changes, err := s.Delete(ctx); err != nil || len(changes) != 1 {
+		t.Errorf("Delete = %+v, %v", changes, err)
+	}
+	got, _ = dyn.Get(ctx, "mgmt", metav1.GetOptions{})
+	if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "podIamConfig"); found {
+		t.Errorf("podIamConfig still set after Delete: %v", got.Object["spec"])
+	}
+	if changes, err := s.Delete(ctx); err != nil || len(changes) != 0 {
+		t.Errorf("second Delete = %+v, %v; want nothing to do", changes, err)
+	}
+}
+
+func createNode(t *testing.T, client kubernetes.Interface, name, providerID string) {
+	t.Helper()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{ProviderID: providerID}}
+	if providerID == "" {
+		node.Labels = map[string]string{ControlPlaneLabel: ""}
+	}
+	if _, err := client.CoreV1().Nodes().Create(t.Context(), node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createMirrorPod stands in for the kubelet's mirror pod of the node's static kube-apiserver pod.
+func createMirrorPod(t *testing.T, client kubernetes.Interface, node string, manifest []byte) {
+	t.Helper()
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Name = "kube-apiserver-" + node
+	pod.Spec.NodeName = node
+	if _, err := client.CoreV1().Pods("kube-system").Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitPodGone(t *testing.T, client kubernetes.Interface, name string) {
+	t.Helper()
+	for {
+		_, err := client.CoreV1().Pods("kube-system").Get(t.Context(), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("pod %s not deleted", name)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func assertNoNodePods(t *testing.T, client kubernetes.Interface) {
+	t.Helper()
+	pods, err := client.CoreV1().Pods("kube-system").List(t.Context(), metav1.ListOptions{LabelSelector: ComponentLabel + "=" + NodePodComponent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			t.Errorf("node pod %s left behind", p.Name)
+		}
+	}
+}
+
+// createEKSACRD installs a minimal clusters.anywhere.eks.amazonaws.com CRD (any spec accepted) and waits until the
+// apiserver serves it.
+func createEKSACRD(t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	crds := dynamic.NewForConfigOrDie(cfg).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "clusters.anywhere.eks.amazonaws.com"},
+		"spec": map[string]any{
+			"group": "anywhere.eks.amazonaws.com", "scope": "Namespaced",
+			"names": map[string]any{"plural": "clusters", "singular": "cluster", "kind": "Cluster", "listKind": "ClusterList"},
+			"versions": []any{map[string]any{
+				"name": "v1alpha1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+			}},
+		},
+	}}
+	if _, err := crds.Create(t.Context(), crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client := kubernetes.NewForConfigOrDie(cfg)
+	for {
+		if _, err := client.Discovery().ServerResourcesForGroupVersion(eksaGroupVersion); err == nil {
+			if _, err := dynamic.NewForConfigOrDie(cfg).Resource(eksaClusters).List(t.Context(), metav1.ListOptions{}); err == nil {
+				return
+			}
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal("CRD never served")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
