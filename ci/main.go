@@ -742,7 +742,7 @@ func (m *Irsa) run(ctx context.Context, o runOpts, command ...string) (string, e
 	ctr := m.Container()
 	argv := []string{binPath}
 	if o.config != nil {
-		ctr = ctr.WithMountedFile(inputDir+"/irsa.yaml", o.config)
+		ctr = ctr.WithMountedFile(inputDir+"/irsa.yaml", o.config, dagger.ContainerWithMountedFileOpts{Owner: nonroot})
 		argv = append(argv, "--config", inputDir+"/irsa.yaml")
 	}
 	if o.kubeconfig != nil {
@@ -776,7 +776,7 @@ func (m *Irsa) run(ctx context.Context, o runOpts, command ...string) (string, e
 		ctr = ctr.WithEnvVariable("AWS_PROFILE", o.awsProfile)
 	}
 	if o.inlinePolicy != nil {
-		ctr = ctr.WithMountedFile(inputDir+"/inline-policy.json", o.inlinePolicy)
+		ctr = ctr.WithMountedFile(inputDir+"/inline-policy.json", o.inlinePolicy, dagger.ContainerWithMountedFileOpts{Owner: nonroot})
 	}
 	for _, flag := range []struct{ name, value string }{
 		{"--cluster-name", o.clusterName},

@@ -237,6 +237,9 @@ func assertRun(t *testing.T, chain fakeengine.Chain, want run) {
 	files := map[string]string{}
 	for _, c := range chain.Find("withMountedFile") {
 		files[c.Args["path"].(string)] = c.Args["source"].(string)
+		if c.Args["owner"] != nonroot {
+			t.Errorf("file %s owner = %v, want %s, so irsa can read a 0600 file", c.Args["path"], c.Args["owner"], nonroot)
+		}
 	}
 	if !reflect.DeepEqual(files, orEmpty(want.files)) {
 		t.Errorf("mounted files = %v, want %v", files, want.files)
