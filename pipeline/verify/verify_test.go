@@ -1,0 +1,228 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+// recordingRoles stands in for the IAM half (pipeline/roles, tested against moto there): this package only needs
+// the role's ARN and to see that the role is created before and removed after the run.
+type recordingRoles struct {
+	mu      sync.Mutex
+	ensured []config.Binding
+	removed []string
+}
+
+func (r *recordingRoles) Ensure(_ context.Context, b config.Binding) ([]stage.Change, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ensured = append(r.ensured, b)
+	return []stage.Change{{Action: stage.Create, Kind: "iam-role", Name: b.RoleName}}, nil
+}
+
+func (r *recordingRoles) RoleARN(_ context.Context, b config.Binding) (string, error) {
+	return "arn:aws:iam::123456789012:role/irsa/test/" + b.RoleName, nil
+}
+
+func (r *recordingRoles) Remove(_ context.Context, name string) ([]stage.Change, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removed = append(r.removed, name)
+	return []stage.Change{{Action: stage.Delete, Kind: "iam-role", Name: name}}, nil
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	roles := &recordingRoles{}
+	cases := map[string]Options{
+		"no cluster":          {Bucket: "b"},
+		"no bucket":           {ClusterName: "test"},
+		"webhook namespace":   {ClusterName: "test", Bucket: "b", Namespace: config.WebhookNamespace},
+		"bad service account": {ClusterName: "test", Bucket: "b", ServiceAccount: "Not Valid"},
+	}
+	for name, o := range cases {
+		if _, err := New(nil, roles, o, nil); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := New(nil, nil, Options{ClusterName: "test", Bucket: "b"}, nil); err == nil {
+		t.Error("no roles backend: no error")
+	}
+}
+
+func waitForJob(t *testing.T, c kubernetes.Interface, ns string) *batchv1.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		jobs, err := c.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: config.ManagedByTagKey + "=" + config.ManagedByValue})
+		if err == nil && len(jobs.Items) == 1 {
+			return &jobs.Items[0]
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no verify job appeared: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestStageAgainstAPIServer(t *testing.T) {
+	srv := kubeapiserver.Start(t, kubeapiserver.Options{})
+	ctx := t.Context()
+	c := srv.Client
+	roleName := config.RoleNameFor("test", DefaultNamespace, DefaultServiceAccount)
+	roleARN := "arn:aws:iam::123456789012:role/irsa/test/" + roleName
+
+	// No kubelet runs here, so the Job never starts: the run ends at its deadline with a FAIL report, and with
+	// --keep everything it made stays for inspection.
+	t.Run("job that never runs: FAIL report, kept objects, then delete", func(t *testing.T) {
+		roles := &recordingRoles{}
+		st, err := New(c, roles, Options{ClusterName: "test", Bucket: "irsa-test-issuer", Timeout: 2 * time.Second, Keep: true,
+			STSEndpoint: "https://10.0.0.1:4566", S3Endpoint: "https://10.0.0.1:4566", CABundle: []byte("-----BEGIN CERTIFICATE-----\n...\n")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Apply(ctx)
+		if err == nil || !strings.Contains(err.Error(), "verify: FAIL: "+CheckJob) {
+			t.Fatalf("apply err = %v, want FAIL", err)
+		}
+		r := st.Report()
+		if r == nil || r.Pass || !strings.Contains(r.Checks[0].Detail, "did not finish") || r.Job == "" {
+			t.Fatalf("report = %+v", r)
+		}
+		if len(roles.ensured) != 1 || roles.ensured[0].RoleName != roleName || !slices.Equal(roles.ensured[0].PolicyARNs, []string{S3ReadOnlyPolicyARN}) {
+			t.Errorf("ensured roles = %+v", roles.ensured)
+		}
+		if len(roles.removed) != 0 {
+			t.Errorf("role removed despite keep: %v", roles.removed)
+		}
+
+		sa, err := c.CoreV1().ServiceAccounts(DefaultNamespace).Get(ctx, DefaultServiceAccount, metav1.GetOptions{})
+		if err != nil || sa.Annotations[config.RoleARNAnnotation] != roleARN {
+			t.Fatalf("service account = %+v, %v", sa, err)
+		}
+		job := waitForJob(t, c, DefaultNamespace)
+		spec := job.Spec.Template.Spec
+		ctr := spec.Containers[0]
+		if spec.ServiceAccountName != DefaultServiceAccount || ctr.Image != config.DefaultVerifyImage || !slices.Equal(ctr.Command, DefaultCommand) ||
+			*job.Spec.BackoffLimit != 0 || spec.RestartPolicy != corev1.RestartPolicyNever {
+			t.Errorf("job = %+v", job.Spec)
+		}
+		env := map[string]string{}
+		for _, e := range ctr.Env {
+			env[e.Name] = e.Value
+		}
+		if env["AWS_ENDPOINT_URL_STS"] != "https://10.0.0.1:4566" || env["AWS_ENDPOINT_URL_S3"] != "https://10.0.0.1:4566" || env["AWS_CA_BUNDLE"] != CAMountPath+"/ca.pem" {
+			t.Errorf("env = %v", env)
+		}
+		if _, err := c.CoreV1().ConfigMaps(DefaultNamespace).Get(ctx, DefaultServiceAccount+"-ca", metav1.GetOptions{}); err != nil {
+			t.Error(err)
+		}
+		if !strings.Contains(r.Text(), "FAIL") {
+			t.Errorf("text = %s", r.Text())
+		}
+
+		changes, err := st.Delete(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := []string{}
+		for _, ch := range changes {
+			kinds = append(kinds, ch.Kind)
+		}
+		if !slices.Equal(kinds, []string{"job", "configmap", "serviceaccount", "iam-role"}) {
+			t.Errorf("delete = %+v", changes)
+		}
+		if _, err := c.CoreV1().ServiceAccounts(DefaultNamespace).Get(ctx, DefaultServiceAccount, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("service account still there: %v", err)
+		}
+		if changes, err := st.Delete(ctx); err != nil || len(changes) != 1 {
+			t.Errorf("second delete = %+v, %v; want only the (idempotent) role removal", changes, err)
+		}
+	})
+
+	// The kubelet's part played by the test: the pod the webhook would have mutated, its success and the Job's.
+	t.Run("completed job: PASS report and cleanup", func(t *testing.T) {
+		roles := &recordingRoles{}
+		st, err := New(c, roles, Options{ClusterName: "test", Bucket: "irsa-test-issuer", Timeout: time.Minute}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.podLogs = func(_ context.Context, ns, pod, container string) (string, error) {
+			if container != ContainerName {
+				return "", fmt.Errorf("logs of container %q", container)
+			}
+			return fmt.Sprintf("{\n    \"UserId\": \"AROAEXAMPLE:s1\",\n    \"Account\": \"123456789012\",\n    \"Arn\": \"arn:aws:sts::123456789012:assumed-role/%s/s1\"\n}\n2026-11-25 21:40:00 irsa-test-issuer\n", roleName), nil
+		}
+		type result struct {
+			changes []stage.Change
+			err     error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ch, err := st.Apply(ctx)
+			done <- result{ch, err}
+		}()
+
+		job := waitForJob(t, c, DefaultNamespace)
+		pod := readPod(t, "pod-mutated.yaml")
+		pod.Name, pod.Namespace = job.Name+"-abcde", DefaultNamespace
+		pod.Labels = job.Spec.Template.Labels
+		pod.Labels[batchv1.JobNameLabel] = job.Name
+		pod.Spec.Containers[0].Env[3].Value = roleARN
+		pod.Spec.Volumes = pod.Spec.Volumes[:1] // the apiserver adds its own kube-api-access volume
+		pod.Spec.Containers[0].VolumeMounts = pod.Spec.Containers[0].VolumeMounts[1:]
+		status := pod.Status
+		pod.Status = corev1.PodStatus{}
+		created, err := c.CoreV1().Pods(DefaultNamespace).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		created.Status = status
+		if _, err := c.CoreV1().Pods(DefaultNamespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		now := metav1.Now()
+		job.Status = batchv1.JobStatus{StartTime: &now, CompletionTime: &now, Succeeded: 1, Conditions: []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}}
+		if _, err := c.BatchV1().Jobs(DefaultNamespace).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+
+		res := <-done
+		if res.err != nil {
+			t.Fatalf("apply: %v\n%s", res.err, st.Report().Text())
+		}
+		r := st.Report()
+		if !r.Pass || r.CallerARN == "" || r.Logs != "" || len(r.Events) != 0 {
+			t.Errorf("report = %+v", r)
+		}
+		if !slices.Equal(roles.removed, []string{roleName}) {
+			t.Errorf("removed roles = %v", roles.removed)
+		}
+		if jobs, _ := c.BatchV1().Jobs(DefaultNamespace).List(ctx, metav1.ListOptions{}); len(jobs.Items) != 0 {
+			t.Errorf("jobs left: %d", len(jobs.Items))
+		}
+		if pods, _ := c.CoreV1().Pods(DefaultNamespace).List(ctx, metav1.ListOptions{}); len(pods.Items) != 0 {
+			t.Errorf("pods left: %d", len(pods.Items))
+		}
+	})
+}
