@@ -57,21 +57,25 @@ func New(
 	return &Irsa{Source: source}
 }
 
-// goContainer is a Go toolchain with the repository at /src and Go's module and build caches on
-// named cache volumes shared by every call.
-func (m *Irsa) goContainer() *dagger.Container {
+// goToolchain is the Go image with Go's module and build caches on named cache volumes shared by
+// every call.
+func goToolchain() *dagger.Container {
 	return dag.Container().
 		From(goImage).
 		WithMountedCache("/go/pkg/mod", dag.CacheVolume("irsa-go-mod")).
 		WithMountedCache("/root/.cache/go-build", dag.CacheVolume("irsa-go-build")).
-		WithEnvVariable("GOFLAGS", "-buildvcs=false").
-		WithDirectory("/src", m.Source).
-		WithWorkdir("/src")
+		WithEnvVariable("GOFLAGS", "-buildvcs=false")
+}
+
+// withSource adds the repository at /src, the working directory. It comes after the steps that do
+// not need the source, so that editing the source does not invalidate them.
+func (m *Irsa) withSource(c *dagger.Container) *dagger.Container {
+	return c.WithDirectory("/src", m.Source).WithWorkdir("/src")
 }
 
 // Build compiles the irsa binary: static (CGO_ENABLED=0), for the engine's platform.
 func (m *Irsa) Build() *dagger.File {
-	return m.goContainer().
+	return m.withSource(goToolchain()).
 		WithEnvVariable("CGO_ENABLED", "0").
 		WithExec([]string{"go", "build", "-trimpath", "-ldflags=-s -w", "-o", "/out/irsa", "./cmd/irsa"}).
 		File("/out/irsa")
@@ -104,14 +108,15 @@ func (m *Irsa) Test(
 		args = append(args, "-run", run)
 	}
 	args = append(args, packages...)
-	return m.goContainer().
+	withMoto := goToolchain().
 		WithExec([]string{"apt-get", "update"}).
 		WithExec([]string{"apt-get", "install", "-y", "--no-install-recommends", "python3-venv"}).
 		WithExec([]string{"python3", "-m", "venv", "/opt/moto"}).
 		WithExec([]string{"/opt/moto/bin/pip", "install", "moto[server]==" + motoVersion}).
 		WithEnvVariable("MOTO_SERVER", "/opt/moto/bin/moto_server").
 		WithMountedCache("/root/.cache/irsa", dag.CacheVolume("irsa-kubernetes-bin")).
-		WithEnvVariable("IRSA_CACHE", "/root/.cache/irsa").
+		WithEnvVariable("IRSA_CACHE", "/root/.cache/irsa")
+	return m.withSource(withMoto).
 		WithExec([]string{"hack/build-kubernetes.sh"}).
 		WithExec(args).
 		Stdout(ctx)
@@ -119,7 +124,7 @@ func (m *Irsa) Test(
 
 // Lint fails when a Go file is not gofmt-formatted or go vet reports a problem.
 func (m *Irsa) Lint(ctx context.Context) (string, error) {
-	return m.goContainer().
+	return m.withSource(goToolchain()).
 		WithExec([]string{"sh", "-c", `files=$(gofmt -l .); if [ -n "$files" ]; then echo "not gofmt-formatted:"; echo "$files"; exit 1; fi`}).
 		WithExec([]string{"go", "vet", "./..."}).
 		Stdout(ctx)

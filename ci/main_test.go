@@ -486,14 +486,27 @@ func TestTest(t *testing.T) {
 			if got := strings_(execs[len(execs)-1].Args["args"]); !slices.Equal(got, tc.want) {
 				t.Errorf("test command = %q, want %q", got, tc.want)
 			}
+			// Installing moto comes before the source so that a source edit does not redo it.
 			var steps []string
-			for _, e := range execs {
-				steps = append(steps, strings.Join(strings_(e.Args["args"]), " "))
-			}
-			for _, want := range []string{"/opt/moto/bin/pip install moto[server]==" + motoVersion, "hack/build-kubernetes.sh"} {
-				if !slices.Contains(steps, want) {
-					t.Errorf("steps %q lack %q", steps, want)
+			for _, c := range chain {
+				switch c.Field {
+				case "withExec":
+					steps = append(steps, strings.Join(strings_(c.Args["args"]), " "))
+				case "withDirectory":
+					steps = append(steps, "<source>")
 				}
+			}
+			wantSteps := []string{
+				"apt-get update",
+				"apt-get install -y --no-install-recommends python3-venv",
+				"python3 -m venv /opt/moto",
+				"/opt/moto/bin/pip install moto[server]==" + motoVersion,
+				"<source>",
+				"hack/build-kubernetes.sh",
+				strings.Join(tc.want, " "),
+			}
+			if !slices.Equal(steps, wantSteps) {
+				t.Errorf("steps:\n got %q\nwant %q", steps, wantSteps)
 			}
 			env := envVariables(chain)
 			if env["MOTO_SERVER"] != "/opt/moto/bin/moto_server" || env["IRSA_CACHE"] != "/root/.cache/irsa" {
