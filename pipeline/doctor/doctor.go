@@ -58,7 +58,7 @@ type Inputs struct {
 	// Namespace and ServiceAccount select the ServiceAccount to check; empty skips those checks.
 	Namespace, ServiceAccount string
 	// AssumeRole, when set (--live), calls AssumeRoleWithWebIdentity for real.
-	AssumeRole func(ctx context.Context, roleARN, token string) error
+	AssumeRole                    func(ctx context.Context, roleARN, token string) error
 	WebhookNamespace, WebhookName string
 	Now                           func() time.Time
 }

@@ -120,8 +120,8 @@ func TestKeyIDRoundTrip(t *testing.T) {
 func TestHostPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://b.s3.us-east-1.amazonaws.com": "b.s3.us-east-1.amazonaws.com",
-		"https://127.0.0.1:4566/bucket":         "127.0.0.1:4566/bucket",
-		"https://oidc.example.com/a/b":          "oidc.example.com/a/b",
+		"https://127.0.0.1:4566/bucket":        "127.0.0.1:4566/bucket",
+		"https://oidc.example.com/a/b":         "oidc.example.com/a/b",
 	} {
 		if got := HostPath(in); got != want {
 			t.Errorf("HostPath(%q) = %q, want %q", in, got, want)
