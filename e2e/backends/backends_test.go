@@ -223,6 +223,16 @@ func TestDockerRegistry(t *testing.T) {
 	}
 }
 
+func TestContainerOptionsGate(t *testing.T) {
+	t.Parallel()
+	if o := containerOptions(Selection{Cluster: "kind", AWS: "localstack"}, DockerParams{}); o.Gate == nil || o.Network != "kind" {
+		t.Errorf("kind+localstack: gate set %v, network %q; want the strict STS gate on network kind", o.Gate != nil, o.Network)
+	}
+	if o := containerOptions(Selection{Cluster: "host", AWS: "localstack"}, DockerParams{NoGate: true}); o.Gate != nil || o.Network != "" {
+		t.Errorf("host+localstack with NoGate: gate set %v, network %q; want no gate, loopback only", o.Gate != nil, o.Network)
+	}
+}
+
 func TestIssuerURL(t *testing.T) {
 	t.Parallel()
 	if got, want := IssuerURL(&fakeAWS{}, "my-issuer"), "https://my-issuer.s3.eu-west-1.amazonaws.com"; got != want {

@@ -24,8 +24,10 @@ type DockerParams struct {
 	Workers int
 	// KubeconfigPath is where kind writes the admin kubeconfig; empty means a temporary file.
 	KubeconfigPath string
-	// Gate puts the strict STS gate in front of the emulators; nil forwards unchecked.
+	// Gate replaces the strict STS gate (localstack.STSGate) in front of the emulators.
 	Gate localstack.GateFunc
+	// NoGate forwards AssumeRoleWithWebIdentity to the emulator unchecked (it then accepts any token).
+	NoGate bool
 	// Logger receives kind's progress lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -66,6 +68,9 @@ func Docker(p DockerParams) Registry {
 // containerOptions put the emulator on kind's network when the cluster is kind, so pods reach it.
 func containerOptions(sel Selection, p DockerParams) localstack.Options {
 	o := localstack.Options{Gate: p.Gate}
+	if o.Gate == nil && !p.NoGate {
+		o.Gate = localstack.STSGate(p.Logger)
+	}
 	if sel.Cluster == "kind" {
 		o.Network = kind.Network
 	}
