@@ -107,6 +107,10 @@ func (n *dockerNetwork) close(ctx context.Context) error {
 	if !n.created {
 		return nil
 	}
+	// A kept kind cluster (KEEP=1) still has its nodes on the network: it stays for them.
+	if res, err := n.client.NetworkInspect(ctx, n.name, client.NetworkInspectOptions{}); err == nil && len(res.Network.Containers) > 0 {
+		return nil
+	}
 	if _, err := n.client.NetworkRemove(ctx, n.name, client.NetworkRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove docker network %q: %w", n.name, err)
 	}
