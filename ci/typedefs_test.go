@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"dagger/irsa/fakeengine"
@@ -152,8 +153,23 @@ func moduleTypeDefs(t *testing.T) map[string]functionDef {
 	return fns
 }
 
+var (
+	typeDefsOnce sync.Once
+	typeDefs     map[string]functionDef
+)
+
+// cachedTypeDefs runs the generator once for all tests that need the type definitions.
+func cachedTypeDefs(t *testing.T) map[string]functionDef {
+	t.Helper()
+	typeDefsOnce.Do(func() { typeDefs = moduleTypeDefs(t) })
+	if typeDefs == nil {
+		t.Fatal("the type definitions could not be generated (see the first test that asked for them)")
+	}
+	return typeDefs
+}
+
 func TestTypeDefs(t *testing.T) {
-	fns := moduleTypeDefs(t)
+	fns := cachedTypeDefs(t)
 
 	var names []string
 	for n := range fns {
@@ -222,5 +238,120 @@ func TestTypeDefs(t *testing.T) {
 	}
 	if a := fns["Test"].args["packages"]; a.defaultValue != `["./..."]` {
 		t.Errorf("Test(packages) default = %q, want [\"./...\"]", a.defaultValue)
+	}
+}
+
+// cliName is how the dagger CLI spells a function or argument name: the engine lower-camel-cases
+// the Go name and the CLI kebab-cases that (github.com/iancoleman/strcase), so an acronym becomes
+// one lower-case word: awsAccessKeyID is --aws-access-key-id.
+func cliName(goName string) string {
+	var b strings.Builder
+	r := []rune(goName)
+	for i, c := range r {
+		upper := c >= 'A' && c <= 'Z'
+		if upper && i > 0 {
+			prevLower := r[i-1] >= 'a' && r[i-1] <= 'z'
+			nextLower := i+1 < len(r) && r[i+1] >= 'a' && r[i+1] <= 'z'
+			prevUpper := r[i-1] >= 'A' && r[i-1] <= 'Z'
+			if prevLower || prevUpper && nextLower {
+				b.WriteByte('-')
+			}
+		}
+		b.WriteString(strings.ToLower(string(c)))
+	}
+	return b.String()
+}
+
+func TestCLIName(t *testing.T) {
+	t.Parallel()
+	// Expected values computed with strcase.ToKebab(strcase.ToLowerCamel(name)) from the engine's
+	// github.com/iancoleman/strcase.
+	for name, want := range map[string]string{
+		"awsAccessKeyID": "aws-access-key-id", "kubeAPI": "kube-api", "issuerURL": "issuer-url",
+		"policyARN": "policy-arn", "awsEndpointURL": "aws-endpoint-url", "serviceAccount": "service-account",
+		"kubeconfig": "kubeconfig", "Setup": "setup",
+	} {
+		if got := cliName(name); got != want {
+			t.Errorf("cliName(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// readmeCalls returns every `dagger call FUNCTION --flag...` in ci/README.md (shell lines joined
+// at backslashes, and the folded args of the GitHub Actions example) as function -> flags.
+func readmeCalls(t *testing.T) [][2]any {
+	t.Helper()
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commands []string
+	lines := strings.Split(string(raw), "\n")
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		switch {
+		case strings.HasPrefix(line, "dagger "):
+			for strings.HasSuffix(line, "\\") && i+1 < len(lines) {
+				i++
+				line = strings.TrimSuffix(line, "\\") + " " + strings.TrimSpace(lines[i])
+			}
+			commands = append(commands, line)
+		case strings.HasPrefix(line, "args: >-"):
+			indent := len(lines[i]) - len(strings.TrimLeft(lines[i], " "))
+			cmd := "dagger call"
+			for i+1 < len(lines) && len(lines[i+1])-len(strings.TrimLeft(lines[i+1], " ")) > indent && strings.TrimSpace(lines[i+1]) != "" {
+				i++
+				cmd += " " + strings.TrimSpace(lines[i])
+			}
+			commands = append(commands, cmd)
+		}
+	}
+	var calls [][2]any
+	for _, cmd := range commands {
+		fields := strings.Fields(cmd)
+		at := slices.Index(fields, "call")
+		if at < 0 || at+1 >= len(fields) {
+			continue
+		}
+		var flags []string
+		for _, f := range fields[at+2:] {
+			if !strings.HasPrefix(f, "--") {
+				break // a call chained on the result, such as `build export --path=...`
+			}
+			flags = append(flags, strings.SplitN(strings.TrimPrefix(f, "--"), "=", 2)[0])
+		}
+		calls = append(calls, [2]any{fields[at+1], flags})
+	}
+	return calls
+}
+
+func TestReadmeCallsUseRealFlags(t *testing.T) {
+	fns := cachedTypeDefs(t)
+	byCLIName := map[string]functionDef{}
+	for name, fn := range fns {
+		if name != "" {
+			byCLIName[cliName(name)] = fn
+		}
+	}
+	calls := readmeCalls(t)
+	if len(calls) < 10 {
+		t.Fatalf("found %d dagger calls in README.md, want the examples (at least 10)", len(calls))
+	}
+	for _, c := range calls {
+		fnName, flags := c[0].(string), c[1].([]string)
+		fn, ok := byCLIName[fnName]
+		if !ok {
+			t.Errorf("README.md calls %q, which the module does not have", fnName)
+			continue
+		}
+		args := map[string]bool{}
+		for a := range fn.args {
+			args[cliName(a)] = true
+		}
+		for _, f := range flags {
+			if !args[f] {
+				t.Errorf("README.md passes --%s to %s, which has no such argument", f, fnName)
+			}
+		}
 	}
 }
