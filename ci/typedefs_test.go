@@ -277,9 +277,15 @@ func TestCLIName(t *testing.T) {
 	}
 }
 
-// readmeCalls returns every `dagger call FUNCTION --flag...` in ci/README.md (shell lines joined
-// at backslashes, and the folded args of the GitHub Actions example) as function -> flags.
-func readmeCalls(t *testing.T) [][2]any {
+// readmeCall is one `dagger call FUNCTION --flag...` example, with the flag names.
+type readmeCall struct {
+	function string
+	flags    []string
+}
+
+// readmeCalls returns every `dagger call` in ci/README.md: shell lines joined at backslashes, and
+// the folded args of the GitHub Actions example.
+func readmeCalls(t *testing.T) []readmeCall {
 	t.Helper()
 	raw, err := os.ReadFile("README.md")
 	if err != nil {
@@ -306,7 +312,7 @@ func readmeCalls(t *testing.T) [][2]any {
 			commands = append(commands, cmd)
 		}
 	}
-	var calls [][2]any
+	var calls []readmeCall
 	for _, cmd := range commands {
 		fields := strings.Fields(cmd)
 		at := slices.Index(fields, "call")
@@ -320,7 +326,7 @@ func readmeCalls(t *testing.T) [][2]any {
 			}
 			flags = append(flags, strings.SplitN(strings.TrimPrefix(f, "--"), "=", 2)[0])
 		}
-		calls = append(calls, [2]any{fields[at+1], flags})
+		calls = append(calls, readmeCall{function: fields[at+1], flags: flags})
 	}
 	return calls
 }
@@ -338,19 +344,18 @@ func TestReadmeCallsUseRealFlags(t *testing.T) {
 		t.Fatalf("found %d dagger calls in README.md, want the examples (at least 10)", len(calls))
 	}
 	for _, c := range calls {
-		fnName, flags := c[0].(string), c[1].([]string)
-		fn, ok := byCLIName[fnName]
+		fn, ok := byCLIName[c.function]
 		if !ok {
-			t.Errorf("README.md calls %q, which the module does not have", fnName)
+			t.Errorf("README.md calls %q, which the module does not have", c.function)
 			continue
 		}
 		args := map[string]bool{}
 		for a := range fn.args {
 			args[cliName(a)] = true
 		}
-		for _, f := range flags {
+		for _, f := range c.flags {
 			if !args[f] {
-				t.Errorf("README.md passes --%s to %s, which has no such argument", f, fnName)
+				t.Errorf("README.md passes --%s to %s, which has no such argument", f, c.function)
 			}
 		}
 	}
