@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
@@ -205,6 +206,30 @@ func TestContainerBackendOnDocker(t *testing.T) {
 			}
 		})
 	}
+
+	// kind's nodes are privileged containers; on machines without CAP_SYS_RESOURCE in the bounding set this only
+	// works through hack/docker/start.sh's runc wrapper.
+	t.Run("a privileged container starts", func(t *testing.T) {
+		c, err := testcontainers.Run(ctx, standinImage,
+			testcontainers.WithCmd("-get", "http://"+DefaultAlias+":8080/health"),
+			testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.Privileged = true }),
+			tcnetwork.WithNetworkName(nil, netName),
+			testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(time.Minute)),
+		)
+		if c != nil {
+			t.Cleanup(func() { _ = testcontainers.TerminateContainer(c) })
+		}
+		if err != nil {
+			t.Fatalf("run privileged container: %v", err)
+		}
+		st, err := c.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ExitCode != 0 {
+			t.Fatalf("privileged container exited %d", st.ExitCode)
+		}
+	})
 
 	t.Run("close removes the container and the network it created", func(t *testing.T) {
 		id := b.Container().GetContainerID()
