@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build test lint check deps
+.PHONY: build test lint check deps dagger-check
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
@@ -20,4 +20,8 @@ lint:
 deps:
 	hack/install-deps.sh
 
-check: deps lint test
+# The Dagger module (ci/): generated offline with the pinned codegen, built, vetted and tested against a fake engine.
+dagger-check:
+	hack/dagger/check.sh
+
+check: deps lint test dagger-check
