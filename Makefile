@@ -3,15 +3,20 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build test lint check deps dagger-check
+.PHONY: build test lint check deps dagger-check kubernetes
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
 
 # Unit and integration tests: moto_server (preinstalled on the build machines) and, where present, a real
 # kube-apiserver built by hack/build-kubernetes.sh.
-test:
+test: kubernetes
 	$(GO) test -count=1 ./...
+
+# Kubernetes, etcd and the pod identity webhook built from the Go module proxy into ~/.cache/irsa (15-25 min cold,
+# seconds when cached): tests run a real kube-apiserver, the e2e a real kubeadm cluster.
+kubernetes:
+	hack/build-kubernetes.sh
 
 lint:
 	$(GO) vet ./...
