@@ -31,7 +31,9 @@ func containerOptions(e emulator, o Options) []testcontainers.ContainerCustomize
 		testcontainers.WithLabels(map[string]string{config.ManagedByTagKey: config.ManagedByValue}),
 		// Readiness by polling the health endpoint through the published port.
 		testcontainers.WithWaitStrategy(wait.ForHTTP(e.health).WithPort(e.port).
-			WithStartupTimeout(startupTimeout).WithPollInterval(200 * time.Millisecond)),
+			WithStartupTimeout(startupTimeout).WithPollInterval(200 * time.Millisecond).
+			// The port is published on 127.0.0.1 only; "localhost" may resolve to ::1 first.
+			WithForcedIPv4LocalHost()),
 		testcontainers.WithHostConfigModifier(loopbackOnly(e.port)),
 	}
 	if o.Network != "" {
