@@ -238,6 +238,9 @@ func TestIssuerURL(t *testing.T) {
 	if got, want := IssuerURL(&fakeAWS{}, "my-issuer"), "https://my-issuer.s3.eu-west-1.amazonaws.com"; got != want {
 		t.Errorf("IssuerURL on real AWS = %q, want %q", got, want)
 	}
+	if got := Bucket(&fakeAWS{}, "irsa-e2e-issuer"); got != "irsa-e2e-issuer" {
+		t.Errorf("Bucket on an emulator = %q, want the given name", got)
+	}
 	e := emulatorIssuer("https://127.0.0.1:4443")
 	if got, want := IssuerURL(e, "b"), "https://127.0.0.1:4443/b"; got != want {
 		t.Errorf("IssuerURL on an emulator = %q, want %q", got, want)

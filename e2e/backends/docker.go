@@ -18,7 +18,8 @@ type DockerParams struct {
 	// ClusterName names the kind cluster. With real AWS, use the run ID instead (RealAWSRunID) so the sweeper
 	// finds the run's resources by their owner tag.
 	ClusterName string
-	// Bucket is the issuer bucket: the kind apiserver issues tokens for its issuer URL from the start.
+	// Bucket is the issuer bucket: the kind apiserver issues tokens for its issuer URL from the start. With real
+	// AWS it is replaced by the run's own bucket (Bucket func).
 	Bucket string
 	// Workers is the number of kind worker nodes.
 	Workers int
@@ -44,7 +45,7 @@ func Docker(p DockerParams) Registry {
 				}
 				return kind.Create(ctx, kind.Options{
 					Name:           name,
-					Config:         kindconfig.Options{IssuerURL: IssuerURL(aws, p.Bucket), Audience: config.DefaultAudience, Workers: p.Workers},
+					Config:         kindconfig.Options{IssuerURL: IssuerURL(aws, Bucket(aws, p.Bucket)), Audience: config.DefaultAudience, Workers: p.Workers},
 					KubeconfigPath: p.KubeconfigPath,
 					Keep:           sel.Keep,
 					Logger:         p.Logger,
@@ -83,6 +84,15 @@ func IssuerURL(aws framework.AWS, bucket string) string {
 		return u
 	}
 	return config.BucketIssuerURL(bucket, aws.Region())
+}
+
+// Bucket is the issuer bucket to use on aws: with real AWS, one per run (bucket names are global, and the run's
+// owner tag lets the sweeper find it), else name.
+func Bucket(aws framework.AWS, name string) string {
+	if id := RealAWSRunID(aws); id != "" {
+		return id + "-issuer"
+	}
+	return name
 }
 
 // RealAWSRunID is the run ID when aws is real AWS (use it as the cluster name), else "".
