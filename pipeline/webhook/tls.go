@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"slices"
 	"time"
 )
@@ -150,7 +151,7 @@ func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.Pri
 	return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
 }
 
-func issueServing(ca *x509.Certificate, caKey crypto.Signer, dnsNames []string, now time.Time, validity time.Duration) ([]byte, []byte, error) {
+func issueServing(ca *x509.Certificate, caKey crypto.Signer, dnsNames []string, now time.Time, validity time.Duration, ips ...net.IP) ([]byte, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("webhook serving key: %w", err)
@@ -163,6 +164,7 @@ func issueServing(ca *x509.Certificate, caKey crypto.Signer, dnsNames []string, 
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: dnsNames[0]},
 		DNSNames:     slices.Clone(dnsNames),
+		IPAddresses:  ips,
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
