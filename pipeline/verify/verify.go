@@ -47,6 +47,10 @@ const (
 // DefaultCommand runs in DefaultVerifyImage (aws-cli). `irsa probe` prints the same.
 var DefaultCommand = []string{"sh", "-c", "aws sts get-caller-identity --output json && aws s3 ls"}
 
+// ProbeCommand runs `irsa probe` in irsa's own image (hack/image puts the binary at /usr/local/bin/irsa): the verify
+// command for clusters that can't pull the aws-cli image. It prints what DefaultCommand prints.
+var ProbeCommand = []string{"/usr/local/bin/irsa", "probe"}
+
 // Roles is the AWS half the verify stage needs; *roles.Manager implements it.
 type Roles interface {
 	// Ensure creates or updates the role for b (trusting b's ServiceAccount, with b.PolicyARNs attached).
