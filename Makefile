@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build test lint check deps dagger-check kubernetes
+.PHONY: build test lint check deps dagger-check kubernetes test-docker
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
@@ -21,6 +21,11 @@ kubernetes:
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	hack/actionlint.sh
+
+# The testcontainers-go code path, for real, against a private dockerd the script starts and stops.
+test-docker:
+	hack/docker/test.sh
 
 deps:
 	hack/install-deps.sh
@@ -29,4 +34,4 @@ deps:
 dagger-check:
 	hack/dagger/check.sh
 
-check: deps lint test dagger-check
+check: deps lint test test-docker dagger-check
