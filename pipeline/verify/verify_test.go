@@ -17,8 +17,12 @@ import (
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/roles"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
+
+// The lead's IAM half plugs in as is.
+var _ Roles = (*roles.Manager)(nil)
 
 // recordingRoles stands in for the IAM half (pipeline/roles, tested against moto there): this package only needs
 // the role's ARN and to see that the role is created before and removed after the run.
