@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/irsa-anywhere/irsa/internal/ociimage"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
@@ -202,7 +203,8 @@ func spec(ctx context.Context, o Options, name string) (ociimage.Spec, error) {
 		if err != nil {
 			return ociimage.Spec{}, err
 		}
-		return ociimage.Spec{Ref: config.DefaultIrsaImage, Files: []ociimage.File{{Path: "/usr/local/bin/irsa", Source: p}}, Entrypoint: []string{"/usr/local/bin/irsa"}}, nil
+		// The node pod runs apiserver.BinaryPath (/irsa); the verify Job runs its probe subcommand.
+		return ociimage.Spec{Ref: config.DefaultIrsaImage, Files: []ociimage.File{{Path: apiserver.BinaryPath, Source: p}}, Entrypoint: []string{apiserver.BinaryPath}}, nil
 	}
 	return ociimage.Spec{}, fmt.Errorf("unknown image %q: want one of %s", name, strings.Join(AllNames(), ", "))
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -122,16 +123,32 @@ func teardown(ctx context.Context, s *state, log *slog.Logger) error {
 		note(err)
 	}
 	if _, err := os.Stat("/sys/class/net/" + s.HostVeth); err == nil {
-		_, err := run(ctx, "", "ip", "link", "delete", s.HostVeth)
-		note(err)
+		// Deleting the namespace removes the pair, asynchronously: only a veth that is still there is an error.
+		if out, err := run(ctx, "", "ip", "link", "delete", s.HostVeth); err != nil && !strings.Contains(out, "Cannot find device") {
+			note(err)
+		}
 	}
 	// 6. Cgroups the kubelet made, deepest first.
 	for _, cg := range s.Cgroups {
 		note(removeCgroupTree(cg))
 	}
 	// 7. Files.
+	// Shim sockets: /run/containerd/s is shared by every containerd 1.6 on the machine (Docker's too), so only
+	// sockets that appeared during this run and that nothing listens on any more go, and the dirs only when empty.
+	for _, e := range s.newEntries("/run/containerd/s") {
+		if !socketLive(e) {
+			note(os.Remove(e))
+		}
+	}
+	for _, d := range []string{"/run/containerd/s", "/run/containerd"} {
+		if contains(s.Created, d) {
+			if err := syscall.Rmdir(d); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTEMPTY) {
+				note(fmt.Errorf("remove %s: %w", d, err))
+			}
+		}
+	}
 	for _, d := range globalDirs {
-		if d == "/run/netns" {
+		if d == "/run/netns" || strings.HasPrefix(d, "/run/containerd") {
 			continue
 		}
 		if contains(s.Created, d) {
@@ -152,6 +169,16 @@ func teardown(ctx context.Context, s *state, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// socketLive is true when something accepts connections on the unix socket at path.
+func socketLive(path string) bool {
+	conn, err := net.DialTimeout("unix", path, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 func (s *state) proc(name string) *proc {
@@ -292,4 +319,15 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return out.Close()
+}
+
+// Down tears down any host cluster an earlier process left running (hack/e2e/hostcluster up, a crashed test),
+// waiting for the lock so it never pulls a node from under a running test.
+func Down(ctx context.Context, log *slog.Logger) error {
+	l, err := acquireLock(time.Now().Add(10*time.Minute), nil)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	return CleanStale(ctx, log)
 }

@@ -55,10 +55,16 @@ func TestHostClusterSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The cluster images go in with Up; httpget later through LoadImages, as the scenario loads its own.
 	var tarballs []string
+	var later string
 	nCached := 0
 	for _, img := range imgs {
-		tarballs = append(tarballs, img.Tarball)
+		if img.Name == images.HTTPGet {
+			later = img.Tarball
+		} else {
+			tarballs = append(tarballs, img.Tarball)
+		}
 		if img.Cached {
 			nCached++
 		}
@@ -90,6 +96,12 @@ func TestHostClusterSmoke(t *testing.T) {
 	for _, p := range c.Timings() {
 		report = append(report, fmt.Sprintf("  %-26s %8.1fs", p.Name, p.Duration.Seconds()))
 	}
+
+	start = time.Now()
+	if err := c.LoadImages(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	timed("load httpget image", start)
 
 	start = time.Now()
 	aws, err := moto.Start(ctx, moto.Options{NetNSPath: c.NetNSPath(), Address: c.NodeIP()})
@@ -162,6 +174,17 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 	t.Logf("pod output:\n%s", logs)
 	timed("pod run (create→Succeeded)", start)
+
+	logDir := t.TempDir()
+	if err := c.CollectLogs(ctx, logDir); err != nil {
+		t.Errorf("collect logs: %v", err)
+	}
+	for _, pattern := range []string{"node/kubelet.log", "node/containerd.log", "node/kube-proxy.log", "config/kubeadm.yaml",
+		"manifests/kube-apiserver.yaml", "pods/kube-system_kube-apiserver-*/kube-apiserver/*.log", "pods/default_httpget_*/httpget/*.log"} {
+		if m, _ := filepath.Glob(filepath.Join(logDir, pattern)); len(m) == 0 {
+			t.Errorf("collected logs lack %s", pattern)
+		}
+	}
 
 	// Teardown, then look for anything left behind.
 	motoPID, workDir, netns := aws.PID(), c.WorkDir(), c.NetNS()

@@ -215,6 +215,9 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Running, not Ready: after the kubelet restart each static pod's startup probe waits its 10 s initial delay
+	// again, and nothing a test does first needs that; the apiserver answering, the default ServiceAccount (the
+	// controller-manager works) and kube-proxy's rule are checked directly.
 	wantPods := map[string]bool{"etcd": true, "kube-apiserver": true, "kube-controller-manager": true, "kube-scheduler": true}
 	var last string
 	err = poll(ctx, 3*time.Minute, func() (bool, error) {

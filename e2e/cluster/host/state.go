@@ -20,7 +20,7 @@ const StateDir = "/var/lib/irsa-e2e"
 // by Delete; in one that did, only the entries Up added are removed.
 var globalDirs = []string{
 	"/etc/kubernetes", "/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/var/lib/cni", "/run/containerd",
-	"/run/netns",
+	"/run/containerd/s", "/run/netns",
 }
 
 // state is everything a later run needs to undo this one if it crashed: written before each change.
