@@ -3,10 +3,18 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build test lint check deps dagger-check kubernetes test-docker
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
+
+# The irsa image (static binary on an empty base, user 65532) as an OCI tarball, without a Docker daemon:
+# `ctr -n k8s.io images import _output/irsa-image.tar` or `kind load image-archive _output/irsa-image.tar`.
+IMAGE ?= ghcr.io/irsa-anywhere/irsa:v0.1.0
+image:
+	mkdir -p _output
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o _output/irsa ./cmd/irsa
+	$(GO) run ./hack/image -ref $(IMAGE) -binary _output/irsa -o _output/irsa-image.tar
 
 # Unit and integration tests: moto_server (preinstalled on the build machines) and, where present, a real
 # kube-apiserver built by hack/build-kubernetes.sh.

@@ -17,6 +17,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
+	"github.com/irsa-anywhere/irsa/pipeline/verify"
 	"github.com/irsa-anywhere/irsa/pipeline/webhook"
 )
 
@@ -83,7 +84,34 @@ func (c *clusterClients) stages(a *app) []stage.Stage {
 	if whErr != nil {
 		whStage = failing{stage.Webhook, whErr}
 	}
-	return []stage.Stage{&apiserverStage{c: c, cfg: cfg, a: a}, whStage}
+	vs, err := c.verifyStage(a, false)
+	var verifyStage stage.Stage = vs
+	if err != nil {
+		verifyStage = failing{stage.Verify, err}
+	}
+	return []stage.Stage{&apiserverStage{c: c, cfg: cfg, a: a}, whStage, verifyStage}
+}
+
+// verifyStage builds the verify stage. With irsa's own image as the verify image, the Job runs `irsa probe`, which
+// prints what the aws-cli commands print.
+func (c *clusterClients) verifyStage(a *app, keep bool) (*verify.Stage, error) {
+	cfg := a.cfg
+	opts := verify.Options{
+		ClusterName: cfg.ClusterName, Bucket: cfg.Bucket, Image: cfg.Verify.Image, Command: cfg.Verify.Command,
+		Audience: cfg.Audience, STSEndpoint: firstNonEmpty(cfg.Verify.PodSTSEndpointURL, cfg.Verify.PodEndpointURL),
+		S3Endpoint: cfg.Verify.PodEndpointURL, Keep: keep,
+	}
+	if len(opts.Command) == 0 && cfg.Verify.Image == cfg.Image {
+		opts.Command = verify.ProbeCommand
+	}
+	if cfg.Verify.PodCABundle != "" {
+		data, err := os.ReadFile(cfg.Verify.PodCABundle)
+		if err != nil {
+			return nil, fmt.Errorf("read pod CA bundle %q: %w", cfg.Verify.PodCABundle, err)
+		}
+		opts.CABundle = data
+	}
+	return verify.New(c.client, a.roleManager(), opts, a.log)
 }
 
 // apiserverStage builds the apiserver stage when it runs, because with --signing-key generate the key it installs is

@@ -72,6 +72,10 @@ type globalOptions struct {
 	thumbprints    []string
 	image          string
 	webhookImage   string
+	verifyImage    string
+	podEndpoint    string
+	podSTSEndpoint string
+	podCABundle    string
 	verbose        bool
 
 	flags  *pflag.FlagSet
@@ -120,6 +124,10 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	f.StringSliceVar(&g.thumbprints, "thumbprint", nil, "IAM provider thumbprint (default: taken from the issuer's TLS chain)")
 	f.StringVar(&g.image, "image", "", "irsa image the apiserver stage runs on control-plane nodes (default "+config.DefaultIrsaImage+")")
 	f.StringVar(&g.webhookImage, "webhook-image", "", "pod identity webhook image (default "+config.DefaultWebhookImage+")")
+	f.StringVar(&g.verifyImage, "verify-image", "", "image of the verify Job (default "+config.DefaultVerifyImage+"; with the irsa image it runs `irsa probe`)")
+	f.StringVar(&g.podEndpoint, "pod-aws-endpoint-url", "", "AWS endpoint pods use in the verify Job (emulators)")
+	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint pods use in the verify Job (default --pod-aws-endpoint-url; the strict STS gate)")
+	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify Job trusts for the pod endpoints")
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging on stderr")
 
 	root.AddCommand(
@@ -176,6 +184,10 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 	set("signing-key", &c.SigningKey, g.signingKey)
 	set("image", &c.Image, g.image)
 	set("webhook-image", &c.Webhook.Image, g.webhookImage)
+	set("verify-image", &c.Verify.Image, g.verifyImage)
+	set("pod-aws-endpoint-url", &c.Verify.PodEndpointURL, g.podEndpoint)
+	set("pod-sts-endpoint-url", &c.Verify.PodSTSEndpointURL, g.podSTSEndpoint)
+	set("pod-ca-bundle", &c.Verify.PodCABundle, g.podCABundle)
 	if g.flags.Changed("public-key") {
 		c.PublicKeyFiles = g.publicKeys
 	}

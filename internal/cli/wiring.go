@@ -117,7 +117,7 @@ func (a *app) runner() *runner.Runner {
 	if a.cluster != nil {
 		stages = append(stages, a.cluster.stages(a)...)
 	} else {
-		for _, n := range []string{stage.APIServer, stage.Webhook, stage.Verify} {
+		for _, n := range []string{stage.APIServer, stage.Webhook, stage.Verify} { // bindings then does the AWS half
 			stages = append(stages, skipped(n))
 			skip[n] = "no cluster: give --kubeconfig (or set KUBECONFIG)"
 		}

@@ -30,7 +30,7 @@ const (
 	ComponentLabel   = "app.kubernetes.io/component"
 	NodePodComponent = "apiserver-node"
 	// BinaryPath is the irsa binary in the irsa image.
-	BinaryPath       = "/irsa"
+	BinaryPath       = "/usr/local/bin/irsa"
 	keySecretName    = "irsa-signing-key"
 	keySecretKey     = "sa.key"
 	keyMountDir      = "/var/run/irsa/signing-key"

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/irsa-anywhere/irsa/pipeline/probe"
+)
+
+func init() { extraCommands = append(extraCommands, newVerifyCommand, newProbeCommand) }
+
+func newVerifyCommand(g *globalOptions) *cobra.Command {
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "verify [--keep]",
+		Short: "Prove IRSA works: a Job assumes a role with the injected web identity and lists S3",
+		Long: `verify binds a dedicated ServiceAccount (default/irsa-verify) to a role with AmazonS3ReadOnlyAccess, runs a
+Job that calls sts get-caller-identity and s3 ls, and reports PASS only if the pod had AWS_ROLE_ARN,
+AWS_WEB_IDENTITY_TOKEN_FILE and the projected token with the audience injected, the caller is the assumed role, and
+the listing contains the issuer bucket. A failure report says which of these failed, with the pod's events and logs.
+The Job, ServiceAccount and role are removed afterwards unless --keep is given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.newApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.cluster == nil {
+				return fmt.Errorf("verify needs a cluster: give --kubeconfig (or set KUBECONFIG)")
+			}
+			s, err := a.cluster.verifyStage(a, keep)
+			if err != nil {
+				return err
+			}
+			rep, _, runErr := s.Run(cmd.Context())
+			if rep != nil {
+				if g.output == "json" {
+					data, err := rep.JSON()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(g.stdout, string(data))
+				} else {
+					fmt.Fprint(g.stdout, rep.Text())
+				}
+			}
+			if runErr != nil {
+				return runErr
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&keep, "keep", false, "leave the Job, ServiceAccount and role in place for debugging")
+	return cmd
+}
+
+// newProbeCommand is what the verify Job runs in irsa's own image: get-caller-identity and a bucket listing, printed
+// as the aws CLI prints them.
+func newProbeCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:    "probe",
+		Short:  "Call STS and list S3 with the pod's web identity (run by the verify Job)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return probe.Run(cmd.Context(), g.stdout)
+		},
+	}
+}
