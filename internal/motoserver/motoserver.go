@@ -32,6 +32,9 @@ type Server struct {
 	// CAFile is a PEM file with the CA that signed the server's certificate; CAPool holds the same CA.
 	CAFile string
 	CAPool *x509.CertPool
+	// CertFile and KeyFile are the server's certificate and key (also valid for another server on the same host,
+	// such as a gate in front of moto).
+	CertFile, KeyFile string
 	// HTTPClient trusts CAPool.
 	HTTPClient *http.Client
 	cmd        *exec.Cmd
@@ -111,6 +114,7 @@ func StartWithOptions(dir string, opts Options) (*Server, error) {
 	}
 	s := &Server{CAFile: filepath.Join(dir, "moto-ca.pem"), log: &bytes.Buffer{}}
 	certFile, keyFile := filepath.Join(dir, "moto-cert.pem"), filepath.Join(dir, "moto-key.pem")
+	s.CertFile, s.KeyFile = certFile, keyFile
 	for f, b := range map[string][]byte{s.CAFile: caPEM, certFile: certPEM, keyFile: keyPEM} {
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			return nil, err

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +46,10 @@ const (
 	// KubernetesVersion is the version of the binaries and of the kubeadm configuration.
 	KubernetesVersion = "v1.37.2"
 	netnsPrefix       = "irsa-e2e-"
-	cniBinDir         = "/usr/lib/cni"
+	// peerNet is split into /30 links to peers: .4i+1 on the node, .4i+2 in peer i's namespace.
+	peerNet   = "10.250.252."
+	maxPeers  = 8
+	cniBinDir = "/usr/lib/cni"
 )
 
 // Options configures Up. Zero values are the defaults.
@@ -62,8 +66,36 @@ type Options struct {
 	Images []string
 	// Logger receives progress lines; default: discarded.
 	Logger *slog.Logger
+	// Peers are network namespaces the node gets a direct link to, so that the node and every pod reach each
+	// peer's Address (the AWS emulator's sandbox: PeerOf(backend)).
+	Peers []Peer
 	// LockTimeout is how long Up waits for another host cluster on this machine to go; default 10 minutes.
 	LockTimeout time.Duration
+}
+
+// Peer is a network namespace with an address the node must reach.
+type Peer struct {
+	// NetNS is the namespace's name under /run/netns.
+	NetNS string
+	// Address is an IP in that namespace.
+	Address string
+}
+
+// Networked is implemented by backends that live in a network namespace of their own, such as e2e/aws/moto
+// started with Sandbox.
+type Networked interface {
+	NetNS() string
+	Address() string
+}
+
+// PeerOf returns the Peer for a backend in a namespace of its own; false when v is not one (real AWS, moto on
+// loopback).
+func PeerOf(v any) (Peer, bool) {
+	n, ok := v.(Networked)
+	if !ok || n.NetNS() == "" {
+		return Peer{}, false
+	}
+	return Peer{NetNS: n.NetNS(), Address: n.Address()}, true
 }
 
 // Phase is one timed step of Up or Delete.
@@ -143,6 +175,17 @@ func (o Options) validate() error {
 	for _, img := range o.Images {
 		if _, err := os.Stat(img); err != nil {
 			errs = append(errs, fmt.Errorf("image tarball %s: %w", img, err))
+		}
+	}
+	if len(o.Peers) > maxPeers {
+		errs = append(errs, fmt.Errorf("%d peers: at most %d", len(o.Peers), maxPeers))
+	}
+	for _, p := range o.Peers {
+		if _, err := os.Stat("/run/netns/" + p.NetNS); p.NetNS == "" || err != nil {
+			errs = append(errs, fmt.Errorf("peer network namespace %q: not found under /run/netns", p.NetNS))
+		}
+		if ip := net.ParseIP(p.Address); ip == nil || ip.To4() == nil {
+			errs = append(errs, fmt.Errorf("peer %s address %q: want an IPv4 address", p.NetNS, p.Address))
 		}
 	}
 	return errors.Join(errs...)

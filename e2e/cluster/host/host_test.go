@@ -24,8 +24,9 @@ import (
 	"github.com/irsa-anywhere/irsa/e2e/images"
 )
 
-// TestHostClusterSmoke brings up the host cluster and moto in its namespace, runs a bridged pod that reaches moto
-// over HTTPS and the apiserver through its service IP, tears everything down and checks nothing is left.
+// TestHostClusterSmoke brings up moto (behind the strict STS gate) in a namespace of its own and the host cluster
+// linked to it, runs a bridged pod that reaches the gate and moto over HTTPS and the apiserver through its
+// service IP, tears everything down and checks nothing is left.
 // Run: go test -tags e2e -v -timeout 30m ./e2e/cluster/host/ (as root, after hack/e2e/install-deps.sh).
 func TestHostClusterSmoke(t *testing.T) {
 	ctx := context.Background()
@@ -71,9 +72,25 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 	timed(fmt.Sprintf("image build (%d/%d cached)", nCached, len(imgs)), start)
 
+	// AWS first, as e2e/backends starts it: moto and the strict STS gate in a namespace of their own; the node
+	// links to it.
+	start = time.Now()
+	aws, err := moto.Start(ctx, moto.Options{Sandbox: true, STSGate: true})
+	if aws != nil {
+		t.Cleanup(func() { _ = aws.Close(ctx) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed("moto + gate up", start)
+	peer, ok := host.PeerOf(aws)
+	if !ok {
+		t.Fatalf("moto started with Sandbox is not a host.Peer: netns %q", aws.NetNS())
+	}
+
 	start = time.Now()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	c, upErr := host.Up(ctx, host.Options{Images: tarballs, Logger: logger})
+	c, upErr := host.Up(ctx, host.Options{Images: tarballs, Logger: logger, Peers: []host.Peer{peer}})
 	deleted := false
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -103,16 +120,6 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 	timed("load httpget image", start)
 
-	start = time.Now()
-	aws, err := moto.Start(ctx, moto.Options{NetNSPath: c.NetNSPath(), Address: c.NodeIP()})
-	if aws != nil {
-		t.Cleanup(func() { _ = aws.Close(ctx) })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	timed("moto up", start)
-
 	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +144,7 @@ func TestHostClusterSmoke(t *testing.T) {
 			Containers: []corev1.Container{{
 				Name: "httpget", Image: images.HTTPGetRef, ImagePullPolicy: corev1.PullNever,
 				Args: []string{"-ca", "/moto/ca.pem", "-ca", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-					aws.PodEndpoint() + "/moto-api/", apiserver},
+					aws.PodEndpoint() + "/moto-api/", aws.MotoURL() + "/moto-api/", apiserver},
 				VolumeMounts: []corev1.VolumeMount{{Name: "moto-ca", MountPath: "/moto"}},
 			}},
 			Volumes: []corev1.Volume{{Name: "moto-ca", VolumeSource: corev1.VolumeSource{
@@ -167,7 +174,7 @@ func TestHostClusterSmoke(t *testing.T) {
 	if phase != corev1.PodSucceeded {
 		t.Fatalf("pod httpget: phase %s, want Succeeded; logs:\n%s", phase, logs)
 	}
-	for _, want := range []string{"GET " + aws.PodEndpoint() + "/moto-api/: 200", "GET " + apiserver + ": 200"} {
+	for _, want := range []string{"GET " + aws.PodEndpoint() + "/moto-api/: 200", "GET " + aws.MotoURL() + "/moto-api/: 200", "GET " + apiserver + ": 200"} {
 		if !strings.Contains(string(logs), want) {
 			t.Errorf("pod logs lack %q:\n%s", want, logs)
 		}
@@ -187,7 +194,7 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 
 	// Teardown, then look for anything left behind.
-	motoPID, workDir, netns := aws.PID(), c.WorkDir(), c.NetNS()
+	motoPID, motoNetNS, workDir, netns := aws.PID(), aws.NetNS(), c.WorkDir(), c.NetNS()
 	start = time.Now()
 	if err := aws.Close(ctx); err != nil {
 		t.Errorf("close moto: %v", err)
@@ -199,6 +206,9 @@ func TestHostClusterSmoke(t *testing.T) {
 	timed("teardown", start)
 	if _, err := os.Stat("/run/netns/" + netns); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("network namespace %s still there: %v", netns, err)
+	}
+	if _, err := os.Stat("/run/netns/" + motoNetNS); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("moto's network namespace %s still there: %v", motoNetNS, err)
 	}
 	if entries, _ := filepath.Glob("/run/netns/cni-*"); len(entries) > 0 {
 		t.Errorf("pod network namespaces left: %v", entries)

@@ -54,6 +54,40 @@ func (c *Cluster) setupNetwork(ctx context.Context) error {
 			return err
 		}
 	}
+	for i, p := range c.opts.Peers {
+		if err := c.linkPeer(ctx, i, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkPeer connects the node to a peer namespace with a veth pair: the node routes the peer's address over it,
+// the peer routes the pod range and the node IP back. The pair goes when either namespace is deleted.
+func (c *Cluster) linkPeer(ctx context.Context, i int, p Peer) error {
+	nodeEnd, peerEnd := fmt.Sprintf("%sp%d", c.st.HostVeth, i), fmt.Sprintf("%sq%d", c.st.HostVeth, i)
+	nodeIP, peerIP := fmt.Sprintf("%s%d", peerNet, 4*i+1), fmt.Sprintf("%s%d", peerNet, 4*i+2)
+	peerPath := "/run/netns/" + p.NetNS
+	steps := []struct {
+		ns   string
+		argv []string
+	}{
+		{"", []string{"ip", "link", "add", nodeEnd, "type", "veth", "peer", "name", peerEnd}},
+		{"", []string{"ip", "link", "set", nodeEnd, "netns", c.st.NetNS}},
+		{"", []string{"ip", "link", "set", peerEnd, "netns", p.NetNS}},
+		{c.NetNSPath(), []string{"ip", "addr", "add", nodeIP + "/30", "dev", nodeEnd}},
+		{c.NetNSPath(), []string{"ip", "link", "set", nodeEnd, "up"}},
+		{c.NetNSPath(), []string{"ip", "route", "add", p.Address + "/32", "via", peerIP}},
+		{peerPath, []string{"ip", "addr", "add", peerIP + "/30", "dev", peerEnd}},
+		{peerPath, []string{"ip", "link", "set", peerEnd, "up"}},
+		{peerPath, []string{"ip", "route", "replace", PodCIDR, "via", nodeIP}},
+		{peerPath, []string{"ip", "route", "replace", NodeIP + "/32", "via", nodeIP}},
+	}
+	for _, s := range steps {
+		if _, err := run(ctx, s.ns, s.argv...); err != nil {
+			return fmt.Errorf("link node to peer %s (%s): %w", p.NetNS, p.Address, err)
+		}
+	}
 	return nil
 }
 
