@@ -358,7 +358,32 @@ func (s *Stage) applyKubeadm(ctx context.Context) ([]stage.Change, error) {
 	if _, err := s.waitServed(ctx, timeout, fmt.Sprintf("issuer %q", s.opts.IssuerURL), func(i string) bool { return i == s.opts.IssuerURL }); err != nil {
 		return changes, fmt.Errorf("%w; every node reported its apiserver serving it: a load balancer in front of the apiservers may still reach an old one (irsa delete restores the previous flags)", err)
 	}
+	if s.opts.SigningKey != nil {
+		if err := s.checkServedKey(ctx); err != nil {
+			return changes, err
+		}
+	}
 	return changes, nil
+}
+
+// checkServedKey makes sure the apiserver verifies with irsa's key, so the JWKS the issuer publishes has it.
+func (s *Stage) checkServedKey(ctx context.Context) error {
+	_, _, kid, err := keyFromPEM(s.opts.SigningKey)
+	if err != nil {
+		return err
+	}
+	keys, err := ServedKeys(ctx, s.client)
+	if err != nil {
+		return err
+	}
+	var served []string
+	for _, k := range keys.Keys {
+		if k.KeyID == kid {
+			return nil
+		}
+		served = append(served, k.KeyID)
+	}
+	return fmt.Errorf("apiserver serves the issuer but not irsa's signing key %s in %s (it serves %s)", kid, JWKSPath, strings.Join(served, ", "))
 }
 
 func (s *Stage) deleteKubeadm(ctx context.Context) ([]stage.Change, error) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,18 +33,59 @@ import (
 // patched kubeadm cluster does.
 const kubeadmIssuer = "https://kubernetes.default.svc.cluster.local"
 
-// patchedServer is a real kube-apiserver that already serves testIssuer first, as after a successful Apply.
+// patchedOptions are the service account flags Patch writes into kubeadm's manifest (TestPatchedFlagsKeepOldTokensValid
+// checks them against the golden file).
+var patchedOptions = kubeapiserver.Options{
+	Issuer:       testIssuer,
+	ExtraIssuers: []string{kubeadmIssuer},
+	APIAudiences: []string{kubeadmIssuer, config.DefaultAudience},
+}
+
+var shared struct {
+	once sync.Once
+	srv  *kubeapiserver.Server
+	err  error
+	dir  string
+}
+
+// TestMain stops the shared apiserver, if a test started it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.srv != nil {
+		shared.srv.Stop()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// patchedServer is a real kube-apiserver that already serves testIssuer first and keeps kubeadm's issuer, as after
+// a successful Apply. The tests share it (one apiserver instead of one per test on a 2-core machine); each creates
+// objects under its own names.
 func patchedServer(t *testing.T) *kubeapiserver.Server {
 	t.Helper()
-	srv := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: testIssuer, ExtraIssuers: []string{kubeadmIssuer}})
-	// No controller-manager runs: create the service accounts pods need.
-	for _, ns := range []string{"kube-system", "default"} {
-		_, err := srv.Client.CoreV1().ServiceAccounts(ns).Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "irsa-apiserver-test-")
+		if shared.err != nil {
+			return
 		}
+		shared.srv, shared.err = kubeapiserver.StartProcess(context.Background(), shared.dir, patchedOptions)
+		if shared.err != nil {
+			return
+		}
+		// No controller-manager runs: create the service accounts pods need.
+		for _, ns := range []string{"kube-system", "default"} {
+			_, err := shared.srv.Client.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				shared.err = err
+			}
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("start the shared kube-apiserver: %v", shared.err)
 	}
-	return srv
+	return shared.srv
 }
 
 func newStage(t *testing.T, client kubernetes.Interface, cfg *rest.Config, opts Options) *Stage {
@@ -108,6 +150,16 @@ func TestServedIssuerAndKeys(t *testing.T) {
 	}
 	if _, _, kid, err := keyFromPEM(priv); err != nil || kid != wantKid {
 		t.Errorf("keyFromPEM kid = %q, %v; the apiserver serves %q", kid, err, wantKid)
+	}
+
+	// After patching with a provided key, Apply checks that the apiserver verifies with it.
+	served := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, SigningKey: priv})
+	if err := served.checkServedKey(ctx); err != nil {
+		t.Errorf("checkServedKey with the served key: %v", err)
+	}
+	other := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, SigningKey: ecKeyPEM(t)})
+	if err := other.checkServedKey(ctx); err == nil || !strings.Contains(err.Error(), "it serves "+wantKid) {
+		t.Errorf("checkServedKey with a key the apiserver does not serve: %v", err)
 	}
 }
 
@@ -228,7 +280,7 @@ func TestKubeadm(t *testing.T) {
 	t.Parallel()
 	srv := patchedServer(t)
 	ctx := t.Context()
-	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 3 * time.Second})
+	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 30 * time.Second})
 
 	if _, err := s.Plan(ctx); err == nil || !strings.Contains(err.Error(), "no node is labelled "+ControlPlaneLabel) {
 		t.Errorf("Plan without control-plane nodes: %v", err)
@@ -266,9 +318,9 @@ func TestKubeadm(t *testing.T) {
 	// With a signing key both nodes need the node pod. Apply creates it on cp-1 first (accepted by the real
 	// apiserver's validation); it never runs here: the stage gives up at its deadline, says what it saw, deletes its
 	// pod (gracefully: it stays Terminating without a kubelet) and the key Secret.
-	withKey := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 3 * time.Second, SigningKey: ecKeyPEM(t), ClusterName: "c1"})
+	withKey := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second, SigningKey: ecKeyPEM(t), ClusterName: "c1"})
 	_, err = withKey.Apply(ctx)
-	if err == nil || !strings.Contains(err.Error(), "did not finish within 3s") || !strings.Contains(err.Error(), "on cp-1") || !strings.Contains(err.Error(), "phase Pending") {
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 5s") || !strings.Contains(err.Error(), "on cp-1") || !strings.Contains(err.Error(), "phase Pending") {
 		t.Errorf("Apply without a kubelet: %v; want a timeout naming the node and the pod's phase", err)
 	}
 	assertNoNodePods(t, srv.Client)
@@ -288,7 +340,7 @@ func TestNodePodSpec(t *testing.T) {
 		t.Fatalf("the apiserver rejects the node pod: %v", err)
 	}
 	c := got.Spec.Containers[0]
-	wantCmd := "/irsa node patch-apiserver --verify-timeout=2m30s --issuer-url=" + testIssuer + " --audience=sts.amazonaws.com --signing-key-file=/var/run/irsa/signing-key/sa.key"
+	wantCmd := BinaryPath + " node patch-apiserver --verify-timeout=2m30s --issuer-url=" + testIssuer + " --audience=sts.amazonaws.com --signing-key-file=/var/run/irsa/signing-key/sa.key"
 	checks := map[string]bool{
 		"name":            got.Name == "irsa-patch-apiserver-cp-1-example-com",
 		"pinned to node":  got.Spec.NodeName == "cp-1.example.com",
@@ -304,7 +356,7 @@ func TestNodePodSpec(t *testing.T) {
 	}
 	for what, ok := range checks {
 		if !ok {
-			t.Errorf("node pod: %s is wrong:\n%+v", what, got.Spec)
+			t.Errorf("node pod: %s is wrong: command %q, spec:\n%+v", what, c.Command, got.Spec)
 		}
 	}
 }
@@ -325,26 +377,42 @@ func TestLocalCheck(t *testing.T) {
 	if err := os.WriteFile(token, []byte(tr.Status.Token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	check := LocalCheck{URL: srv.URL, CAFile: srv.CAFile, TokenFile: token, Timeout: 30 * time.Second, Interval: 100 * time.Millisecond}
-	if err := check.Verify(ctx, testIssuer, false); err != nil {
+	good := LocalCheck{URL: srv.URL, CAFile: srv.CAFile, TokenFile: token, Timeout: 30 * time.Second, Interval: 100 * time.Millisecond}
+	if err := good.Verify(ctx, testIssuer, false); err != nil {
 		t.Errorf("Verify of the served issuer: %v", err)
 	}
-
-	check.Timeout = time.Second
-	err = check.Verify(ctx, "https://oidc.example.com/other", false)
-	if err == nil || !strings.Contains(err.Error(), `last observed: issuer "`+testIssuer+`"`) {
-		t.Errorf("Verify of another issuer: %v; want the observed issuer in the error", err)
-	}
-
 	// After a restore, the pod's token may name an issuer the apiserver dropped: 401, then /readyz decides.
-	if err := os.WriteFile(token, []byte("not-a-token"), 0o600); err != nil {
+	rejected := good
+	rejected.TokenFile = filepath.Join(dir, "rejected-token")
+	if err := os.WriteFile(rejected.TokenFile, []byte("not-a-token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := check.Verify(ctx, kubeadmIssuer, true); err != nil {
+	if err := rejected.Verify(ctx, kubeadmIssuer, true); err != nil {
 		t.Errorf("Verify while restoring with a rejected token: %v", err)
 	}
-	if err := check.Verify(ctx, testIssuer, false); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Errorf("Verify while patching with a rejected token: %v; want a failure showing the 401", err)
+
+	// Failures end at the deadline (5s: long enough for a loaded machine to see at least one answer) with what was
+	// observed last.
+	failures := []struct {
+		name  string
+		check LocalCheck
+		want  string
+	}{
+		{"another issuer", good, `last observed: issuer "` + testIssuer + `"`},
+		{"rejected token while patching", rejected, "last observed: HTTP 401"},
+	}
+	for _, f := range failures {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			f.check.Timeout = 5 * time.Second
+			issuer := testIssuer
+			if f.name == "another issuer" {
+				issuer = "https://oidc.example.com/other"
+			}
+			if err := f.check.Verify(ctx, issuer, false); err == nil || !strings.Contains(err.Error(), f.want) {
+				t.Errorf("Verify: %v; want an error containing %q", err, f.want)
+			}
+		})
 	}
 
 	// The local endpoint comes from the manifest.
@@ -360,7 +428,7 @@ func TestEKSAnywhere(t *testing.T) {
 	t.Parallel()
 	srv := patchedServer(t)
 	ctx := t.Context()
-	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterEKSAnywhere, IssuerURL: "https://oidc.example.com/eksa", Timeout: 2 * time.Second})
+	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterEKSAnywhere, IssuerURL: "https://oidc.example.com/eksa", Timeout: 5 * time.Second})
 
 	// Without the EKS Anywhere API the error carries the patch to apply by hand.
 	_, err := s.Apply(ctx)

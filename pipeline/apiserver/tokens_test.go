@@ -37,13 +37,13 @@ func TestPatchedFlagsKeepOldTokensValid(t *testing.T) {
 	}
 	flags := containerFlags(c)
 	issuers, audiences := flags.values(flagIssuer), flags.sliceValues(flagAudiences)
-	if len(issuers) != 2 || issuers[0] != testIssuer || issuers[1] != kubeadmIssuer {
-		t.Fatalf("golden patched issuers %q", issuers)
+	if !slices.Equal(issuers, append([]string{patchedOptions.Issuer}, patchedOptions.ExtraIssuers...)) || !slices.Equal(audiences, patchedOptions.APIAudiences) {
+		t.Fatalf("golden patched flags: issuers %q audiences %q; the shared test apiserver runs with %+v", issuers, audiences, patchedOptions)
 	}
 
 	t.Run("patched flags", func(t *testing.T) {
 		t.Parallel()
-		srv := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: issuers[0], ExtraIssuers: issuers[1:], APIAudiences: audiences})
+		srv := patchedServer(t)
 		old := oldToken(t, srv)
 		review, err := srv.Client.AuthenticationV1().TokenReviews().Create(t.Context(), &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: old}}, metav1.CreateOptions{})
 		if err != nil {
