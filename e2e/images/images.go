@@ -44,14 +44,16 @@ const (
 	HTTPGetRef = "irsa.local/e2e/httpget:v1"
 )
 
-// ClusterNames are the images a kubeadm node needs before `kubeadm init`.
+// ClusterNames are the images the host node runs: kubeadm's control plane, etcd and pause. kube-proxy runs as a
+// host process there (kubeadm's kube-proxy addon is skipped), so its image is not among them.
 func ClusterNames() []string {
-	return []string{KubeAPIServer, KubeControllerManager, KubeScheduler, KubeProxy, Etcd, Pause}
+	return []string{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Pause}
 }
 
-// AllNames are ClusterNames plus the images the IRSA scenario runs.
+// AllNames are every image this package builds: ClusterNames, kube-proxy (for nodes that run it as kubeadm's
+// DaemonSet) and the images the IRSA scenario runs.
 func AllNames() []string {
-	return append(ClusterNames(), Webhook, Irsa, HTTPGet)
+	return append(ClusterNames(), KubeProxy, Webhook, Irsa, HTTPGet)
 }
 
 // Options says where binaries come from and where images go.
@@ -203,8 +205,9 @@ func spec(ctx context.Context, o Options, name string) (ociimage.Spec, error) {
 		if err != nil {
 			return ociimage.Spec{}, err
 		}
-		// The node pod runs apiserver.BinaryPath (/irsa); the verify Job runs its probe subcommand.
-		return ociimage.Spec{Ref: config.DefaultIrsaImage, Files: []ociimage.File{{Path: apiserver.BinaryPath, Source: p}}, Entrypoint: []string{apiserver.BinaryPath}}, nil
+		// The node pod runs apiserver.BinaryPath (/irsa) as root by its own securityContext; the verify Job runs
+		// the probe subcommand as the image's user, nonroot like `make image`'s.
+		return ociimage.Spec{Ref: config.DefaultIrsaImage, Files: []ociimage.File{{Path: apiserver.BinaryPath, Source: p}}, Entrypoint: []string{apiserver.BinaryPath}, User: "65532:65532"}, nil
 	}
 	return ociimage.Spec{}, fmt.Errorf("unknown image %q: want one of %s", name, strings.Join(AllNames(), ", "))
 }
