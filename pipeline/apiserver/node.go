@@ -26,11 +26,21 @@ const (
 	// reads as a static pod.
 	DefaultStateDir = "/etc/kubernetes/irsa"
 	DefaultPKIDir   = "/etc/kubernetes/pki"
-	// PrivateKeyName and PublicKeyName are irsa's signing key pair in the PKI directory.
-	PrivateKeyName = "irsa-sa.key"
-	PublicKeyName  = "irsa-sa.pub"
-	backupName     = "kube-apiserver.yaml.orig"
+	// keyFilePrefix starts the names of irsa's key files in the PKI directory (see KeyFileNames).
+	keyFilePrefix = "irsa-sa-"
+	backupName    = "kube-apiserver.yaml.orig"
 )
+
+// KeyFileNames are the names of irsa's key pair in the PKI directory: irsa-sa-<kid prefix>.key and .pub. A new key
+// gets new files, so a key rotation keeps the previous public key in --service-account-key-file (Patch keeps the
+// flag's values) and tokens signed with it stay valid until irsa is removed.
+func KeyFileNames(kid string) (private, public string) {
+	short := kid
+	if len(short) > 16 {
+		short = short[:16]
+	}
+	return keyFilePrefix + short + ".key", keyFilePrefix + short + ".pub"
+}
 
 // NodeOptions configure PatchNode and RestoreNode, which run on a control-plane node (in the node pod).
 type NodeOptions struct {
@@ -116,9 +126,10 @@ func PatchNode(ctx context.Context, opts NodeOptions) (Result, error) {
 		if err != nil {
 			return res, err
 		}
+		privName, pubName := KeyFileNames(kid)
 		patch.SigningKey = &KeyFiles{
-			PrivateKey: filepath.Join(opts.PKIDir, PrivateKeyName),
-			PublicKey:  filepath.Join(opts.PKIDir, PublicKeyName),
+			PrivateKey: filepath.Join(opts.PKIDir, privName),
+			PublicKey:  filepath.Join(opts.PKIDir, pubName),
 			KeyID:      kid,
 		}
 		res.KeyID = kid
@@ -180,7 +191,29 @@ func PatchNode(ctx context.Context, opts NodeOptions) (Result, error) {
 		return res, err
 	}
 	res.Changed = true
+	// A previous irsa private key signs nothing any more; its public key stays for the tokens it signed.
+	if err := removeUnreferencedKeys(opts.PKIDir, patched, ".key"); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// removeUnreferencedKeys removes irsa's key files with the suffix (".key", ".pub" or "" for both) that the
+// manifest does not name.
+func removeUnreferencedKeys(dir string, manifest []byte, suffix string) error {
+	matches, err := filepath.Glob(filepath.Join(dir, keyFilePrefix+"*"+suffix))
+	if err != nil {
+		return fmt.Errorf("list irsa key files in %s: %w", dir, err)
+	}
+	for _, p := range matches {
+		if bytes.Contains(manifest, []byte(p)) {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // RestoreNode undoes PatchNode: the manifest goes back to the backup when the backup is what irsa patched (the
@@ -222,14 +255,9 @@ func RestoreNode(ctx context.Context, opts NodeOptions) (Result, error) {
 		return res, err
 	}
 	res.Changed = true
-	// Nothing references irsa's key pair any more: remove the private key from the node.
-	for _, name := range []string{PrivateKeyName, PublicKeyName} {
-		p := filepath.Join(opts.PKIDir, name)
-		if !bytes.Contains(restored, []byte(p)) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return res, fmt.Errorf("remove %s: %w", p, err)
-			}
-		}
+	// Nothing references irsa's keys any more: remove them (the private keys above all) from the node.
+	if err := removeUnreferencedKeys(opts.PKIDir, restored, ""); err != nil {
+		return res, err
 	}
 	if err := os.Remove(backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("remove backup %s: %w", backup, err)

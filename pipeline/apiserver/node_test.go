@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,16 +175,20 @@ func TestPatchNodeProvidedSigningKey(t *testing.T) {
 			if err != nil {
 				t.Fatalf("PatchNode: %v", err)
 			}
-			priv := filepath.Join(opts.PKIDir, PrivateKeyName)
-			pub := filepath.Join(opts.PKIDir, PublicKeyName)
+			_, _, kid, err := readSigningKey(opts.SigningKeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			privName, pubName := KeyFileNames(kid)
+			priv := filepath.Join(opts.PKIDir, privName)
+			pub := filepath.Join(opts.PKIDir, pubName)
 			if got := readFile(t, priv); string(got) != string(key) {
 				t.Errorf("%s is not the provided key", priv)
 			}
 			assertMode(t, priv, 0o600)
 			assertMode(t, pub, 0o644)
-			_, _, kid, err := readSigningKey(opts.SigningKeyFile)
-			if err != nil || res.KeyID != kid || kid == "" {
-				t.Errorf("key ID %q, want %q (%v)", res.KeyID, kid, err)
+			if res.KeyID != kid || kid == "" {
+				t.Errorf("key ID %q, want %q", res.KeyID, kid)
 			}
 			manifest := string(readFile(t, opts.ManifestPath))
 			for _, want := range []string{
@@ -230,10 +235,8 @@ func TestPatchNodeRollsBackWhenVerificationFails(t *testing.T) {
 	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
 		t.Errorf("manifest not put back after failed verification")
 	}
-	for _, name := range []string{PrivateKeyName, PublicKeyName} {
-		if _, err := os.Stat(filepath.Join(opts.PKIDir, name)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s left behind after rollback (%v)", name, err)
-		}
+	if left, _ := filepath.Glob(filepath.Join(opts.PKIDir, "irsa-*")); len(left) != 0 {
+		t.Errorf("key files left behind after rollback: %q", left)
 	}
 	assertOnlyManifest(t, opts)
 }
@@ -380,5 +383,50 @@ func TestRunNodeResultLine(t *testing.T) {
 	}
 	if _, err := lastResult([]byte("no json here\n{not json}\n")); err == nil {
 		t.Errorf("lastResult found a result in a log without one")
+	}
+}
+
+// A new key gets new files: the previous public key stays trusted (tokens it signed stay valid), the previous
+// private key goes, and restore removes them all.
+func TestPatchNodeKeyRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts := node(t, readFile(t, "testdata/inputs/kubeadm.yaml"))
+	keyDir := t.TempDir()
+	var names [][2]string
+	for i, key := range [][]byte{ecKeyPEM(t), rsaKeyPEM(t)} {
+		opts.SigningKeyFile = filepath.Join(keyDir, fmt.Sprintf("key-%d.pem", i))
+		if err := os.WriteFile(opts.SigningKeyFile, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := PatchNode(ctx, opts)
+		if err != nil || !res.Changed {
+			t.Fatalf("PatchNode with key %d: %+v %v", i, res, err)
+		}
+		priv, pub := KeyFileNames(res.KeyID)
+		names = append(names, [2]string{filepath.Join(opts.PKIDir, priv), filepath.Join(opts.PKIDir, pub)})
+	}
+	manifest := string(readFile(t, opts.ManifestPath))
+	for _, want := range []string{
+		"--service-account-signing-key-file=" + names[1][0],
+		"--service-account-key-file=/etc/kubernetes/pki/sa.pub",
+		"--service-account-key-file=" + names[0][1],
+		"--service-account-key-file=" + names[1][1],
+	} {
+		if !strings.Contains(manifest, want) {
+			t.Errorf("manifest after rotation lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(names[0][0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("previous private key %s still on the node (%v)", names[0][0], err)
+	}
+	for _, p := range []string{names[0][1], names[1][0], names[1][1]} {
+		stat(t, p)
+	}
+	if _, err := RestoreNode(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(opts.PKIDir, "irsa-*")); len(left) != 0 {
+		t.Errorf("key files left after restore: %q", left)
 	}
 }

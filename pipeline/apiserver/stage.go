@@ -281,7 +281,8 @@ func (s *Stage) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 		if err != nil {
 			return nil, err
 		}
-		want.SigningKey = &KeyFiles{PrivateKey: DefaultPKIDir + "/" + PrivateKeyName, PublicKey: DefaultPKIDir + "/" + PublicKeyName, KeyID: kid}
+		privName, pubName := KeyFileNames(kid)
+		want.SigningKey = &KeyFiles{PrivateKey: DefaultPKIDir + "/" + privName, PublicKey: DefaultPKIDir + "/" + pubName, KeyID: kid}
 	}
 	for i := range nodes {
 		n := &nodes[i]
