@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/irsa-anywhere/irsa/e2e/aws/moto"
 	"github.com/irsa-anywhere/irsa/e2e/cluster/host"
 	"github.com/irsa-anywhere/irsa/e2e/images"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // TestHostClusterSmoke brings up moto (behind the strict STS gate) in a namespace of its own and the host cluster
@@ -52,19 +54,18 @@ func TestHostClusterSmoke(t *testing.T) {
 	timed("binaries ("+cached+")", start)
 
 	start = time.Now()
-	imgs, err := images.Build(ctx, images.Options{}, append(images.ClusterNames(), images.HTTPGet)...)
+	imgs, err := images.Build(ctx, images.Options{}, append(images.ClusterNames(), images.HTTPGet, images.Irsa, images.Webhook)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The cluster images go in with Up; httpget later through LoadImages, as the scenario loads its own.
-	var tarballs []string
-	var later string
+	// The cluster images go in with Up; the others later through LoadImages, as the scenario loads its own.
+	var tarballs, later []string
 	nCached := 0
 	for _, img := range imgs {
-		if img.Name == images.HTTPGet {
-			later = img.Tarball
-		} else {
+		if slices.Contains(images.ClusterNames(), img.Name) {
 			tarballs = append(tarballs, img.Tarball)
+		} else {
+			later = append(later, img.Tarball)
 		}
 		if img.Cached {
 			nCached++
@@ -115,10 +116,10 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 
 	start = time.Now()
-	if err := c.LoadImages(ctx, later); err != nil {
+	if err := c.LoadImages(ctx, later...); err != nil {
 		t.Fatal(err)
 	}
-	timed("load httpget image", start)
+	timed("load httpget, irsa, webhook", start)
 
 	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
 	if err != nil {
@@ -152,25 +153,7 @@ func TestHostClusterSmoke(t *testing.T) {
 			}}},
 		},
 	}
-	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var phase corev1.PodPhase
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "httpget", metav1.GetOptions{})
-		if err == nil {
-			phase = p.Status.Phase
-			if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
-				break
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	logs, err := cs.CoreV1().Pods("default").GetLogs("httpget", &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err != nil {
-		t.Errorf("pod logs: %v", err)
-	}
+	phase, logs := runPod(ctx, t, cs, pod)
 	if phase != corev1.PodSucceeded {
 		t.Fatalf("pod httpget: phase %s, want Succeeded; logs:\n%s", phase, logs)
 	}
@@ -181,6 +164,21 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 	t.Logf("pod output:\n%s", logs)
 	timed("pod run (create→Succeeded)", start)
+
+	// The scenario's own images start as the kubelet runs them (irsa as its nonroot image user).
+	start = time.Now()
+	for _, tc := range []struct{ name, image string }{{"irsa", config.DefaultIrsaImage}, {"webhook", config.DefaultWebhookImage}} {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: tc.name},
+			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{
+				Name: tc.name, Image: tc.image, ImagePullPolicy: corev1.PullNever, Args: []string{"--help"},
+			}}},
+		}
+		if phase, logs := runPod(ctx, t, cs, p); phase != corev1.PodSucceeded {
+			t.Errorf("pod %s (%s --help): phase %s, want Succeeded; logs:\n%s", tc.name, tc.image, phase, logs)
+		}
+	}
+	timed("irsa + webhook pods", start)
 
 	logDir := t.TempDir()
 	if err := c.CollectLogs(ctx, logDir); err != nil {
@@ -234,6 +232,31 @@ func TestHostClusterSmoke(t *testing.T) {
 	if out, _ := exec.Command("ps", "-eo", "pid,args").Output(); strings.Contains(string(out), workDir) {
 		t.Errorf("processes mentioning %s still run:\n%s", workDir, out)
 	}
+}
+
+// runPod creates pod in default and waits (up to 2 minutes) until it ends; it returns the phase and the logs.
+func runPod(ctx context.Context, t *testing.T, cs kubernetes.Interface, pod *corev1.Pod) (corev1.PodPhase, []byte) {
+	t.Helper()
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod %s: %v", pod.Name, err)
+	}
+	var phase corev1.PodPhase
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err == nil {
+			phase = p.Status.Phase
+			if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	logs, err := cs.CoreV1().Pods("default").GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		logs = []byte("(no logs: " + err.Error() + ")")
+	}
+	return phase, logs
 }
 
 type testWriter struct{ t *testing.T }
