@@ -193,9 +193,15 @@ func render(manifest []byte, pod *corev1.Pod) ([]byte, bool, error) {
 
 func apiserverContainer(pod *corev1.Pod) (*corev1.Container, error) {
 	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == ContainerName {
-			return &pod.Spec.Containers[i], nil
+		c := &pod.Spec.Containers[i]
+		if c.Name != ContainerName {
+			continue
 		}
+		// Flags are edited only where kube-apiserver reads them directly, never inside a shell command line.
+		if len(c.Command) > 0 && path.Base(c.Command[0]) != "kube-apiserver" {
+			return nil, fmt.Errorf("kube-apiserver manifest %q: the container runs %q, not kube-apiserver directly: irsa cannot edit its flags; configure the issuer by hand and use --cluster-type external", pod.Name, c.Command[0])
+		}
+		return c, nil
 	}
 	return nil, fmt.Errorf("kube-apiserver manifest %q: no container named %q", pod.Name, ContainerName)
 }
@@ -218,7 +224,7 @@ func setContainerFlags(c *corev1.Container, flags flagList) {
 }
 
 func flagsInCommand(c *corev1.Container) bool {
-	return len(c.Command) > 1 || (len(c.Command) == 1 && len(c.Args) == 0)
+	return len(c.Command) > 1 || len(c.Args) == 0
 }
 
 func patchPod(pod *corev1.Pod, opts PatchOptions) error {

@@ -149,6 +149,7 @@ func TestPatchRejectsBadInput(t *testing.T) {
 		{"not yaml", "{{{", func(*PatchOptions) {}, "parse kube-apiserver manifest"},
 		{"a deployment", "apiVersion: apps/v1\nkind: Deployment\n", func(*PatchOptions) {}, `kind "Deployment"`},
 		{"unknown field", strings.Replace(string(kubeadm), "  hostNetwork: true\n", "  hostNetwork: true\n  hostNetwrok: true\n", 1), func(*PatchOptions) {}, "hostNetwrok"},
+		{"shell wrapper", strings.Replace(string(kubeadm), "    - kube-apiserver\n", "    - /bin/sh\n", 1), func(*PatchOptions) {}, `runs "/bin/sh", not kube-apiserver directly`},
 		{"no apiserver container", strings.Replace(string(kubeadm), "    name: kube-apiserver\n", "    name: apiserver\n", 1), func(*PatchOptions) {}, `no container named "kube-apiserver"`},
 	}
 	for _, tt := range tests {

@@ -112,7 +112,6 @@ func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration) 
 			RestartPolicy:                corev1.RestartPolicyNever,
 			HostNetwork:                  true,
 			DNSPolicy:                    corev1.DNSClusterFirstWithHostNet,
-			PriorityClassName:            "system-node-critical",
 			AutomountServiceAccountToken: &yes,
 			// Control-plane taints, and not-ready while the apiserver restarts: tolerate them all.
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
@@ -140,6 +139,10 @@ func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration) 
 				VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostKubernetes, Type: &hostPathDir}},
 			}},
 		},
+	}
+	if s.opts.Namespace == "kube-system" {
+		// The priority admission plugin allows the system classes in kube-system only.
+		pod.Spec.PriorityClassName = "system-node-critical"
 	}
 	if key != nil {
 		mode := int32(0o400)
