@@ -1,0 +1,393 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+)
+
+// TestRunNodeRestartsTheRealAPIServer runs the node subcommand's body (RunNode with LocalCheck) against a real
+// kube-apiserver started from the static pod manifest by a stand-in for the kubelet: it restarts the process with
+// the manifest's command whenever the file changes. This is the node pod's whole job except the container around
+// it: patch, wait for the restarted apiserver to serve the new issuer with a token issued before, undo a change
+// that does not verify in time, restore.
+func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	etcdURL := startEtcd(t, dir)
+	pki := writeTestPKI(t, dir)
+	port := freeTestPort(t)
+
+	manifestPath := filepath.Join(dir, "manifests", "kube-apiserver.yaml")
+	writeTestManifest(t, manifestPath, etcdURL, port, pki)
+	kubelet := startFakeKubelet(t, manifestPath, dir)
+
+	cfg := &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(port), Timeout: 10 * time.Second,
+		TLSClientConfig: rest.TLSClientConfig{CAFile: pki.ca, CertFile: pki.adminCert, KeyFile: pki.adminKey}}
+	client := kubernetes.NewForConfigOrDie(cfg)
+	waitIssuer(t, client, kubeadmIssuer, 90*time.Second)
+
+	// The node pod's own token, issued before the patch (kubeadm's issuer).
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "irsa-test"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().ServiceAccounts("irsa-test").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "irsa-node"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := client.CoreV1().ServiceAccounts("irsa-test").CreateToken(ctx, "irsa-node", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := NodeOptions{ManifestPath: manifestPath, StateDir: filepath.Join(dir, "irsa"), PKIDir: filepath.Join(dir, "pki"),
+		IssuerURL: testIssuer, Audience: config.DefaultAudience}
+	check := func(timeout time.Duration) func(context.Context, string, bool) error {
+		c, err := NewLocalCheck(readFile(t, manifestPath), timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.CAFile, c.TokenFile, c.Interval = pki.ca, tokenFile, 200*time.Millisecond
+		return c.Verify
+	}
+
+	// Patch: the restarted apiserver serves the irsa issuer and still accepts the token issued before.
+	opts.Verify = check(2 * time.Minute)
+	start := time.Now()
+	var out bytes.Buffer
+	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
+		t.Fatalf("patch: %v\n%s\napiserver log:\n%s", err, out.String(), kubelet.logTail())
+	}
+	t.Logf("patch verified on the restarted apiserver after %s (%d apiserver starts)", time.Since(start).Round(time.Millisecond), kubelet.starts())
+	if got, _ := ServedIssuer(ctx, client); got != testIssuer {
+		t.Errorf("served issuer after patch %q", got)
+	}
+
+	// A change that does not verify in time is undone: the apiserver comes back with the previous manifest.
+	patched := readFile(t, manifestPath)
+	opts.IssuerURL = "https://oidc.example.com/never-verified"
+	opts.Verify = check(time.Millisecond)
+	out.Reset()
+	err = RunNode(ctx, NodePatchCommand, opts, 0, &out)
+	res, perr := lastResult(out.Bytes())
+	if err == nil || perr != nil || !res.RolledBack {
+		t.Fatalf("patch that cannot verify: err=%v result=%+v (%v); want a rollback", err, res, perr)
+	}
+	if got := readFile(t, manifestPath); !bytes.Equal(got, patched) {
+		t.Errorf("manifest not rolled back")
+	}
+	waitIssuer(t, client, testIssuer, 90*time.Second)
+
+	// Restore: the original issuer is first again and the original manifest is back, byte for byte.
+	opts.Verify = check(2 * time.Minute)
+	start = time.Now()
+	out.Reset()
+	if err := RunNode(ctx, NodeRestoreCommand, opts, 0, &out); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out.String())
+	}
+	t.Logf("restore verified after %s", time.Since(start).Round(time.Millisecond))
+	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
+		t.Errorf("served issuer after restore %q", got)
+	}
+}
+
+type testPKI struct{ ca, servingCert, servingKey, adminCert, adminKey, saPub, saKey string }
+
+// writeTestPKI writes a CA, the apiserver's serving certificate (127.0.0.1), an admin client certificate and the
+// service account key pair.
+func writeTestPKI(t *testing.T, dir string) testPKI {
+	t.Helper()
+	p := testPKI{}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name string, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	p.ca = write("ca.pem", "CERTIFICATE", caDER)
+	issue := func(name string, subject pkix.Name, usage x509.ExtKeyUsage, ips []net.IP, dns []string) (string, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: subject, NotBefore: time.Now().Add(-time.Hour),
+			NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature, IPAddresses: ips, DNSNames: dns}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, _ := x509.MarshalECPrivateKey(key)
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", keyDER)
+	}
+	p.servingCert, p.servingKey = issue("serving", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")}, []string{"kubernetes"})
+	p.adminCert, p.adminKey = issue("admin", pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth, nil, nil)
+	saPEM := rsaKeyPEM(t)
+	p.saKey = filepath.Join(dir, "sa.key")
+	if err := os.WriteFile(p.saKey, saPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, pub, _, err := keyFromPEM(saPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.saPub = filepath.Join(dir, "sa.pub")
+	if err := os.WriteFile(p.saPub, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writeTestManifest writes a kubeadm-like static pod whose flags run on loopback.
+func writeTestManifest(t *testing.T, path, etcdURL string, port int, p testPKI) {
+	t.Helper()
+	pod := corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-apiserver", Namespace: "kube-system",
+			Annotations: map[string]string{advertiseEndpoint: "127.0.0.1:" + strconv.Itoa(port)}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name:  ContainerName,
+			Image: "registry.k8s.io/kube-apiserver:" + kubeapiserver.KubernetesVersion,
+			Command: []string{"kube-apiserver",
+				"--advertise-address=127.0.0.1",
+				"--authorization-mode=Node,RBAC",
+				"--bind-address=127.0.0.1",
+				"--cert-dir=" + filepath.Join(filepath.Dir(path), "..", "apiserver-certs"),
+				"--client-ca-file=" + p.ca,
+				"--endpoint-reconciler-type=none",
+				"--etcd-servers=" + etcdURL,
+				"--secure-port=" + strconv.Itoa(port),
+				"--service-account-issuer=" + kubeadmIssuer,
+				"--service-account-key-file=" + p.saPub,
+				"--service-account-signing-key-file=" + p.saKey,
+				"--service-cluster-ip-range=10.96.0.0/12",
+				"--tls-cert-file=" + p.servingCert,
+				"--tls-private-key-file=" + p.servingKey,
+			},
+		}}},
+	}
+	b, err := yaml.Marshal(&pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeKubelet runs the manifest's kube-apiserver command and restarts it when the file changes, as the kubelet
+// does with a static pod (without the container).
+type fakeKubelet struct {
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	count   int
+	logPath string
+}
+
+func startFakeKubelet(t *testing.T, manifestPath, dir string) *fakeKubelet {
+	t.Helper()
+	k := &fakeKubelet{logPath: filepath.Join(dir, "kube-apiserver.log")}
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var running []byte
+		for {
+			if b, err := os.ReadFile(manifestPath); err == nil && !bytes.Equal(b, running) {
+				running = b
+				k.stop()
+				if err := k.start(b); err != nil {
+					t.Errorf("fake kubelet: %v", err)
+					return
+				}
+			}
+			select {
+			case <-stop:
+				k.stop()
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-stopped })
+	return k
+}
+
+func (k *fakeKubelet) start(manifest []byte) error {
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		return err
+	}
+	c, err := apiserverContainer(pod)
+	if err != nil {
+		return err
+	}
+	log, err := os.OpenFile(k.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(kubeapiserver.BinDir(), "kube-apiserver"), c.Command[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start kube-apiserver from %s (build it with hack/build-kubernetes.sh): %w", kubeapiserver.BinDir(), err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	k.mu.Lock()
+	k.cmd, k.done = cmd, done
+	k.count++
+	k.mu.Unlock()
+	return nil
+}
+
+func (k *fakeKubelet) stop() {
+	k.mu.Lock()
+	cmd, done := k.cmd, k.done
+	k.cmd = nil
+	k.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (k *fakeKubelet) starts() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.count
+}
+
+func (k *fakeKubelet) logTail() string {
+	b, _ := os.ReadFile(k.logPath)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func startEtcd(t *testing.T, dir string) string {
+	t.Helper()
+	clientURL := "http://127.0.0.1:" + strconv.Itoa(freeTestPort(t))
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(freeTestPort(t))
+	log, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(kubeapiserver.BinDir(), "etcd"),
+		"--name=default", "--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls="+clientURL, "--advertise-client-urls="+clientURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=default="+peerURL, "--unsafe-no-fsync", "--log-level=warn")
+	// etcd reads ETCD_* variables as flags.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ETCD_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start etcd from %s (build it with hack/build-kubernetes.sh): %v", kubeapiserver.BinDir(), err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(clientURL + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return clientURL
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd on %s not healthy: %v", clientURL, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitIssuer(t *testing.T, client kubernetes.Interface, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		got, err := ServedIssuer(t.Context(), client)
+		if err == nil && got == want {
+			return
+		}
+		last = fmt.Sprintf("%q %v", got, err)
+		if time.Now().After(deadline) {
+			t.Fatalf("apiserver did not serve %q within %s; last %s", want, timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func freeTestPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
