@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -16,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,6 +123,61 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
 		t.Errorf("served issuer after restore %q", got)
 	}
+
+	// With a provided key: the apiserver signs with it and serves both keys; the pre-patch token still verifies.
+	opts.IssuerURL = testIssuer
+	opts.SigningKeyFile = filepath.Join(dir, "irsa-signing.key")
+	if err := os.WriteFile(opts.SigningKeyFile, ecKeyPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts.Verify = check(2 * time.Minute)
+	out.Reset()
+	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
+		t.Fatalf("patch with a key: %v\n%s\napiserver log:\n%s", err, out.String(), kubelet.logTail())
+	}
+	res, err = lastResult(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ServedKeys(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, clusterKid, _ := keyFromPEM(readFile(t, pki.saKey))
+	var kids []string
+	for _, k := range keys.Keys {
+		kids = append(kids, k.KeyID)
+	}
+	if len(kids) != 2 || !slices.Contains(kids, res.KeyID) || !slices.Contains(kids, clusterKid) {
+		t.Errorf("served kids %q, want irsa's %q and the cluster's %q", kids, res.KeyID, clusterKid)
+	}
+	tr, err = client.CoreV1().ServiceAccounts("irsa-test").CreateToken(ctx, "irsa-node", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header := tokenHeader(t, tr.Status.Token); header["kid"] != res.KeyID || header["alg"] != "ES256" {
+		t.Errorf("new token header %v, want kid %q and ES256", header, res.KeyID)
+	}
+	out.Reset()
+	if err := RunNode(ctx, NodeRestoreCommand, opts, 0, &out); err != nil {
+		t.Fatalf("restore after the key patch: %v\n%s", err, out.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(opts.PKIDir, "irsa-*")); len(left) != 0 {
+		t.Errorf("irsa key files left after restore: %q", left)
+	}
+}
+
+func tokenHeader(t *testing.T, token string) map[string]any {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 type testPKI struct{ ca, servingCert, servingKey, adminCert, adminKey, saPub, saKey string }
