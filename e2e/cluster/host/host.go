@@ -69,6 +69,11 @@ type Options struct {
 	// Peers are network namespaces the node gets a direct link to, so that the node and every pod reach each
 	// peer's Address (the AWS emulator's sandbox: PeerOf(backend)).
 	Peers []Peer
+	// APIServerGracePeriod is kube-apiserver's terminationGracePeriodSeconds, set with a kubeadm patch. An
+	// apiserver whose manifest changes stops listening at once but only exits when the kubelet kills it at the end
+	// of this period (it waits for open connections), so a restart takes the period plus ~11 s. Zero means 5 s
+	// (restart ~16 s); -1 leaves kubeadm's default, 30 s (restart ~43 s), as on users' clusters.
+	APIServerGracePeriod int64
 	// LockTimeout is how long Up waits for another host cluster on this machine to go; default 10 minutes.
 	LockTimeout time.Duration
 }
@@ -137,6 +142,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.APIServerGracePeriod == 0 {
+		o.APIServerGracePeriod = 5
 	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = 10 * time.Minute

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/irsa-anywhere/irsa/e2e/aws/moto"
@@ -34,7 +35,7 @@ func TestHostClusterSmoke(t *testing.T) {
 	ctx := context.Background()
 	var report []string
 	timed := func(name string, start time.Time) {
-		report = append(report, fmt.Sprintf("%-28s %8.1fs", name, time.Since(start).Seconds()))
+		report = append(report, fmt.Sprintf("%-32s %8.1fs", name, time.Since(start).Seconds()))
 	}
 	defer func() { t.Logf("timing report:\n%s", strings.Join(report, "\n")) }()
 
@@ -112,7 +113,7 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 	timed("cluster up (total)", start)
 	for _, p := range c.Timings() {
-		report = append(report, fmt.Sprintf("  %-26s %8.1fs", p.Name, p.Duration.Seconds()))
+		report = append(report, fmt.Sprintf("  %-30s %8.1fs", p.Name, p.Duration.Seconds()))
 	}
 
 	start = time.Now()
@@ -180,6 +181,12 @@ func TestHostClusterSmoke(t *testing.T) {
 	}
 	timed("irsa + webhook pods", start)
 
+	// The apiserver stage's path: the kubelet restarts kube-apiserver when its manifest changes (written to a
+	// temporary file and renamed, as the node pod does).
+	start = time.Now()
+	restartAPIServer(ctx, t, rc)
+	timed("apiserver restart (edit→ready)", start)
+
 	logDir := t.TempDir()
 	if err := c.CollectLogs(ctx, logDir); err != nil {
 		t.Errorf("collect logs: %v", err)
@@ -232,6 +239,44 @@ func TestHostClusterSmoke(t *testing.T) {
 	if out, _ := exec.Command("ps", "-eo", "pid,args").Output(); strings.Contains(string(out), workDir) {
 		t.Errorf("processes mentioning %s still run:\n%s", workDir, out)
 	}
+}
+
+func restartAPIServer(ctx context.Context, t *testing.T, rc *rest.Config) {
+	t.Helper()
+	const manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), "    - --allow-privileged=true\n", "    - --allow-privileged=true\n    - --v=2\n", 1)
+	if edited == string(b) {
+		t.Fatalf("%s has no --allow-privileged=true line to add a flag after", manifest)
+	}
+	tmp := "/etc/kubernetes/kube-apiserver.yaml.tmp"
+	if err := os.WriteFile(tmp, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, manifest); err != nil {
+		t.Fatal(err)
+	}
+	quick := rest.CopyConfig(rc)
+	quick.Timeout = 2 * time.Second
+	client := kubernetes.NewForConfigOrDie(quick).Discovery().RESTClient()
+	ready := func() bool {
+		body, err := client.Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok"
+	}
+	wait := func(what string, d time.Duration, want bool) {
+		deadline := time.Now().Add(d)
+		for ready() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("kube-apiserver after the manifest edit: not %s within %s", what, d)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	wait("stopped", 30*time.Second, false)
+	wait("ready again", 2*time.Minute, true)
 }
 
 // runPod creates pod in default and waits (up to 2 minutes) until it ends; it returns the phase and the logs.

@@ -21,6 +21,7 @@ func TestTemplatesGolden(t *testing.T) {
 			"Name": "irsa-e2e", "NodeName": "irsa-e2e-control-plane", "NodeIP": NodeIP,
 			"CRISocket": "/var/lib/irsa-e2e/irsa-e2e/containerd/containerd.sock", "KubernetesVersion": KubernetesVersion,
 			"PodCIDR": PodCIDR, "ServiceCIDR": ServiceCIDR, "EtcdDir": "/var/lib/irsa-e2e/irsa-e2e/etcd",
+			"PatchesDir": "/var/lib/irsa-e2e/irsa-e2e/kubeadm-patches",
 		}},
 		{"containerd.toml", map[string]string{
 			"Dir": "/var/lib/irsa-e2e/irsa-e2e/containerd", "Socket": "/var/lib/irsa-e2e/irsa-e2e/containerd/containerd.sock",

@@ -133,11 +133,21 @@ func (c *Cluster) nodeName() string { return c.opts.Name + "-control-plane" }
 // with those files (kubeadm would ask systemd), runs the rest of init, restarts the kubelet once to pick up the
 // rotated client certificate (kubelet-finalize) and starts kube-proxy.
 func (c *Cluster) kubeadmInit(ctx context.Context) error {
+	patches := filepath.Join(c.opts.WorkDir, "kubeadm-patches")
+	if err := os.MkdirAll(patches, 0o755); err != nil {
+		return err
+	}
+	if c.opts.APIServerGracePeriod > 0 {
+		patch := fmt.Sprintf("spec:\n  terminationGracePeriodSeconds: %d\n", c.opts.APIServerGracePeriod)
+		if err := os.WriteFile(filepath.Join(patches, "kube-apiserver+strategic.yaml"), []byte(patch), 0o644); err != nil {
+			return err
+		}
+	}
 	cfg := filepath.Join(c.opts.WorkDir, "kubeadm.yaml")
 	err := writeTemplate(cfg, "kubeadm.yaml", map[string]string{
 		"Name": c.opts.Name, "NodeName": c.nodeName(), "NodeIP": NodeIP, "CRISocket": c.st.CRISocket,
 		"KubernetesVersion": KubernetesVersion, "PodCIDR": PodCIDR, "ServiceCIDR": ServiceCIDR,
-		"EtcdDir": filepath.Join(c.opts.WorkDir, "etcd"),
+		"EtcdDir": filepath.Join(c.opts.WorkDir, "etcd"), "PatchesDir": patches,
 	})
 	if err != nil {
 		return err
