@@ -28,8 +28,9 @@ func (c *Cluster) Delete(ctx context.Context) error {
 		return nil
 	}
 	err := c.phase("teardown", func() error { return teardown(ctx, c.st, c.log) })
+	// On failure the state file stays: the next Up (or Down) finishes the job, so the lock can go either way.
+	c.lock.release()
 	if err == nil {
-		c.lock.release()
 		c.st = nil
 	}
 	return err
