@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build image test lint check deps dagger-check kubernetes test-docker
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
@@ -30,6 +30,13 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	hack/actionlint.sh
+
+# The IRSA scenario end to end (as root). E2E_CLUSTER=host (default: a kubeadm cluster built here, in a network
+# namespace) or kind; E2E_AWS=moto (default, behind the strict STS gate), localstack or aws (IRSA_E2E_REAL_AWS=1).
+# KEEP=1 leaves the cluster running; logs land in $$E2E_ARTIFACTS on failure.
+e2e:
+	@if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi
+	$(GO) test -tags e2e -count=1 -v -timeout 45m ./e2e/scenario/
 
 # The testcontainers-go code path, for real, against a private dockerd the script starts and stops.
 test-docker:

@@ -174,11 +174,9 @@ func (s *Stage) caConfigMap() string { return s.opts.ServiceAccount + "-ca" }
 
 // Plan implements stage.Stage: a verification always runs a new Job with a role that exists only for the run.
 func (s *Stage) Plan(context.Context) ([]stage.Change, error) {
-	b := s.binding()
-	return []stage.Change{
-		{Action: stage.Create, Kind: "iam-role", Name: b.RoleName, Detail: "for the verify run, with " + s.opts.PolicyARN},
-		{Action: stage.Create, Kind: "job", Name: s.opts.Namespace + "/" + s.opts.ServiceAccount + "-*", Detail: s.opts.Image},
-	}, nil
+	// A verification is a check, not state: what it creates (role, ServiceAccount, Job) is gone again when it
+	// ends, so a plan of an applied setup has nothing to change.
+	return nil, nil
 }
 
 // Apply implements stage.Stage: it runs the verification and fails unless the report passes. Report() holds the
@@ -191,7 +189,11 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	if !r.Pass {
 		return changes, fmt.Errorf("verify: FAIL: %s (run with --keep and inspect job %s)", strings.Join(r.Failed(), ", "), r.Job)
 	}
-	return changes, nil
+	if s.opts.Keep {
+		return changes, nil
+	}
+	// Everything the run made is removed again: it leaves nothing changed.
+	return nil, nil
 }
 
 // Run binds the verify ServiceAccount, runs the Job, waits for it and evaluates it. The error is for failures to
