@@ -71,8 +71,9 @@ type Options struct {
 	Peers []Peer
 	// APIServerGracePeriod is kube-apiserver's terminationGracePeriodSeconds, set with a kubeadm patch. An
 	// apiserver whose manifest changes stops listening at once but only exits when the kubelet kills it at the end
-	// of this period (it waits for open connections), so a restart takes the period plus ~11 s. Zero means 5 s
-	// (restart ~16 s); -1 leaves kubeadm's default, 30 s (restart ~43 s), as on users' clusters.
+	// of this period (it waits for open connections), so a restart takes the period plus ~11 s, and at least the
+	// kubelet's fixed 10-15 s retry of a static pod waiting for its predecessor. Zero means 5 s (restart ~15-17 s);
+	// -1 leaves kubeadm's default, 30 s (restart ~43 s), as on users' clusters.
 	APIServerGracePeriod int64
 	// LockTimeout is how long Up waits for another host cluster on this machine to go; default 10 minutes.
 	LockTimeout time.Duration
