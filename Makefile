@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
@@ -37,6 +37,12 @@ lint:
 e2e:
 	@if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi
 	$(GO) test -tags e2e -count=1 -v -timeout 45m ./e2e/scenario/
+
+# The main job on an embedded default (as root): a kubeadm cluster and moto on this machine, irsa apply, bind and
+# verify with their progress and the verify report, then teardown. KEEP=1 keeps it running until Ctrl-C.
+demo:
+	@if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi
+	$(GO) run ./e2e/demo
 
 # The testcontainers-go code path, for real, against a private dockerd the script starts and stops.
 test-docker:
