@@ -45,6 +45,11 @@ type PatchOptions struct {
 	Audience string
 	// SigningKey, when set, makes the apiserver sign with irsa's key pair; nil keeps the cluster's own key.
 	SigningKey *KeyFiles
+	// AcceptOnly makes the apiserver accept irsa's tokens without issuing them yet: the issuer is added as the
+	// last --service-account-issuer (an issuer already listed keeps its place), the audience and the public key
+	// are added, the signing key is left alone. With several control-plane nodes every apiserver must accept
+	// irsa's tokens before any issues them, or a token issued by a patched apiserver fails on the others.
+	AcceptOnly bool
 }
 
 // KeyFiles are the paths of irsa's signing key pair on the node. The apiserver sees them at the same paths.
@@ -120,7 +125,21 @@ func Unpatch(manifest []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if err := unpatchPod(pod); err != nil {
+	if err := unpatchPod(pod, false); err != nil {
+		return nil, false, err
+	}
+	return render(manifest, pod)
+}
+
+// Demote is the first half of Unpatch on a cluster with several control-plane nodes: the original issuers are
+// first again and the original signing key signs, while irsa's issuer, audience and public key stay accepted, so
+// tokens issued by apiservers not yet demoted keep working everywhere. Unpatch afterwards removes the rest.
+func Demote(manifest []byte) ([]byte, bool, error) {
+	pod, err := parseManifest(manifest)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := unpatchPod(pod, true); err != nil {
 		return nil, false, err
 	}
 	return render(manifest, pod)
@@ -254,17 +273,23 @@ func patchPod(pod *corev1.Pod, opts PatchOptions) error {
 		// What kube-apiserver accepts when --api-audiences is unset: its issuers.
 		audiences = issuers
 	}
-	flags = flags.set(flagIssuer, dedup(append([]string{opts.IssuerURL}, issuers...)...))
+	if opts.AcceptOnly {
+		flags = flags.set(flagIssuer, dedup(append(issuers, opts.IssuerURL)...))
+	} else {
+		flags = flags.set(flagIssuer, dedup(append([]string{opts.IssuerURL}, issuers...)...))
+	}
 	if want := dedup(append(append([]string{}, audiences...), opts.Audience)...); !slices.Equal(flags.sliceValues(flagAudiences), want) {
 		flags = flags.set(flagAudiences, []string{strings.Join(want, ",")})
 	}
 
 	if k := opts.SigningKey; k != nil {
-		flags = flags.set(flagSigningKey, []string{k.PrivateKey})
-		flags = flags.set(flagKeyFile, dedup(append(flags.values(flagKeyFile), k.PublicKey)...))
-		if k.KeyID != "" {
-			pod.Annotations[SigningKeyAnnotation] = k.KeyID
+		if !opts.AcceptOnly {
+			flags = flags.set(flagSigningKey, []string{k.PrivateKey})
+			if k.KeyID != "" {
+				pod.Annotations[SigningKeyAnnotation] = k.KeyID
+			}
 		}
+		flags = flags.set(flagKeyFile, dedup(append(flags.values(flagKeyFile), k.PublicKey)...))
 		for _, dir := range dedup(path.Dir(k.PrivateKey), path.Dir(k.PublicKey)) {
 			if !mounted(pod, c, dir) {
 				addPKIVolume(pod, c, dir)
@@ -275,7 +300,7 @@ func patchPod(pod *corev1.Pod, opts PatchOptions) error {
 	return nil
 }
 
-func unpatchPod(pod *corev1.Pod) error {
+func unpatchPod(pod *corev1.Pod, keepAccepting bool) error {
 	raw, ok := pod.Annotations[RecordAnnotation]
 	if !ok {
 		return nil
@@ -293,11 +318,20 @@ func unpatchPod(pod *corev1.Pod) error {
 	}
 	flags := containerFlags(c)
 	for _, name := range touchedFlags {
-		values, ok := rec.Flags[name]
-		if !ok {
+		if _, ok := rec.Flags[name]; !ok {
 			return fmt.Errorf("annotation %s %q: no entry for --%s", RecordAnnotation, raw, name)
 		}
-		flags = flags.set(name, values)
+	}
+	if keepAccepting {
+		// Original issuers first, then the ones irsa added; the original signing key; everything accepted stays.
+		flags = flags.set(flagIssuer, dedup(append(append([]string{}, rec.Flags[flagIssuer]...), flags.values(flagIssuer)...)...))
+		flags = flags.set(flagSigningKey, rec.Flags[flagSigningKey])
+		setContainerFlags(c, flags)
+		delete(pod.Annotations, SigningKeyAnnotation)
+		return nil
+	}
+	for _, name := range touchedFlags {
+		flags = flags.set(name, rec.Flags[name])
 	}
 	setContainerFlags(c, flags)
 	delete(pod.Annotations, RecordAnnotation)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,11 +16,12 @@ var update = flag.Bool("update", false, "rewrite the expected files in testdata/
 
 // manifestCase is testdata/manifest/<case>/case.yaml; the directory also holds input.yaml and expected.yaml.
 type manifestCase struct {
-	// Operation is "patch" or "unpatch".
+	// Operation is "patch", "unpatch" or "demote".
 	Operation  string    `json:"operation"`
 	IssuerURL  string    `json:"issuerURL"`
 	Audience   string    `json:"audience"`
 	SigningKey *KeyFiles `json:"signingKey"`
+	AcceptOnly bool      `json:"acceptOnly"`
 	// Changed is whether the operation must report a change; when false the output must be the input, byte for
 	// byte.
 	Changed bool `json:"changed"`
@@ -39,7 +41,7 @@ func TestManifestGolden(t *testing.T) {
 				t.Fatalf("case.yaml: %v", err)
 			}
 			input := readFile(t, filepath.Join(dir, "input.yaml"))
-			opts := PatchOptions{IssuerURL: c.IssuerURL, Audience: c.Audience, SigningKey: c.SigningKey}
+			opts := PatchOptions{IssuerURL: c.IssuerURL, Audience: c.Audience, SigningKey: c.SigningKey, AcceptOnly: c.AcceptOnly}
 
 			var got []byte
 			var changed bool
@@ -49,6 +51,8 @@ func TestManifestGolden(t *testing.T) {
 				got, changed, err = Patch(input, opts)
 			case "unpatch":
 				got, changed, err = Unpatch(input)
+			case "demote":
+				got, changed, err = Demote(input)
 			default:
 				t.Fatalf("case.yaml: operation %q, want patch or unpatch", c.Operation)
 			}
@@ -90,14 +94,19 @@ func TestManifestGolden(t *testing.T) {
 					t.Errorf("Unpatch(Patch(input)) differs from input:\n%s\n%s", a, b)
 				}
 			}
-			// The first issuer is the irsa issuer; every issuer the input had is still accepted.
+			// The first issuer is the irsa issuer (accept-only: the input's first issuer); every issuer the input had
+			// is still accepted.
 			issuers, err := Issuers(got)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before, _ := Issuers(input)
-			if len(issuers) == 0 || issuers[0] != c.IssuerURL {
-				t.Errorf("issuers %q: want %q first", issuers, c.IssuerURL)
+			wantFirst := c.IssuerURL
+			if c.AcceptOnly {
+				wantFirst = before[0]
+			}
+			if len(issuers) == 0 || issuers[0] != wantFirst || !slices.Contains(issuers, c.IssuerURL) {
+				t.Errorf("issuers %q: want %q first and %q accepted", issuers, wantFirst, c.IssuerURL)
 			}
 			for _, old := range before {
 				if !strings.Contains(strings.Join(issuers, "\n"), old) {

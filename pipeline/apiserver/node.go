@@ -55,9 +55,24 @@ type NodeOptions struct {
 	Audience  string
 	// SigningKeyFile is a PEM private key (RSA or ECDSA) to sign tokens with; empty keeps the cluster's own key.
 	SigningKeyFile string
-	// Verify, when set, is called after the new manifest is written with the issuer the apiserver must now serve
-	// first; restoring is true for RestoreNode. An error puts the previous manifest and keys back.
-	Verify func(ctx context.Context, issuer string, restoring bool) error
+	// AcceptOnly (PatchNode) makes the apiserver accept irsa's tokens without issuing them (see
+	// PatchOptions.AcceptOnly); KeepAccepting (RestoreNode) only demotes (see Demote).
+	AcceptOnly    bool
+	KeepAccepting bool
+	// Verify, when set, is called after the new manifest is written; an error puts the previous manifest and keys
+	// back. LocalCheck.Verify is the one the node subcommand uses.
+	Verify func(ctx context.Context, want Expectation) error
+}
+
+// Expectation is what the apiserver must show once it runs the new manifest.
+type Expectation struct {
+	// Issuer is the issuer it must serve first.
+	Issuer string
+	// Restoring: the checker's own token may carry an issuer the apiserver no longer accepts.
+	Restoring bool
+	// SameIssuer: the first issuer did not change, so only a restart of the apiserver shows that it loaded the new
+	// manifest.
+	SameIssuer bool
 }
 
 // Result is what the node operation did; the node subcommand prints it as one JSON line for the stage to read.
@@ -119,7 +134,7 @@ func PatchNode(ctx context.Context, opts NodeOptions) (Result, error) {
 	if err := opts.validate(); err != nil {
 		return res, err
 	}
-	patch := PatchOptions{IssuerURL: opts.IssuerURL, Audience: opts.Audience}
+	patch := PatchOptions{IssuerURL: opts.IssuerURL, Audience: opts.Audience, AcceptOnly: opts.AcceptOnly}
 	var keyFiles []fileWrite
 	if opts.SigningKeyFile != "" {
 		priv, pub, kid, err := readSigningKey(opts.SigningKeyFile)
@@ -150,6 +165,10 @@ func PatchNode(ctx context.Context, opts NodeOptions) (Result, error) {
 		return res, fmt.Errorf("patch %s: %w", opts.ManifestPath, err)
 	}
 	if res.Issuers, err = Issuers(patched); err != nil {
+		return res, err
+	}
+	before, err := Issuers(current)
+	if err != nil {
 		return res, err
 	}
 
@@ -185,7 +204,8 @@ func PatchNode(ctx context.Context, opts NodeOptions) (Result, error) {
 	if changed {
 		writes = append(writes, fileWrite{path: opts.ManifestPath, content: patched, mode: 0o600})
 	}
-	if err := applyWrites(ctx, writes, opts, res.Issuers[0], false); err != nil {
+	want := Expectation{Issuer: res.Issuers[0], SameIssuer: len(before) > 0 && before[0] == res.Issuers[0]}
+	if err := applyWrites(ctx, writes, opts, want); err != nil {
 		res.RolledBack = errors.Is(err, errRolledBack)
 		res.Error = err.Error()
 		return res, err
@@ -218,7 +238,8 @@ func removeUnreferencedKeys(dir string, manifest []byte, suffix string) error {
 
 // RestoreNode undoes PatchNode: the manifest goes back to the backup when the backup is what irsa patched (the
 // exact original bytes), else to Unpatch of the current manifest (which keeps changes others made since); irsa's
-// key files and the backup are removed afterwards. A manifest irsa has not patched is left alone.
+// key files and the backup are removed afterwards. A manifest irsa has not patched is left alone. With
+// opts.KeepAccepting it only demotes (Demote): the backup stays, and so do irsa's public keys.
 func RestoreNode(ctx context.Context, opts NodeOptions) (Result, error) {
 	opts.defaults()
 	res := Result{Manifest: opts.ManifestPath}
@@ -229,17 +250,21 @@ func RestoreNode(ctx context.Context, opts NodeOptions) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	restored, changed, err := Unpatch(current)
+	undo := Unpatch
+	if opts.KeepAccepting {
+		undo = Demote
+	}
+	restored, changed, err := undo(current)
 	if err != nil {
 		return res, fmt.Errorf("restore %s: %w", opts.ManifestPath, err)
 	}
 	backup := filepath.Join(opts.StateDir, backupName)
+	res.Backup = existing(backup)
 	if !changed {
 		res.Issuers, err = Issuers(current)
-		res.Backup = existing(backup)
 		return res, err
 	}
-	if original, err := os.ReadFile(backup); err == nil && samePod(original, restored) {
+	if original, err := os.ReadFile(backup); err == nil && !opts.KeepAccepting && samePod(original, restored) {
 		restored = original
 	}
 	if res.Issuers, err = Issuers(restored); err != nil {
@@ -248,17 +273,27 @@ func RestoreNode(ctx context.Context, opts NodeOptions) (Result, error) {
 	if len(res.Issuers) == 0 {
 		return res, fmt.Errorf("restore %s: the restored manifest has no --service-account-issuer", opts.ManifestPath)
 	}
+	before, err := Issuers(current)
+	if err != nil {
+		return res, err
+	}
+	want := Expectation{Issuer: res.Issuers[0], Restoring: !opts.KeepAccepting, SameIssuer: len(before) > 0 && before[0] == res.Issuers[0]}
 	writes := []fileWrite{{path: opts.ManifestPath, content: restored, mode: 0o600}}
-	if err := applyWrites(ctx, writes, opts, res.Issuers[0], true); err != nil {
+	if err := applyWrites(ctx, writes, opts, want); err != nil {
 		res.RolledBack = errors.Is(err, errRolledBack)
 		res.Error = err.Error()
 		return res, err
 	}
 	res.Changed = true
+	if opts.KeepAccepting {
+		// irsa's private keys sign nothing any more; its public keys stay accepted until the full restore.
+		return res, removeUnreferencedKeys(opts.PKIDir, restored, ".key")
+	}
 	// Nothing references irsa's keys any more: remove them (the private keys above all) from the node.
 	if err := removeUnreferencedKeys(opts.PKIDir, restored, ""); err != nil {
 		return res, err
 	}
+	res.Backup = ""
 	if err := os.Remove(backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("remove backup %s: %w", backup, err)
 	}
@@ -275,7 +310,7 @@ var errRolledBack = errors.New("the previous files were put back")
 
 // applyWrites writes files atomically in order (keys before the manifest, so the apiserver never starts with a
 // manifest naming a missing key), then verifies. On failure it puts every written file back as it was.
-func applyWrites(ctx context.Context, writes []fileWrite, opts NodeOptions, issuer string, restoring bool) error {
+func applyWrites(ctx context.Context, writes []fileWrite, opts NodeOptions, want Expectation) error {
 	var saved []fileState
 	rollback := func(cause error) error {
 		var failed []string
@@ -316,8 +351,8 @@ func applyWrites(ctx context.Context, writes []fileWrite, opts NodeOptions, issu
 		saved = append(saved, st)
 	}
 	if opts.Verify != nil {
-		if err := opts.Verify(ctx, issuer, restoring); err != nil {
-			return rollback(fmt.Errorf("verify the apiserver serves issuer %q after writing %s: %w", issuer, opts.ManifestPath, err))
+		if err := opts.Verify(ctx, want); err != nil {
+			return rollback(fmt.Errorf("verify the apiserver serves issuer %q after writing %s: %w", want.Issuer, opts.ManifestPath, err))
 		}
 	}
 	return nil

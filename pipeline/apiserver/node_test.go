@@ -48,8 +48,8 @@ func TestPatchNodeThenRestore(t *testing.T) {
 	original := readFile(t, "testdata/inputs/kubeadm.yaml")
 	opts := node(t, original)
 	var verified []string
-	opts.Verify = func(_ context.Context, issuer string, restoring bool) error {
-		verified = append(verified, issuer)
+	opts.Verify = func(_ context.Context, want Expectation) error {
+		verified = append(verified, want.Issuer)
 		return nil
 	}
 
@@ -225,7 +225,7 @@ func TestPatchNodeRollsBackWhenVerificationFails(t *testing.T) {
 	if err := os.WriteFile(opts.SigningKeyFile, ecKeyPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts.Verify = func(context.Context, string, bool) error {
+	opts.Verify = func(context.Context, Expectation) error {
 		return errors.New("discovery still shows https://kubernetes.default.svc.cluster.local")
 	}
 	res, err := PatchNode(ctx, opts)
@@ -249,7 +249,7 @@ func TestRestoreNodeRollsBackWhenVerificationFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	patched := readFile(t, opts.ManifestPath)
-	opts.Verify = func(context.Context, string, bool) error { return errors.New("apiserver not ready") }
+	opts.Verify = func(context.Context, Expectation) error { return errors.New("apiserver not ready") }
 	if _, err := RestoreNode(ctx, opts); err == nil {
 		t.Fatal("RestoreNode succeeded although verification failed")
 	}

@@ -97,9 +97,9 @@ func nodePodName(op, node string) string {
 // nodePod is the short-lived pod that runs the node subcommand on one control-plane node. It runs as root (the
 // manifest and keys are root's 0600 files) with no capabilities, on the host network so that it can ask the local
 // apiserver whether it came back with the new issuer.
-func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration) *corev1.Pod {
+func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration, extraArgs ...string) *corev1.Pod {
 	verifyTimeout := max(timeout-nodeVerifyMargin, timeout/2)
-	cmd := []string{BinaryPath, "node", op, "--verify-timeout=" + verifyTimeout.String()}
+	cmd := append([]string{BinaryPath, "node", op, "--verify-timeout=" + verifyTimeout.String()}, extraArgs...)
 	if op == NodePatchCommand {
 		cmd = append(cmd, "--issuer-url="+s.opts.IssuerURL, "--audience="+s.opts.Audience)
 	}
@@ -159,9 +159,9 @@ func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration) 
 
 // runNodePod runs the node subcommand on one node, waits for it to finish and returns the Result it printed.
 // The pod is deleted afterwards, also on failure.
-func (s *Stage) runNodePod(ctx context.Context, node, op string, key *keySecret, timeout time.Duration) (Result, error) {
+func (s *Stage) runNodePod(ctx context.Context, node, op string, key *keySecret, timeout time.Duration, extraArgs ...string) (Result, error) {
 	pods := s.client.CoreV1().Pods(s.opts.Namespace)
-	pod := s.nodePod(op, node, key, timeout)
+	pod := s.nodePod(op, node, key, timeout, extraArgs...)
 	// A pod left by an interrupted run would make Create fail; it is irsa's own, so it goes.
 	if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return Result{}, fmt.Errorf("delete leftover pod %s/%s: %w", pod.Namespace, pod.Name, explain(err))

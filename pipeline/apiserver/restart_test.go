@@ -76,7 +76,7 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	}
 	opts := NodeOptions{ManifestPath: manifestPath, StateDir: filepath.Join(dir, "irsa"), PKIDir: filepath.Join(dir, "pki"),
 		IssuerURL: testIssuer, Audience: config.DefaultAudience}
-	check := func(timeout time.Duration) func(context.Context, string, bool) error {
+	check := func(timeout time.Duration) func(context.Context, Expectation) error {
 		c, err := NewLocalCheck(readFile(t, manifestPath), timeout)
 		if err != nil {
 			t.Fatal(err)
@@ -85,10 +85,27 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 		return c.Verify
 	}
 
-	// Patch: the restarted apiserver serves the irsa issuer and still accepts the token issued before.
+	// Accept only (first pass on a multi-node control plane): the first issuer stays, so the check must see the
+	// apiserver restart before it passes.
 	opts.Verify = check(2 * time.Minute)
+	opts.AcceptOnly = true
 	start := time.Now()
 	var out bytes.Buffer
+	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
+		t.Fatalf("accept-only patch: %v\n%s\napiserver log:\n%s", err, out.String(), kubelet.logTail())
+	}
+	if kubelet.starts() != 2 {
+		t.Errorf("accept-only patch verified after %d apiserver starts, want 2 (the check must wait for the restart)", kubelet.starts())
+	}
+	t.Logf("accept-only patch verified after %s", time.Since(start).Round(time.Millisecond))
+	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
+		t.Errorf("served issuer after accept-only patch %q, want %q", got, kubeadmIssuer)
+	}
+
+	// Patch: the restarted apiserver serves the irsa issuer and still accepts the token issued before.
+	opts.AcceptOnly = false
+	start = time.Now()
+	out.Reset()
 	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
 		t.Fatalf("patch: %v\n%s\napiserver log:\n%s", err, out.String(), kubelet.logTail())
 	}
@@ -112,14 +129,28 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	}
 	waitIssuer(t, client, testIssuer, 90*time.Second)
 
-	// Restore: the original issuer is first again and the original manifest is back, byte for byte.
+	// Restore in two passes: demote (original issuer first, irsa still accepted), then remove; the second pass
+	// keeps the first issuer, so it too must wait for the restart.
 	opts.Verify = check(2 * time.Minute)
+	opts.KeepAccepting = true
 	start = time.Now()
+	out.Reset()
+	if err := RunNode(ctx, NodeRestoreCommand, opts, 0, &out); err != nil {
+		t.Fatalf("demote: %v\n%s", err, out.String())
+	}
+	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
+		t.Errorf("served issuer after demote %q", got)
+	}
+	opts.KeepAccepting = false
+	startsBefore := kubelet.starts()
 	out.Reset()
 	if err := RunNode(ctx, NodeRestoreCommand, opts, 0, &out); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out.String())
 	}
-	t.Logf("restore verified after %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("demote and restore verified after %s", time.Since(start).Round(time.Millisecond))
+	if kubelet.starts() != startsBefore+1 {
+		t.Errorf("restore verified after %d apiserver starts, want one more than %d", kubelet.starts(), startsBefore)
+	}
 	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
 		t.Errorf("served issuer after restore %q", got)
 	}

@@ -238,9 +238,10 @@ type nodeState struct {
 	name string
 	// mirror is the node's kube-apiserver mirror pod, nil when there is none.
 	mirror *corev1.Pod
-	// patched: the mirror pod carries irsa's record. upToDate: Patch would change nothing.
-	patched, upToDate bool
-	issuers           []string
+	// patched: the mirror pod carries irsa's record. upToDate: Patch would change nothing. accepts: it already
+	// accepts irsa's tokens (an accept-only Patch would change nothing). demoted: Demote would change nothing.
+	patched, upToDate, accepts, demoted bool
+	issuers                             []string
 }
 
 func (s *Stage) controlPlaneNodes(ctx context.Context) ([]nodeState, error) {
@@ -296,14 +297,30 @@ func (s *Stage) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
 		}
 		n.issuers = containerFlags(c).values(flagIssuer)
-		before, _ := jsonOf(pod)
-		if err := patchPod(pod, want); err != nil {
-			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		accept := want
+		accept.AcceptOnly = true
+		if n.upToDate, err = noChange(n.mirror, func(p *corev1.Pod) error { return patchPod(p, want) }); err != nil {
+			return nil, err
 		}
-		after, _ := jsonOf(pod)
-		n.upToDate = before == after
+		if n.accepts, err = noChange(n.mirror, func(p *corev1.Pod) error { return patchPod(p, accept) }); err != nil {
+			return nil, err
+		}
+		if n.demoted, err = noChange(n.mirror, func(p *corev1.Pod) error { return unpatchPod(p, true) }); err != nil {
+			return nil, err
+		}
 	}
 	return nodes, nil
+}
+
+// noChange says whether change leaves a copy of the mirror pod as it is.
+func noChange(mirror *corev1.Pod, change func(*corev1.Pod) error) (bool, error) {
+	pod := mirror.DeepCopy()
+	before, _ := jsonOf(pod)
+	if err := change(pod); err != nil {
+		return false, fmt.Errorf("mirror pod kube-system/%s: %w", mirror.Name, err)
+	}
+	after, _ := jsonOf(pod)
+	return before == after, nil
 }
 
 func nodeChanges(nodes []nodeState) []stage.Change {
@@ -342,6 +359,24 @@ func (s *Stage) applyKubeadm(ctx context.Context) ([]stage.Change, error) {
 				return nil, err
 			}
 			defer s.deleteKeySecret(keyMount)
+		}
+		if len(nodes) > 1 {
+			// First pass: every apiserver accepts irsa's tokens before any issues them, or a token issued by a
+			// patched apiserver would fail on the others (and stay failing if a later node cannot be patched).
+			for _, n := range nodes {
+				if n.accepts {
+					continue
+				}
+				s.log.Info("making kube-apiserver accept the irsa issuer (first pass)", "node", n.name, "issuer", s.opts.IssuerURL)
+				res, err := s.runNodePod(ctx, n.name, NodePatchCommand, keyMount, timeout, "--accept-only")
+				if err != nil {
+					return changes, err
+				}
+				if res.Changed {
+					changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
+						Detail: "accepts --service-account-issuer " + strings.Join(res.Issuers, ",")})
+				}
+			}
 		}
 		for _, n := range todo {
 			s.log.Info("patching kube-apiserver", "node", n.name, "issuer", s.opts.IssuerURL)
@@ -388,19 +423,39 @@ func (s *Stage) checkServedKey(ctx context.Context) error {
 }
 
 func (s *Stage) deleteKubeadm(ctx context.Context) ([]stage.Change, error) {
-	nodes, err := s.controlPlaneNodes(ctx)
+	all, err := s.nodesToPatch(ctx)
 	if err != nil {
 		return nil, err
 	}
+	var nodes []nodeState
+	for _, n := range all {
+		// A node without a mirror pod gets the node pod, which changes nothing where irsa did not patch.
+		if n.mirror == nil || n.patched {
+			nodes = append(nodes, n)
+		}
+	}
 	timeout := s.timeout(ClusterKubeadm)
 	var changes []stage.Change
-	var restoredIssuer string
-	for _, n := range nodes {
-		if n.mirror != nil {
-			if _, patched := n.mirror.Annotations[RecordAnnotation]; !patched {
+	if len(all) > 1 {
+		// First pass: every apiserver issues with the original issuer and key again while still accepting irsa's
+		// tokens, which apiservers not yet demoted keep issuing.
+		for _, n := range nodes {
+			if n.mirror != nil && n.demoted {
 				continue
 			}
+			s.log.Info("making kube-apiserver issue with the original issuer (first pass)", "node", n.name)
+			res, err := s.runNodePod(ctx, n.name, NodeRestoreCommand, nil, timeout, "--keep-accepting")
+			if err != nil {
+				return changes, err
+			}
+			if res.Changed {
+				changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
+					Detail: "issues for " + res.Issuers[0] + ", still accepts " + strings.Join(res.Issuers[1:], ",")})
+			}
 		}
+	}
+	var restoredIssuer string
+	for _, n := range nodes {
 		s.log.Info("restoring kube-apiserver", "node", n.name)
 		res, err := s.runNodePod(ctx, n.name, NodeRestoreCommand, nil, timeout)
 		if err != nil {

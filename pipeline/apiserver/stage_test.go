@@ -315,6 +315,18 @@ func TestKubeadm(t *testing.T) {
 		t.Errorf("Plan with cp-2 unpatched = %+v, %v; want one update of cp-2", changes, err)
 	}
 
+	// What the two passes see: cp-1 accepts irsa and issues for it (not demoted); cp-2 neither.
+	states, err := s.nodesToPatch(ctx)
+	if err != nil || len(states) != 2 {
+		t.Fatalf("nodesToPatch = %+v, %v", states, err)
+	}
+	if st := states[0]; !st.upToDate || !st.accepts || st.demoted || !st.patched {
+		t.Errorf("cp-1 (patched): %+v", st)
+	}
+	if st := states[1]; st.upToDate || st.accepts || !st.demoted || st.patched {
+		t.Errorf("cp-2 (original): %+v", st)
+	}
+
 	// With a signing key both nodes need the node pod. Apply creates it on cp-1 first (accepted by the real
 	// apiserver's validation); it never runs here: the stage gives up at its deadline, says what it saw, deletes its
 	// pod (gracefully: it stays Terminating without a kubelet) and the key Secret.
@@ -378,7 +390,7 @@ func TestLocalCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := LocalCheck{URL: srv.URL, CAFile: srv.CAFile, TokenFile: token, Timeout: 30 * time.Second, Interval: 100 * time.Millisecond}
-	if err := good.Verify(ctx, testIssuer, false); err != nil {
+	if err := good.Verify(ctx, Expectation{Issuer: testIssuer}); err != nil {
 		t.Errorf("Verify of the served issuer: %v", err)
 	}
 	// After a restore, the pod's token may name an issuer the apiserver dropped: 401, then /readyz decides.
@@ -387,29 +399,27 @@ func TestLocalCheck(t *testing.T) {
 	if err := os.WriteFile(rejected.TokenFile, []byte("not-a-token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := rejected.Verify(ctx, kubeadmIssuer, true); err != nil {
+	if err := rejected.Verify(ctx, Expectation{Issuer: kubeadmIssuer, Restoring: true}); err != nil {
 		t.Errorf("Verify while restoring with a rejected token: %v", err)
 	}
 
 	// Failures end at the deadline (5s: long enough for a loaded machine to see at least one answer) with what was
 	// observed last.
 	failures := []struct {
-		name  string
-		check LocalCheck
-		want  string
+		name   string
+		check  LocalCheck
+		expect Expectation
+		want   string
 	}{
-		{"another issuer", good, `last observed: issuer "` + testIssuer + `"`},
-		{"rejected token while patching", rejected, "last observed: HTTP 401"},
+		{"another issuer", good, Expectation{Issuer: "https://oidc.example.com/other"}, `last observed: issuer "` + testIssuer + `"`},
+		{"rejected token while patching", rejected, Expectation{Issuer: testIssuer}, "last observed: HTTP 401"},
+		{"same issuer, no restart", good, Expectation{Issuer: testIssuer, SameIssuer: true}, "no restart seen yet"},
 	}
 	for _, f := range failures {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			f.check.Timeout = 5 * time.Second
-			issuer := testIssuer
-			if f.name == "another issuer" {
-				issuer = "https://oidc.example.com/other"
-			}
-			if err := f.check.Verify(ctx, issuer, false); err == nil || !strings.Contains(err.Error(), f.want) {
+			if err := f.check.Verify(ctx, f.expect); err == nil || !strings.Contains(err.Error(), f.want) {
 				t.Errorf("Verify: %v; want an error containing %q", err, f.want)
 			}
 		})

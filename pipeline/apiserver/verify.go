@@ -83,43 +83,54 @@ func NewLocalCheck(manifest []byte, timeout time.Duration) (LocalCheck, error) {
 	return c, nil
 }
 
-// Verify polls the local apiserver's discovery document until it names issuer first. When restoring, the pod's
-// token may carry the issuer being removed: a 401 from an apiserver that answers /readyz then proves the restart.
-func (c LocalCheck) Verify(ctx context.Context, issuer string, restoring bool) error {
+// Verify polls the local apiserver's discovery document until it names want.Issuer first. When the first issuer
+// does not change (want.SameIssuer), it also waits to see the apiserver go away and come back, the only sign that
+// it loaded the new manifest. When restoring, the pod's token may carry the issuer being removed: a 401 from an
+// apiserver that answers /readyz then proves the restart.
+func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 	client, err := c.httpClient()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
+	restarted := !want.SameIssuer
 	observed := "no answer yet"
 	for {
 		got, status, err := c.get(ctx, client, DiscoveryPath, true)
 		switch {
 		case err != nil:
+			// Not listening: the old apiserver has stopped, the new one is starting.
+			restarted = true
 			observed = err.Error()
 		case status == http.StatusOK:
 			var doc struct {
 				Issuer string `json:"issuer"`
 			}
-			if err := json.Unmarshal(got, &doc); err != nil {
+			switch {
+			case json.Unmarshal(got, &doc) != nil:
 				observed = fmt.Sprintf("undecodable discovery document %q", truncate(got))
-			} else if doc.Issuer == issuer {
-				return nil
-			} else {
+			case doc.Issuer != want.Issuer:
 				observed = fmt.Sprintf("issuer %q", doc.Issuer)
+			case !restarted:
+				observed = fmt.Sprintf("issuer %q from the apiserver that ran before the change (no restart seen yet)", doc.Issuer)
+			default:
+				return nil
 			}
-		case status == http.StatusUnauthorized && restoring:
+		case status == http.StatusUnauthorized && want.Restoring:
 			if _, ready, err := c.get(ctx, client, "/readyz", false); err == nil && ready == http.StatusOK {
 				return nil
 			}
 			observed = "401 for the pod's token, /readyz not ready"
 		default:
+			if status >= 500 {
+				restarted = true
+			}
 			observed = fmt.Sprintf("HTTP %d: %s", status, truncate(got))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, issuer, c.Timeout, observed)
+			return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, want.Issuer, c.Timeout, observed)
 		case <-time.After(c.Interval):
 		}
 	}
