@@ -27,6 +27,7 @@ import (
 
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
+	"github.com/irsa-anywhere/irsa/pipeline/bindings"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
 	"github.com/irsa-anywhere/irsa/pipeline/verify"
@@ -268,6 +269,11 @@ func runProbeJob(ctx context.Context, t *testing.T, e *Env, name, sa string) (*c
 		volumes = append(volumes, corev1.Volume{Name: "ca", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name + "-ca"}}}})
 	}
+	if arn := saRole(ctx, t, e, sa); arn != "" {
+		if err := bindings.WaitInjected(ctx, e.Kube, "default", sa, arn, 2*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
 	backoff, fsGroup := int32(0), int64(65532)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
@@ -308,6 +314,15 @@ func runProbeJob(ctx context.Context, t *testing.T, e *Env, name, sa string) (*c
 		t.Fatalf("job %s did not finish: %v; pod phase %s; logs:\n%s", name, err, pod.Status.Phase, logs)
 	}
 	return pod, logs, ok
+}
+
+func saRole(ctx context.Context, t *testing.T, e *Env, sa string) string {
+	t.Helper()
+	s, err := e.Kube.CoreV1().ServiceAccounts("default").Get(ctx, sa, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Annotations[config.RoleARNAnnotation]
 }
 
 func podLogs(ctx context.Context, e *Env, pod *corev1.Pod) string {

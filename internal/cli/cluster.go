@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -213,8 +216,21 @@ func (s *serviceAccounts) Plan(ctx context.Context, b config.Binding, roleARN st
 	return bindings.PlanBindServiceAccount(ctx, s.client, s.binding(b, roleARN))
 }
 
+// Bind annotates the ServiceAccount and, when irsa's webhook is installed, returns only once new pods of it get the
+// web identity: the webhook fails open, so a pod started before it sees the annotation runs without credentials.
 func (s *serviceAccounts) Bind(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error) {
-	return bindings.BindServiceAccount(ctx, s.client, s.binding(b, roleARN))
+	changes, err := bindings.BindServiceAccount(ctx, s.client, s.binding(b, roleARN))
+	if err != nil {
+		return changes, err
+	}
+	_, err = s.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "irsa-"+config.WebhookName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return changes, nil
+	}
+	if err != nil {
+		return changes, fmt.Errorf("read mutating webhook configuration irsa-%s: %w", config.WebhookName, err)
+	}
+	return changes, bindings.WaitInjected(ctx, s.client, b.Namespace, b.ServiceAccount, roleARN, 2*time.Minute)
 }
 
 func (s *serviceAccounts) Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error) {

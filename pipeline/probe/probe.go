@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -26,7 +27,14 @@ const DefaultRegion = "us-east-1"
 // AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_S3 and AWS_CA_BUNDLE from the
 // environment; with an S3 endpoint override (an emulator) S3 uses path-style addressing.
 func Run(ctx context.Context, w io.Writer) error {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	// Without the injected web identity the SDK would fall back to the instance metadata service: fail at once
+	// instead, with the reason, and never send traffic to 169.254.169.254.
+	for _, v := range []string{"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"} {
+		if os.Getenv(v) == "" {
+			return fmt.Errorf("%s is not set: the pod identity webhook did not inject a web identity into this pod (is its ServiceAccount annotated with eks.amazonaws.com/role-arn, and is the webhook reachable?)", v)
+		}
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	if err != nil {
 		return fmt.Errorf("load AWS config: %w", err)
 	}

@@ -85,8 +85,8 @@ func TestRunFailsWithoutCredentials(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err := probe.Run(t.Context(), &out)
-	if err == nil || !strings.Contains(err.Error(), "get caller identity") {
-		t.Errorf("err = %v, want a caller identity failure", err)
+	if err == nil || !strings.Contains(err.Error(), "AWS_ROLE_ARN is not set: the pod identity webhook did not inject") {
+		t.Errorf("err = %v, want the missing web identity named", err)
 	}
 	if out.Len() != 0 {
 		t.Errorf("printed %q before failing", out.String())

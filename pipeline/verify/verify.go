@@ -47,6 +47,9 @@ const (
 // DefaultCommand runs in DefaultVerifyImage (aws-cli). `irsa probe` prints the same.
 var DefaultCommand = []string{"sh", "-c", "aws sts get-caller-identity --output json && aws s3 ls"}
 
+// injectionTimeout bounds the wait for the webhook to inject into pods of the verify ServiceAccount.
+var injectionTimeout = 90 * time.Second
+
 // ProbeCommand runs `irsa probe` in irsa's own image (hack/image puts the binary at /usr/local/bin/irsa): the verify
 // command for clusters that can't pull the aws-cli image. It prints what DefaultCommand prints.
 var ProbeCommand = []string{"/usr/local/bin/irsa", "probe"}
@@ -238,6 +241,11 @@ func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 		if _, err := s.client.CoreV1().ConfigMaps(s.opts.Namespace).Apply(ctx, cm, metav1.ApplyOptions{FieldManager: config.FieldManager, Force: true}); err != nil {
 			return nil, changes, fmt.Errorf("verify: apply configmap %s/%s: %w", s.opts.Namespace, s.caConfigMap(), err)
 		}
+	}
+	// A pod created before the webhook is in the admission path runs without credentials (the webhook fails
+	// open): wait until a dry run shows the injection, and let the report name the failure if it never comes.
+	if err := bindings.WaitInjected(ctx, s.client, s.opts.Namespace, s.opts.ServiceAccount, roleARN, injectionTimeout); err != nil {
+		s.log.Warn("verify: injection not seen before the job", "error", err)
 	}
 	job, err := s.client.BatchV1().Jobs(s.opts.Namespace).Create(ctx, s.job(), metav1.CreateOptions{FieldManager: config.FieldManager})
 	if err != nil {

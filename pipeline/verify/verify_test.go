@@ -87,6 +87,8 @@ func waitForJob(t *testing.T, c kubernetes.Interface, ns string) *batchv1.Job {
 }
 
 func TestStageAgainstAPIServer(t *testing.T) {
+	// No webhook runs here, so pods are never mutated: don't wait long for an injection that cannot come.
+	injectionTimeout = 2 * time.Second
 	srv := kubeapiserver.Start(t, kubeapiserver.Options{})
 	ctx := t.Context()
 	c := srv.Client
