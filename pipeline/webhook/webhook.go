@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/irsa-anywhere/irsa/fixtures"
@@ -46,7 +47,8 @@ type Options struct {
 	Replicas int32
 	// TokenExpiration of projected tokens, default 24h, at least 10m (the kubelet's minimum).
 	TokenExpiration time.Duration
-	// Wait for the Deployment to be available before registering the webhook; off against an apiserver without
+	// Wait for the Deployment to be available before registering the webhook, and on Delete for the namespace to be
+	// gone; off against an apiserver without
 	// nodes (tests). Timeout bounds the wait, default 5m.
 	Wait    bool
 	Timeout time.Duration
@@ -377,8 +379,32 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 			name = o.Namespace + "/" + o.Name
 		}
 		changes = append(changes, stage.Change{Action: stage.Delete, Kind: strings.ToLower(o.Kind), Name: name})
+		if o.Kind == "Namespace" && s.opts.Wait {
+			// Teardown ends when the namespace is gone: an apply right after would fail on a terminating one.
+			if err := s.waitNamespaceGone(ctx, o.Name); err != nil {
+				return changes, err
+			}
+		}
 	}
 	return changes, nil
+}
+
+func (s *Stage) waitNamespaceGone(ctx context.Context, name string) error {
+	timeout := s.opts.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := s.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("namespace %s still terminating after %s: look at `kubectl get all -n %s`", name, timeout, name)
+	}
+	return nil
 }
 
 // foreignObjects names a ServiceAccount or pod in the webhook namespace that irsa did not create, or "".
