@@ -48,8 +48,7 @@ type Options struct {
 	// TokenExpiration of projected tokens, default 24h, at least 10m (the kubelet's minimum).
 	TokenExpiration time.Duration
 	// Wait for the Deployment to be available before registering the webhook, and on Delete for the namespace to be
-	// gone; off against an apiserver without
-	// nodes (tests). Timeout bounds the wait, default 5m.
+	// gone; off against an apiserver without nodes (tests). Timeout bounds the wait, default 5m.
 	Wait    bool
 	Timeout time.Duration
 	// Now is the clock for certificate renewal, default time.Now.
