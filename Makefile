@@ -55,4 +55,4 @@ deps:
 dagger-check:
 	hack/dagger/check.sh
 
-check: deps lint test test-docker dagger-check
+check: deps lint test test-docker dagger-check e2e
