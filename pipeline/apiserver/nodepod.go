@@ -231,6 +231,8 @@ func (s *Stage) waitPodDone(ctx context.Context, name, node string, timeout time
 	for {
 		pod, err := s.client.CoreV1().Pods(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
+		case ctx.Err() != nil:
+			// The deadline cut this request short: report what was seen before it.
 		case err != nil:
 			observed = "error reading the pod: " + err.Error()
 		case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:

@@ -92,7 +92,7 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	start := time.Now()
 	var out bytes.Buffer
 	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
-		t.Fatalf("accept-only patch: %v\n%s\napiserver log:\n%s", err, out.String(), kubelet.logTail())
+		t.Fatalf("accept-only patch after %d apiserver starts: %v\n%s\napiserver log:\n%s", kubelet.starts(), err, out.String(), kubelet.logTail())
 	}
 	if kubelet.starts() != 2 {
 		t.Errorf("accept-only patch verified after %d apiserver starts, want 2 (the check must wait for the restart)", kubelet.starts())
@@ -324,11 +324,16 @@ func startFakeKubelet(t *testing.T, manifestPath, dir string) *fakeKubelet {
 		for {
 			if b, err := os.ReadFile(manifestPath); err == nil && !bytes.Equal(b, running) {
 				running = b
+				began := time.Now()
 				k.stop()
+				// The kubelet takes seconds to recreate the container (tens with kubeadm's grace period); one
+				// second is enough for the check to see the apiserver gone.
+				time.Sleep(time.Second)
 				if err := k.start(b); err != nil {
 					t.Errorf("fake kubelet: %v", err)
 					return
 				}
+				t.Logf("fake kubelet: manifest changed, apiserver restarted (start %d, stop took %s)", k.starts(), time.Since(began).Round(time.Millisecond))
 			}
 			select {
 			case <-stop:

@@ -213,11 +213,15 @@ func (s *Stage) verifyServed(ctx context.Context, clusterType string) error {
 func (s *Stage) waitServed(ctx context.Context, timeout time.Duration, what string, want func(issuer string) bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var observed string
+	observed := "no answer yet"
 	for {
 		issuer, err := ServedIssuer(ctx, s.client)
 		if err == nil && want(issuer) {
 			return issuer, nil
+		}
+		if ctx.Err() != nil {
+			// The deadline cut this request short: report what was seen before it.
+			return "", fmt.Errorf("apiserver did not serve %s within %s; last observed: %s", what, timeout, observed)
 		}
 		if err != nil {
 			observed = "error: " + err.Error()

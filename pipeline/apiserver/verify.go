@@ -84,8 +84,10 @@ func NewLocalCheck(manifest []byte, timeout time.Duration) (LocalCheck, error) {
 }
 
 // Verify polls the local apiserver's discovery document until it names want.Issuer first. When the first issuer
-// does not change (want.SameIssuer), it also waits to see the apiserver go away and come back, the only sign that
-// it loaded the new manifest. When restoring, the pod's token may carry the issuer being removed: a 401 from an
+// does not change (want.SameIssuer), it also waits to see the apiserver go away (refused connections or 5xx) and
+// come back, the only sign an unprivileged client has that it loaded the new manifest: the kubelet stops the old
+// apiserver and starts the new one seconds later (~40 s measured on kubeadm), so polling every few hundred
+// milliseconds sees the gap. When restoring, the pod's token may carry the issuer being removed: a 401 from an
 // apiserver that answers /readyz then proves the restart.
 func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 	client, err := c.httpClient()
@@ -96,8 +98,15 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 	defer cancel()
 	restarted := !want.SameIssuer
 	observed := "no answer yet"
+	timedOut := func() error {
+		return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, want.Issuer, c.Timeout, observed)
+	}
 	for {
 		got, status, err := c.get(ctx, client, DiscoveryPath, true)
+		if ctx.Err() != nil {
+			// The deadline cut this request short: report what was seen before it.
+			return timedOut()
+		}
 		switch {
 		case err != nil:
 			// Not listening: the old apiserver has stopped, the new one is starting.
@@ -130,7 +139,7 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, want.Issuer, c.Timeout, observed)
+			return timedOut()
 		case <-time.After(c.Interval):
 		}
 	}
@@ -147,7 +156,10 @@ func (c LocalCheck) httpClient() (*http.Client, error) {
 	}
 	return &http.Client{
 		Timeout:   10 * time.Second,
-		Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: c.ServerName, MinVersion: tls.VersionTLS12}},
+		// A new connection per request: a kept-alive one (and HTTP/2's retry after the old apiserver's GOAWAY) could
+		// hide the moment the apiserver is down, the sign of its restart.
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, ForceAttemptHTTP2: false,
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: c.ServerName, MinVersion: tls.VersionTLS12}},
 	}, nil
 }
 
