@@ -155,7 +155,7 @@ func (c LocalCheck) httpClient() (*http.Client, error) {
 		return nil, fmt.Errorf("service account CA %s: no PEM certificate", c.CAFile)
 	}
 	return &http.Client{
-		Timeout:   10 * time.Second,
+		Timeout: 10 * time.Second,
 		// A new connection per request: a kept-alive one (and HTTP/2's retry after the old apiserver's GOAWAY) could
 		// hide the moment the apiserver is down, the sign of its restart.
 		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, ForceAttemptHTTP2: false,
