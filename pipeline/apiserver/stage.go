@@ -66,6 +66,9 @@ type Stage struct {
 	config *rest.Config
 	opts   Options
 	log    *slog.Logger
+	// runNode runs the node subcommand on a node: runNodePod, replaced in tests of the pass order (no kubelet
+	// runs pods there).
+	runNode func(ctx context.Context, node, op string, key *keySecret, timeout time.Duration, extraArgs ...string) (Result, error)
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -105,7 +108,9 @@ func New(client kubernetes.Interface, cfg *rest.Config, opts Options) (*Stage, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Stage{client: client, config: cfg, opts: opts, log: log}, nil
+	st := &Stage{client: client, config: cfg, opts: opts, log: log}
+	st.runNode = st.runNodePod
+	return st, nil
 }
 
 // Name implements stage.Stage.
@@ -372,7 +377,7 @@ func (s *Stage) applyKubeadm(ctx context.Context) ([]stage.Change, error) {
 					continue
 				}
 				s.log.Info("making kube-apiserver accept the irsa issuer (first pass)", "node", n.name, "issuer", s.opts.IssuerURL)
-				res, err := s.runNodePod(ctx, n.name, NodePatchCommand, keyMount, timeout, "--accept-only")
+				res, err := s.runNode(ctx, n.name, NodePatchCommand, keyMount, timeout, "--accept-only")
 				if err != nil {
 					return changes, err
 				}
@@ -384,7 +389,7 @@ func (s *Stage) applyKubeadm(ctx context.Context) ([]stage.Change, error) {
 		}
 		for _, n := range todo {
 			s.log.Info("patching kube-apiserver", "node", n.name, "issuer", s.opts.IssuerURL)
-			res, err := s.runNodePod(ctx, n.name, NodePatchCommand, keyMount, timeout)
+			res, err := s.runNode(ctx, n.name, NodePatchCommand, keyMount, timeout)
 			if err != nil {
 				return changes, err
 			}
@@ -448,7 +453,7 @@ func (s *Stage) deleteKubeadm(ctx context.Context) ([]stage.Change, error) {
 				continue
 			}
 			s.log.Info("making kube-apiserver issue with the original issuer (first pass)", "node", n.name)
-			res, err := s.runNodePod(ctx, n.name, NodeRestoreCommand, nil, timeout, "--keep-accepting")
+			res, err := s.runNode(ctx, n.name, NodeRestoreCommand, nil, timeout, "--keep-accepting")
 			if err != nil {
 				return changes, err
 			}
@@ -461,7 +466,7 @@ func (s *Stage) deleteKubeadm(ctx context.Context) ([]stage.Change, error) {
 	var restoredIssuer string
 	for _, n := range nodes {
 		s.log.Info("restoring kube-apiserver", "node", n.name)
-		res, err := s.runNodePod(ctx, n.name, NodeRestoreCommand, nil, timeout)
+		res, err := s.runNode(ctx, n.name, NodeRestoreCommand, nil, timeout)
 		if err != nil {
 			return changes, err
 		}

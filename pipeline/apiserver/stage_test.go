@@ -575,3 +575,71 @@ func createEKSACRD(t *testing.T, cfg *rest.Config) {
 		}
 	}
 }
+
+// TestKubeadmPasses checks the order of the node pods on a three-node control plane: every node accepts irsa's
+// tokens before any issues them, and Delete demotes every node before removing anything. The node pods are
+// recorded instead of run (no kubelet here); TestRunNodeRestartsTheRealAPIServer runs what they run.
+func TestKubeadmPasses(t *testing.T) {
+	t.Parallel()
+	// Its own apiserver: the shared one holds TestKubeadm's control-plane nodes.
+	srv := kubeapiserver.Start(t, patchedOptions)
+	ctx := t.Context()
+	if _, err := srv.Client.CoreV1().ServiceAccounts("kube-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	patched, _, err := Patch(original, PatchOptions{IssuerURL: testIssuer, Audience: config.DefaultAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"cp-a", "cp-b", "cp-c"} {
+		createNode(t, srv.Client, n, "")
+	}
+	createMirrorPod(t, srv.Client, "cp-a", patched)
+	createMirrorPod(t, srv.Client, "cp-b", original)
+	createMirrorPod(t, srv.Client, "cp-c", original)
+
+	var ran []string
+	record := func(_ context.Context, node, op string, _ *keySecret, _ time.Duration, extra ...string) (Result, error) {
+		ran = append(ran, strings.TrimSpace(op+" "+node+" "+strings.Join(extra, " ")))
+		issuers := []string{testIssuer, kubeadmIssuer}
+		if op == NodeRestoreCommand {
+			issuers = []string{kubeadmIssuer, testIssuer}
+		}
+		return Result{Changed: true, Manifest: DefaultManifestPath, Issuers: issuers}, nil
+	}
+	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second})
+	s.runNode = record
+	if _, err := s.Apply(ctx); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	want := []string{
+		"patch-apiserver cp-b --accept-only", "patch-apiserver cp-c --accept-only",
+		"patch-apiserver cp-b", "patch-apiserver cp-c",
+	}
+	if strings.Join(ran, "; ") != strings.Join(want, "; ") {
+		t.Errorf("Apply ran\n  %s\nwant\n  %s", strings.Join(ran, "; "), strings.Join(want, "; "))
+	}
+
+	// Every node patched now (the kubelet would have replaced the mirror pods).
+	for _, n := range []string{"cp-b", "cp-c"} {
+		if err := srv.Client.CoreV1().Pods("kube-system").Delete(ctx, "kube-apiserver-"+n, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+			t.Fatal(err)
+		}
+		waitPodGone(t, srv.Client, "kube-apiserver-"+n)
+		createMirrorPod(t, srv.Client, n, patched)
+	}
+	ran = nil
+	_, err = s.Delete(ctx)
+	// The apiserver here never restarts, so the final wait for the original issuer times out.
+	if err == nil || !strings.Contains(err.Error(), `the original issuer "`+kubeadmIssuer+`"`) {
+		t.Errorf("Delete: %v; want the wait for the original issuer to time out", err)
+	}
+	want = []string{
+		"restore-apiserver cp-a --keep-accepting", "restore-apiserver cp-b --keep-accepting", "restore-apiserver cp-c --keep-accepting",
+		"restore-apiserver cp-a", "restore-apiserver cp-b", "restore-apiserver cp-c",
+	}
+	if strings.Join(ran, "; ") != strings.Join(want, "; ") {
+		t.Errorf("Delete ran\n  %s\nwant\n  %s", strings.Join(ran, "; "), strings.Join(want, "; "))
+	}
+}
