@@ -441,3 +441,20 @@ func TestMissingCredentials(t *testing.T) {
 		t.Errorf("apply without credentials: exit %d, stderr %s", code, errOut)
 	}
 }
+
+// us-east-1 is the one region whose CreateBucket must not carry a LocationConstraint.
+func TestApplyInUSEast1(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("apply", "--region", "us-east-1")
+	c := clients(t)
+	loc, err := c.S3.GetBucketLocation(context.Background(), &s3.GetBucketLocationInput{Bucket: &e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc.LocationConstraint != "" {
+		t.Errorf("bucket location %q, want us-east-1's empty constraint", loc.LocationConstraint)
+	}
+	if code, _ := anonymousGet(t, e.issuer+"/keys.json"); code != 200 {
+		t.Errorf("anonymous GET keys.json: %d", code)
+	}
+}
