@@ -46,6 +46,9 @@ func newNodeCommand(g *globalOptions) *cobra.Command {
 			f.StringVar(&o.IssuerURL, "issuer-url", "", "issuer the apiserver must issue tokens for")
 			f.StringVar(&o.Audience, "audience", config.DefaultAudience, "audience to add to --api-audiences")
 			f.StringVar(&o.SigningKeyFile, "signing-key-file", "", "PEM private key to sign tokens with (default: keep the cluster's)")
+			f.BoolVar(&o.AcceptOnly, "accept-only", false, "accept irsa's tokens without issuing them yet (first pass on a multi-node control plane)")
+		} else {
+			f.BoolVar(&o.KeepAccepting, "keep-accepting", false, "stop issuing irsa's tokens but keep accepting them (first pass of a multi-node restore)")
 		}
 		node.AddCommand(cmd)
 	}
