@@ -358,11 +358,29 @@ func (s *Server) UserClient(tb testing.TB, user string, groups ...string) kubern
 	return c
 }
 
+// UserKubeconfig writes a kubeconfig file for user in groups (see UserConfig) and returns its path.
+func (s *Server) UserKubeconfig(tb testing.TB, user string, groups ...string) string {
+	tb.Helper()
+	c, err := s.UserConfig(user, groups...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), user+".kubeconfig")
+	if err := writeKubeconfig(path, s.URL, user, c); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
 func (s *Server) writeKubeconfig(path string) error {
+	return writeKubeconfig(path, s.URL, AdminUser, s.Config)
+}
+
+func writeKubeconfig(path, server, user string, c *rest.Config) error {
 	kc := clientcmdapi.NewConfig()
-	kc.Clusters["irsa-test"] = &clientcmdapi.Cluster{Server: s.URL, CertificateAuthorityData: s.Config.CAData}
-	kc.AuthInfos[AdminUser] = &clientcmdapi.AuthInfo{ClientCertificateData: s.Config.CertData, ClientKeyData: s.Config.KeyData}
-	kc.Contexts["irsa-test"] = &clientcmdapi.Context{Cluster: "irsa-test", AuthInfo: AdminUser}
+	kc.Clusters["irsa-test"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.CAData}
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: c.CertData, ClientKeyData: c.KeyData}
+	kc.Contexts["irsa-test"] = &clientcmdapi.Context{Cluster: "irsa-test", AuthInfo: user}
 	kc.CurrentContext = "irsa-test"
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
