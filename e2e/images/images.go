@@ -205,7 +205,7 @@ func spec(ctx context.Context, o Options, name string) (ociimage.Spec, error) {
 		if err != nil {
 			return ociimage.Spec{}, err
 		}
-		// The node pod runs apiserver.BinaryPath (/irsa) as root by its own securityContext; the verify Job runs
+		// The node pod runs apiserver.BinaryPath (/usr/local/bin/irsa) as root by its own securityContext; the verify Job runs
 		// the probe subcommand as the image's user, nonroot like `make image`'s.
 		return ociimage.Spec{Ref: config.DefaultIrsaImage, Files: []ociimage.File{{Path: apiserver.BinaryPath, Source: p}}, Entrypoint: []string{apiserver.BinaryPath}, User: "65532:65532"}, nil
 	}
