@@ -10,9 +10,12 @@ import (
 )
 
 type bindOptions struct {
-	policyARNs   []string
-	inlinePolicy string
-	roleName     string
+	policyARNs      []string
+	inlinePolicy    string
+	roleName        string
+	audience        string
+	stsRegional     string
+	tokenExpiration string
 }
 
 func (o *bindOptions) binding(ref, cluster string) (config.Binding, error) {
@@ -20,7 +23,16 @@ func (o *bindOptions) binding(ref, cluster string) (config.Binding, error) {
 	if err != nil {
 		return config.Binding{}, err
 	}
-	b := config.Binding{Namespace: ns, ServiceAccount: sa, PolicyARNs: o.policyARNs, RoleName: o.roleName}
+	b := config.Binding{Namespace: ns, ServiceAccount: sa, PolicyARNs: o.policyARNs, RoleName: o.roleName,
+		Audience: o.audience, TokenExpiration: o.tokenExpiration}
+	switch o.stsRegional {
+	case "":
+	case "true", "false":
+		v := o.stsRegional == "true"
+		b.STSRegionalEndpoints = &v
+	default:
+		return b, fmt.Errorf("--sts-regional-endpoints %q: must be true or false", o.stsRegional)
+	}
 	if o.inlinePolicy != "" {
 		data, err := os.ReadFile(o.inlinePolicy)
 		if err != nil {
@@ -82,6 +94,9 @@ it with eks.amazonaws.com/role-arn.`,
 	cmd.Flags().StringArrayVar(&o.policyARNs, "policy-arn", nil, "managed policy to attach (repeatable)")
 	cmd.Flags().StringVar(&o.inlinePolicy, "inline-policy", "", "JSON policy document FILE to put on the role as an inline policy")
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name (default irsa-CLUSTER-NAMESPACE-SERVICEACCOUNT)")
+	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
+	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
+	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
 	return cmd
 }
 

@@ -209,7 +209,12 @@ func (c *clusterClients) serviceAccounts(cluster string) *serviceAccounts {
 }
 
 func (s *serviceAccounts) binding(b config.Binding, roleARN string) bindings.Binding {
-	return bindings.Binding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount, RoleARN: roleARN, ClusterName: s.cluster}
+	out := bindings.Binding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount, RoleARN: roleARN, ClusterName: s.cluster,
+		Audience: b.Audience, STSRegionalEndpoints: b.STSRegionalEndpoints}
+	if b.TokenExpiration != "" {
+		out.TokenExpiration, _ = time.ParseDuration(b.TokenExpiration) // validated with the configuration
+	}
+	return out
 }
 
 func (s *serviceAccounts) Plan(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error) {

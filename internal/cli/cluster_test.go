@@ -8,9 +8,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // A cluster irsa cannot use stops apply with an error that names the cluster and what went wrong, before anything
@@ -57,3 +59,35 @@ func TestStatusReportsSyncAndDrift(t *testing.T) {
 }
 
 func strPtr(s string) *string { return &s }
+
+// bind on a cluster creates the ServiceAccount and sets the webhook's annotations; unbind removes only those.
+func TestBindAnnotatesServiceAccount(t *testing.T) {
+	e := newEnv(t)
+	kube := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: e.issuer})
+	cluster := []string{"--kubeconfig", kube.Kubeconfig, "--cluster-type", "external"}
+	e.mustRun(append([]string{"apply", "--only", "issuer,provider"}, cluster...)...)
+	e.mustRun(append([]string{"bind", "team-a/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+		"--sts-regional-endpoints", "true", "--token-expiration", "1h"}, cluster...)...)
+	ctx := context.Background()
+	sa, err := kube.Client.CoreV1().ServiceAccounts("team-a").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		config.RoleARNAnnotation:         "arn:aws:iam::123456789012:role/irsa/" + e.cluster + "/irsa-" + e.cluster + "-team-a-app",
+		config.STSRegionalAnnotation:     "true",
+		config.TokenExpirationAnnotation: "3600",
+	}
+	for k, v := range want {
+		if sa.Annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q", k, sa.Annotations[k], v)
+		}
+	}
+	e.mustRun(append([]string{"unbind", "team-a/app"}, cluster...)...)
+	if _, err := kube.Client.CoreV1().ServiceAccounts("team-a").Get(ctx, "app", metav1.GetOptions{}); err == nil {
+		t.Errorf("unbind left the ServiceAccount irsa created")
+	}
+	if code, _, errOut := e.run(append([]string{"bind", "team-a/app", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess", "--token-expiration", "5m"}, cluster...)...); code != 1 || !strings.Contains(errOut, `token expiration "5m": must be a duration from 10m to 48h`) {
+		t.Errorf("bind --token-expiration 5m: exit %d, %s", code, errOut)
+	}
+}

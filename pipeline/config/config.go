@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -72,6 +73,13 @@ type Binding struct {
 	InlinePolicy string `json:"inlinePolicy,omitempty"`
 	// RoleName defaults to RoleNameFor(cluster, namespace, service account).
 	RoleName string `json:"roleName,omitempty"`
+	// Audience overrides the token audience for this ServiceAccount (eks.amazonaws.com/audience) and in its role's
+	// trust policy; the IAM provider must list it as a client ID.
+	Audience string `json:"audience,omitempty"`
+	// STSRegionalEndpoints sets eks.amazonaws.com/sts-regional-endpoints.
+	STSRegionalEndpoints *bool `json:"stsRegionalEndpoints,omitempty"`
+	// TokenExpiration sets eks.amazonaws.com/token-expiration, such as "1h" (at least 10m).
+	TokenExpiration string `json:"tokenExpiration,omitempty"`
 }
 
 // Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default.
@@ -188,6 +196,17 @@ func (b Binding) Validate() error {
 	if b.InlinePolicy != "" {
 		if err := ValidatePolicyDocument(b.InlinePolicy); err != nil {
 			return fmt.Errorf("binding %q: %w", ref, err)
+		}
+	}
+	if b.Audience != "" {
+		if err := ValidateAudience(b.Audience); err != nil {
+			return fmt.Errorf("binding %q: %w", ref, err)
+		}
+	}
+	if b.TokenExpiration != "" {
+		d, err := time.ParseDuration(b.TokenExpiration)
+		if err != nil || d < 10*time.Minute || d > 48*time.Hour {
+			return fmt.Errorf("binding %q: token expiration %q: must be a duration from 10m to 48h (the kubelet's and the webhook's bounds)", ref, b.TokenExpiration)
 		}
 	}
 	return nil

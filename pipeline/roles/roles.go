@@ -104,7 +104,11 @@ func (m *Manager) diff(ctx context.Context, b config.Binding) (*rolePlan, error)
 	if err != nil {
 		return nil, err
 	}
-	p := &rolePlan{trust: TrustPolicy(providerARN, m.IssuerURL, b.Namespace, b.ServiceAccount, m.Audience)}
+	audience := m.Audience
+	if b.Audience != "" {
+		audience = b.Audience
+	}
+	p := &rolePlan{trust: TrustPolicy(providerARN, m.IssuerURL, b.Namespace, b.ServiceAccount, audience)}
 	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &b.RoleName})
 	if awsclient.IsNotFound(err) {
 		p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role", Name: b.RoleName, Detail: "trusts " + Subject(b.Namespace, b.ServiceAccount)})
