@@ -52,8 +52,10 @@ type Env struct {
 	Rest        *rest.Config
 	Kube        kubernetes.Interface
 	Timings     []Phase
-	log         *slog.Logger
-	root        string
+	// ExtraFlags are added to every irsa command line, such as a signing key mode.
+	ExtraFlags []string
+	log        *slog.Logger
+	root       string
 }
 
 // Time records how long a step took.
@@ -206,7 +208,7 @@ func (e *Env) Flags() []string {
 	if aws.CAFile() != "" {
 		f = append(f, "--ca-bundle", aws.CAFile(), "--pod-ca-bundle", aws.CAFile())
 	}
-	return f
+	return append(f, e.ExtraFlags...)
 }
 
 // Result is one irsa run.

@@ -34,10 +34,24 @@ import (
 )
 
 // TestIRSA is the whole flow on a real cluster against an AWS backend: apply, a workload that assumes its role and
-// lists S3, a workload that must not, verify, doctor, an idempotent re-apply and a clean teardown.
+// lists S3, a workload that must not, verify, doctor, an idempotent re-apply and a clean teardown. On kubeadm it runs
+// twice: with the cluster's own signing key, and with a keypair irsa generates and installs on the node (the
+// runbook's way).
 // Run: make e2e (as root; E2E_CLUSTER=host|kind, E2E_AWS=moto|localstack|aws, KEEP=1 to keep the cluster).
 func TestIRSA(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	modes := []string{"cluster"}
+	if sel := os.Getenv("E2E_CLUSTER"); sel == "" || sel == "host" {
+		modes = append(modes, "generate")
+	}
+	for _, mode := range modes {
+		if !t.Run("signing-key="+mode, func(t *testing.T) { runScenario(t, mode) }) {
+			return
+		}
+	}
+}
+
+func runScenario(t *testing.T, signingKey string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	artifacts := os.Getenv("E2E_ARTIFACTS")
@@ -62,6 +76,10 @@ func TestIRSA(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("start %s: %v", e.Selection, err)
+	}
+	e.ExtraFlags = []string{"--signing-key", signingKey}
+	if signingKey == "generate" {
+		e.ExtraFlags = append(e.ExtraFlags, "--key-dir", t.TempDir())
 	}
 	k := e.Kube
 	originalIssuer, err := apiserver.ServedIssuer(ctx, k)
