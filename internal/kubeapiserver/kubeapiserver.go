@@ -9,16 +9,12 @@ package kubeapiserver
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/irsa-anywhere/irsa/internal/testpki"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
@@ -80,12 +77,11 @@ type Server struct {
 	APIServerLog string
 	EtcdLog      string
 
-	clientCA    *x509.Certificate
-	clientCAKey *ecdsa.PrivateKey
-	etcdURL     string
-	etcd        *exec.Cmd
-	apiserver   *exec.Cmd
-	exited      map[*exec.Cmd]chan struct{}
+	clientCA  *testpki.CA
+	etcdURL   string
+	etcd      *exec.Cmd
+	apiserver *exec.Cmd
+	exited    map[*exec.Cmd]chan struct{}
 }
 
 // BinDir is where the etcd and kube-apiserver binaries are looked for: $IRSA_K8S_BIN or
@@ -327,8 +323,7 @@ func (s *Server) Stop() {
 // UserConfig returns a client config authenticated by a client certificate for user in groups. Without groups the
 // user has no permissions beyond what RBAC grants it, which tests use for "forbidden" cases.
 func (s *Server) UserConfig(user string, groups ...string) (*rest.Config, error) {
-	certPEM, keyPEM, err := issue(s.clientCA, s.clientCAKey, pkix.Name{CommonName: user, Organization: groups},
-		nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+	certPEM, keyPEM, err := s.clientCA.Issue(pkix.Name{CommonName: user, Organization: groups}, nil, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		return nil, fmt.Errorf("client certificate for %q: %w", user, err)
 	}
@@ -390,17 +385,16 @@ func writeKubeconfig(path, server, user string, c *rest.Config) error {
 
 // writeKeys makes the serving CA and certificate, the client CA and the service account token keypair.
 func (s *Server) writeKeys() error {
-	servingCA, servingCAKey, err := newCA("irsa test apiserver CA")
+	servingCA, err := testpki.NewCA("irsa test apiserver CA")
 	if err != nil {
 		return err
 	}
-	certPEM, keyPEM, err := issue(servingCA, servingCAKey, pkix.Name{CommonName: "kube-apiserver"},
-		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1"))
+	certPEM, keyPEM, err := servingCA.Issue(pkix.Name{CommonName: "kube-apiserver"},
+		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "127.0.0.1", "10.96.0.1"})
 	if err != nil {
 		return err
 	}
-	s.clientCA, s.clientCAKey, err = newCA("irsa test client CA")
+	s.clientCA, err = testpki.NewCA("irsa test client CA")
 	if err != nil {
 		return err
 	}
@@ -416,10 +410,10 @@ func (s *Server) writeKeys() error {
 	s.ServiceAccountKeyFile = filepath.Join(s.Dir, "sa.pub")
 	s.ServiceAccountSigningKeyFile = filepath.Join(s.Dir, "sa.key")
 	files := map[string][]byte{
-		s.CAFile:                                pemCert(servingCA.Raw),
+		s.CAFile:                                servingCA.PEM,
 		filepath.Join(s.Dir, "serving.pem"):     certPEM,
 		filepath.Join(s.Dir, "serving-key.pem"): keyPEM,
-		filepath.Join(s.Dir, "client-ca.pem"):   pemCert(s.clientCA.Raw),
+		filepath.Join(s.Dir, "client-ca.pem"):   s.clientCA.PEM,
 		s.ServiceAccountKeyFile:                 pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub}),
 		s.ServiceAccountSigningKeyFile:          pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}),
 	}
@@ -429,59 +423,6 @@ func (s *Server) writeKeys() error {
 		}
 	}
 	return nil
-}
-
-func newCA(name string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
-}
-
-func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, subject pkix.Name, dns []string, usage []x509.ExtKeyUsage, ips ...net.IP) (certPEM, keyPEM []byte, err error) {
-	if ca == nil {
-		return nil, nil, errors.New("no CA")
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: subject,
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage, DNSNames: dns, IPAddresses: ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pemCert(der), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	return n
 }
 
 func freePort() (int, error) {

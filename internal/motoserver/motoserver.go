@@ -6,15 +6,10 @@ package motoserver
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +18,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/irsa-anywhere/irsa/internal/testpki"
 )
 
 // Server is a running moto_server.
@@ -108,10 +105,15 @@ func StartWithOptions(dir string, opts Options) (*Server, error) {
 	if opts.Port == 0 && !hostIP.IsLoopback() {
 		return nil, fmt.Errorf("moto_server host %s: set Port (a free port is only picked on loopback)", host)
 	}
-	caPEM, certPEM, keyPEM, err := selfSignedChain(hostIP)
+	ca, err := testpki.NewCA("irsa test CA")
 	if err != nil {
 		return nil, err
 	}
+	certPEM, keyPEM, err := ca.Issue(pkix.Name{CommonName: host}, []string{"localhost", "*.localhost", "127.0.0.1", "::1", host})
+	if err != nil {
+		return nil, err
+	}
+	caPEM := ca.PEM
 	s := &Server{CAFile: filepath.Join(dir, "moto-ca.pem"), log: &bytes.Buffer{}}
 	certFile, keyFile := filepath.Join(dir, "moto-cert.pem"), filepath.Join(dir, "moto-key.pem")
 	s.CertFile, s.KeyFile = certFile, keyFile
@@ -214,43 +216,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func selfSignedChain(extraIPs ...net.IP) (caPEM, certPEM, keyPEM []byte, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "irsa test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost", "*.localhost"}, IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, extraIPs...),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }

@@ -3,16 +3,11 @@ package apiserver
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/internal/testpki"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
@@ -218,35 +214,27 @@ type testPKI struct{ ca, servingCert, servingKey, adminCert, adminKey, saPub, sa
 func writeTestPKI(t *testing.T, dir string) testPKI {
 	t.Helper()
 	p := testPKI{}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca, err := testpki.NewCA("test-ca")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	write := func(name string, typ string, der []byte) string {
+	write := func(name string, data []byte) string {
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return path
 	}
-	p.ca = write("ca.pem", "CERTIFICATE", caDER)
-	issue := func(name string, subject pkix.Name, usage x509.ExtKeyUsage, ips []net.IP, dns []string) (string, string) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: subject, NotBefore: time.Now().Add(-time.Hour),
-			NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature, IPAddresses: ips, DNSNames: dns}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	p.ca = write("ca.pem", ca.PEM)
+	issue := func(name string, subject pkix.Name, usage x509.ExtKeyUsage, hosts ...string) (string, string) {
+		certPEM, keyPEM, err := ca.Issue(subject, hosts, usage)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keyDER, _ := x509.MarshalECPrivateKey(key)
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", keyDER)
+		return write(name+".pem", certPEM), write(name+"-key.pem", keyPEM)
 	}
-	p.servingCert, p.servingKey = issue("serving", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")}, []string{"kubernetes"})
-	p.adminCert, p.adminKey = issue("admin", pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth, nil, nil)
+	p.servingCert, p.servingKey = issue("serving", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth, "127.0.0.1", "kubernetes")
+	p.adminCert, p.adminKey = issue("admin", pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth)
 	saPEM := rsaKeyPEM(t)
 	p.saKey = filepath.Join(dir, "sa.key")
 	if err := os.WriteFile(p.saKey, saPEM, 0o600); err != nil {

@@ -31,9 +31,9 @@ func reverseProxy(target string) http.Handler {
 	}
 }
 
-// serveFront listens on each address and serves h over TLS with cert.
-func serveFront(h http.Handler, cert *certificate, addrs []string) (*front, error) {
-	pair, err := tls.X509KeyPair(cert.certPEM, cert.keyPEM)
+// serveFront listens on each address and serves h over TLS with the PEM certificate and key.
+func serveFront(h http.Handler, certPEM, keyPEM []byte, addrs []string) (*front, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load front certificate: %w", err)
 	}

@@ -15,6 +15,7 @@ package localstack
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	tclocalstack "github.com/testcontainers/testcontainers-go/modules/localstack"
 
 	"github.com/irsa-anywhere/irsa/e2e/framework"
+	"github.com/irsa-anywhere/irsa/internal/testpki"
 )
 
 const (
@@ -280,16 +282,20 @@ func start(ctx context.Context, e emulator, o Options) (_ *Backend, err error) {
 	if gateway != "" {
 		hosts = append(hosts, gateway)
 	}
-	cert, err := newCertificate(hosts)
+	ca, err := testpki.NewCA("irsa e2e AWS emulator CA")
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := ca.Issue(pkix.Name{CommonName: "irsa e2e AWS emulator"}, hosts)
 	if err != nil {
 		return nil, err
 	}
 	b.caFile = filepath.Join(dir, e.name+"-ca.pem")
-	if err := os.WriteFile(b.caFile, cert.caPEM, 0o644); err != nil {
+	if err := os.WriteFile(b.caFile, ca.PEM, 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", b.caFile, err)
 	}
 	b.caPool = x509.NewCertPool()
-	b.caPool.AppendCertsFromPEM(cert.caPEM)
+	b.caPool.AppendCertsFromPEM(ca.PEM)
 
 	var handler http.Handler
 	if o.Gate != nil {
@@ -303,7 +309,7 @@ func start(ctx context.Context, e emulator, o Options) (_ *Backend, err error) {
 	if gateway != "" {
 		addrs = append(addrs, gateway+":0")
 	}
-	if b.front, err = serveFront(handler, cert, addrs); err != nil {
+	if b.front, err = serveFront(handler, certPEM, keyPEM, addrs); err != nil {
 		return nil, err
 	}
 	b.endpoint = "https://" + b.front.addrs[0]
