@@ -83,7 +83,7 @@ it with eks.amazonaws.com/role-arn.`,
 			if g.output == "json" {
 				return writeJSON(g.stdout, map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)})
 			}
-			printChanges(g, changes)
+			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
 			if a.cluster == nil {
 				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
@@ -125,7 +125,7 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 			if g.output == "json" {
 				return writeJSON(g.stdout, map[string]any{"serviceAccount": args[0], "changes": nonNil(changes)})
 			}
-			printChanges(g, changes)
+			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is unbound\n", args[0])
 			return nil
 		},

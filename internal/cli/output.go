@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/irsa-anywhere/irsa/pipeline/runner"
@@ -43,13 +42,7 @@ func progressPrinter(w io.Writer) func(runner.Event) {
 			summary = fmt.Sprintf("%d %s", n, verb)
 		}
 		fmt.Fprintf(w, "✓ %-10s %-14s %s\n", e.Stage, summary, round(e.Duration))
-		for _, c := range e.Changes {
-			line := fmt.Sprintf("    %s %s %s", actionSigns[c.Action], c.Kind, c.Name)
-			if c.Detail != "" {
-				line += " (" + c.Detail + ")"
-			}
-			fmt.Fprintln(w, line)
-		}
+		writeChanges(w, "    ", e.Changes)
 	}
 }
 
@@ -79,16 +72,17 @@ func summary(r *runner.Report) string {
 	case runner.Delete:
 		return fmt.Sprintf("Teardown: %d object(s) removed.", n)
 	}
-	return fmt.Sprintf("Apply: %d change(s).", n) + strings.Repeat("", 0)
+	return fmt.Sprintf("Apply: %d change(s).", n)
 }
 
-func printChanges(g *globalOptions, changes []stage.Change) {
+// writeChanges prints one line per change: its sign (+ create, ~ update, - delete), kind, name and detail.
+func writeChanges(w io.Writer, indent string, changes []stage.Change) {
 	for _, c := range changes {
-		line := fmt.Sprintf("  %s %s %s", actionSigns[c.Action], c.Kind, c.Name)
+		line := fmt.Sprintf("%s%s %s %s", indent, actionSigns[c.Action], c.Kind, c.Name)
 		if c.Detail != "" {
 			line += " (" + c.Detail + ")"
 		}
-		fmt.Fprintln(g.stdout, line)
+		fmt.Fprintln(w, line)
 	}
 }
 

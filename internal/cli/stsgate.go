@@ -39,10 +39,10 @@ IDPCommunicationError, ExpiredTokenException, AccessDenied). Every other request
 			}
 			opts := stsgate.Options{Backend: backend, Logger: g.logger(), Region: firstNonEmpty(g.region, os.Getenv("AWS_REGION"), "us-east-1")}
 			var err error
-			if opts.BackendCA, err = loadPool(backendCA); err != nil {
+			if _, opts.BackendCA, err = loadCABundle(backendCA); err != nil {
 				return err
 			}
-			issuerPool, err := loadPool(issuerCA)
+			_, issuerPool, err := loadCABundle(issuerCA)
 			if err != nil {
 				return err
 			}
@@ -88,21 +88,22 @@ IDPCommunicationError, ExpiredTokenException, AccessDenied). Every other request
 	return cmd
 }
 
-// loadPool returns the system roots plus the certificates in path; nil when path is empty.
-func loadPool(path string) (*x509.CertPool, error) {
+// loadCABundle reads a PEM CA bundle and returns it and the system roots plus its certificates; nothing when path is
+// empty.
+func loadCABundle(path string) ([]byte, *x509.CertPool, error) {
 	if path == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read CA bundle %q: %w", path, err)
+		return nil, nil, fmt.Errorf("read CA bundle %q: %w", path, err)
 	}
 	pool, _ := x509.SystemCertPool()
 	if pool == nil {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("CA bundle %q: no PEM certificate found", path)
+		return nil, nil, fmt.Errorf("CA bundle %q: no PEM certificate found", path)
 	}
-	return pool, nil
+	return data, pool, nil
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
 	"log/slog"
 	"os"
 
@@ -40,19 +39,12 @@ func (g *globalOptions) newApp(ctx context.Context) (*app, error) {
 	if cfg.SigningKey == "generate" && cfg.KeyDir == "" {
 		cfg.KeyDir = defaultKeyDir(cfg.ClusterName)
 	}
-	var bundle []byte
-	if path := firstNonEmpty(g.caBundle, os.Getenv("AWS_CA_BUNDLE")); path != "" {
-		if bundle, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("read CA bundle %q: %w", path, err)
-		}
-		a.rootCAs, _ = x509.SystemCertPool()
-		if a.rootCAs == nil {
-			a.rootCAs = x509.NewCertPool()
-		}
-		if !a.rootCAs.AppendCertsFromPEM(bundle) {
-			return nil, fmt.Errorf("CA bundle %q: no PEM certificate found", path)
-		}
+	path := firstNonEmpty(g.caBundle, os.Getenv("AWS_CA_BUNDLE"))
+	bundle, pool, err := loadCABundle(path)
+	if err != nil {
+		return nil, err
 	}
+	a.rootCAs = pool
 	if a.aws, err = awsclient.New(ctx, awsclient.Options{Region: cfg.Region, EndpointURL: cfg.AWSEndpointURL, CABundle: bundle}); err != nil {
 		return nil, err
 	}
