@@ -1,13 +1,17 @@
-// Package runner runs irsa's stages in order, in one of three modes (plan, apply, delete), reports one progress event
-// per stage with its outcome and duration, and gathers a report that renders as text or stable JSON.
+// Package runner runs irsa's stages along the stage graph (stage.Needs) in one of three modes (plan, apply, delete):
+// a stage starts as soon as the stages it needs have succeeded, so independent stages (the AWS stages and the
+// webhook rollout) overlap. It reports a start and an end event per stage with the outcome and duration, and gathers a
+// report that renders as text or stable JSON.
 package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
@@ -22,7 +26,8 @@ const (
 	Delete Mode = "delete"
 )
 
-// Event reports a stage starting (Done false) or ending (Done true).
+// Event reports a stage starting (Done false) or ending (Done true). Events of stages that run concurrently
+// interleave; each names its stage.
 type Event struct {
 	Stage    string
 	Mode     Mode
@@ -34,13 +39,24 @@ type Event struct {
 	Skipped string
 }
 
-// Runner holds the ordered stages.
+// Runner holds the stages and the graph that orders them.
 type Runner struct {
+	// Stages are the stages to run; their order is the order of the report.
 	Stages []stage.Stage
+	// Needs is the stage graph: stage name to the names of the stages whose Apply must succeed before it starts.
+	// Nil means stage.Needs. Needs that name a stage not in this run (left out by --only) are met.
+	Needs map[string][]string
 	// Skip maps a stage name to why it cannot run here (say, no cluster configured).
-	Skip     map[string]string
-	Progress func(Event)
-	Log      *slog.Logger
+	Skip map[string]string
+	// IfChanged names stages that Apply runs only when another stage changed something in this run (the verify
+	// stage: a run that changed nothing has nothing new to prove, and proving costs a Job and an IAM role). They
+	// start after every other stage has ended. Force runs them regardless.
+	IfChanged []string
+	Force     bool
+	Progress  func(Event)
+	Log       *slog.Logger
+
+	mu sync.Mutex // serialises Progress calls
 }
 
 // StageResult is one stage's part of the report.
@@ -52,7 +68,8 @@ type StageResult struct {
 	Error      string         `json:"error,omitempty"`
 }
 
-// Report is the outcome of a run.
+// Report is the outcome of a run. Stages appear in the runner's order; a failed run still lists what every stage
+// changed before the failure.
 type Report struct {
 	Mode   Mode          `json:"mode"`
 	Stages []StageResult `json:"stages"`
@@ -78,69 +95,214 @@ func ParseOnly(list []string) ([]string, error) {
 	return out, nil
 }
 
-// Run runs the stages (those named in only, or all) in order, or in reverse order for Delete, and stops at the first
-// error. The report covers every stage that ran.
+// node is one stage's place in a run.
+type node struct {
+	s    stage.Stage
+	deps []string
+	done chan struct{}
+	// set before done is closed
+	res StageResult
+	ok  bool
+}
+
+// Run runs the stages (those named in only, or all) along the graph: in Plan and Apply mode a stage starts once the
+// stages it needs have ended well, in Delete mode once every stage that needs it has been removed. A failed stage
+// stops the stages that depend on it; stages on other branches still run to the end. The error joins every stage's
+// error ("stage NAME: ..."). The report covers every selected stage.
 func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, error) {
+	if mode != Plan && mode != Apply && mode != Delete {
+		return &Report{Mode: mode}, fmt.Errorf("mode %q: must be plan, apply or delete", mode)
+	}
 	log := r.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	stages := slices.Clone(r.Stages)
-	if mode == Delete {
-		slices.Reverse(stages)
+	needs := r.Needs
+	if needs == nil {
+		needs = stage.Needs
 	}
+	nodes := map[string]*node{}
+	var order []string
+	for _, s := range r.Stages {
+		if len(only) > 0 && !slices.Contains(only, s.Name()) {
+			continue
+		}
+		nodes[s.Name()] = &node{s: s, done: make(chan struct{})}
+		order = append(order, s.Name())
+	}
+	for name, n := range nodes {
+		if mode == Delete {
+			for other := range nodes {
+				if slices.Contains(needs[other], name) {
+					n.deps = append(n.deps, other)
+				}
+			}
+		} else {
+			for _, d := range needs[name] {
+				if _, ok := nodes[d]; ok {
+					n.deps = append(n.deps, d)
+				}
+			}
+		}
+		slices.Sort(n.deps)
+	}
+	if err := checkAcyclic(nodes); err != nil {
+		return &Report{Mode: mode}, err
+	}
+
+	var wg sync.WaitGroup
+	last := map[string]bool{} // IfChanged stages, run after all others in apply mode
+	for _, name := range order {
+		if mode == Apply && slices.Contains(r.IfChanged, name) {
+			last[name] = true
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.runNode(ctx, mode, nodes, nodes[name], log)
+		}()
+	}
+	wg.Wait()
+	if len(last) > 0 {
+		changed := false
+		for _, n := range nodes {
+			changed = changed || len(n.res.Changes) > 0
+		}
+		for _, name := range order {
+			if !last[name] {
+				continue
+			}
+			n := nodes[name]
+			if !changed && !r.Force {
+				n.res = StageResult{Name: name, Skipped: "nothing changed (--verify runs it anyway)", Changes: []stage.Change{}}
+				n.ok = true
+				close(n.done)
+				r.emit(Event{Stage: name, Mode: mode, Done: true, Skipped: n.res.Skipped})
+				continue
+			}
+			r.runNode(ctx, mode, nodes, n, log)
+		}
+	}
+
 	rep := &Report{Mode: mode}
-	for _, s := range stages {
-		name := s.Name()
-		if len(only) > 0 && !slices.Contains(only, name) {
-			continue
+	var errs []error
+	for _, name := range order {
+		n := nodes[name]
+		rep.Stages = append(rep.Stages, n.res)
+		rep.Changed = rep.Changed || len(n.res.Changes) > 0
+		if n.res.Error != "" {
+			errs = append(errs, fmt.Errorf("stage %s: %s", name, n.res.Error))
 		}
-		if reason, ok := r.Skip[name]; ok {
-			rep.Stages = append(rep.Stages, StageResult{Name: name, Skipped: reason, Changes: []stage.Change{}})
-			r.emit(Event{Stage: name, Mode: mode, Done: true, Skipped: reason})
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return rep, fmt.Errorf("%s stopped before stage %s: %w", mode, name, err)
-		}
-		r.emit(Event{Stage: name, Mode: mode})
-		log.Info("stage start", "stage", name, "mode", mode)
-		start := time.Now()
-		var (
-			changes []stage.Change
-			err     error
-		)
-		switch mode {
-		case Plan:
-			changes, err = s.Plan(ctx)
-		case Apply:
-			changes, err = s.Apply(ctx)
-		case Delete:
-			changes, err = s.Delete(ctx)
-		default:
-			return rep, fmt.Errorf("mode %q: must be plan, apply or delete", mode)
-		}
-		d := time.Since(start)
-		log.Info("stage end", "stage", name, "mode", mode, "changes", len(changes), "duration", d, "error", err)
-		res := StageResult{Name: name, Changes: changes, DurationMS: d.Milliseconds()}
-		if res.Changes == nil {
-			res.Changes = []stage.Change{}
-		}
-		if err != nil {
-			res.Error = err.Error()
-		}
-		rep.Stages = append(rep.Stages, res)
-		rep.Changed = rep.Changed || len(changes) > 0
-		r.emit(Event{Stage: name, Mode: mode, Done: true, Changes: changes, Duration: d, Err: err})
-		if err != nil {
-			return rep, fmt.Errorf("stage %s: %w", name, err)
-		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return rep, err
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("%s stopped: %w", mode, err)
 	}
 	return rep, nil
 }
 
-func (r *Runner) emit(e Event) {
-	if r.Progress != nil {
-		r.Progress(e)
+// runNode waits for the node's dependencies, runs it unless one of them failed, and records the result.
+func (r *Runner) runNode(ctx context.Context, mode Mode, nodes map[string]*node, n *node, log *slog.Logger) {
+	name := n.s.Name()
+	defer close(n.done)
+	for _, d := range n.deps {
+		select {
+		case <-nodes[d].done:
+		case <-ctx.Done():
+		}
 	}
+	for _, d := range n.deps {
+		dn := nodes[d]
+		select {
+		case <-dn.done:
+			if !dn.ok {
+				n.res = StageResult{Name: name, Skipped: fmt.Sprintf("not run: stage %s did not succeed", d), Changes: []stage.Change{}}
+				r.emit(Event{Stage: name, Mode: mode, Done: true, Skipped: n.res.Skipped})
+				return
+			}
+		default: // the context ended first
+		}
+	}
+	if reason, ok := r.Skip[name]; ok {
+		n.res = StageResult{Name: name, Skipped: reason, Changes: []stage.Change{}}
+		n.ok = true
+		r.emit(Event{Stage: name, Mode: mode, Done: true, Skipped: reason})
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		n.res = StageResult{Name: name, Skipped: "not run: " + err.Error(), Changes: []stage.Change{}}
+		r.emit(Event{Stage: name, Mode: mode, Done: true, Skipped: n.res.Skipped})
+		return
+	}
+	r.emit(Event{Stage: name, Mode: mode})
+	log.Info("stage start", "stage", name, "mode", mode)
+	start := time.Now()
+	var (
+		changes []stage.Change
+		err     error
+	)
+	switch mode {
+	case Plan:
+		changes, err = n.s.Plan(ctx)
+	case Apply:
+		changes, err = n.s.Apply(ctx)
+	case Delete:
+		changes, err = n.s.Delete(ctx)
+	}
+	d := time.Since(start)
+	log.Info("stage end", "stage", name, "mode", mode, "changes", len(changes), "duration", d, "error", err)
+	n.res = StageResult{Name: name, Changes: changes, DurationMS: d.Milliseconds()}
+	if n.res.Changes == nil {
+		n.res.Changes = []stage.Change{}
+	}
+	if err != nil {
+		n.res.Error = err.Error()
+	}
+	n.ok = err == nil
+	r.emit(Event{Stage: name, Mode: mode, Done: true, Changes: changes, Duration: d, Err: err})
+}
+
+// checkAcyclic refuses a graph with a cycle, which would leave its stages waiting for ever.
+func checkAcyclic(nodes map[string]*node) error {
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(string, []string) error
+	visit = func(name string, path []string) error {
+		switch state[name] {
+		case 1:
+			return fmt.Errorf("stage graph has a cycle: %s", strings.Join(append(path, name), " -> "))
+		case 2:
+			return nil
+		}
+		state[name] = 1
+		for _, d := range nodes[name].deps {
+			if err := visit(d, append(path, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		return nil
+	}
+	names := make([]string, 0, len(nodes))
+	for n := range nodes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if err := visit(n, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) emit(e Event) {
+	if r.Progress == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Progress(e)
 }

@@ -5,86 +5,280 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
+// journal records stage starts and ends from concurrent goroutines.
+type journal struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (j *journal) add(e string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.events = append(j.events, e)
+}
+
+func (j *journal) snapshot() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.events)
+}
+
 type fakeStage struct {
 	name string
-	log  *[]string
+	j    *journal
 	err  error
+	// wait, when set, is called between start and end (to hold a stage open while another must be seen running).
+	wait    func(ctx context.Context) error
+	noDelta bool
 }
 
 func (f fakeStage) Name() string { return f.name }
-func (f fakeStage) run(mode string) ([]stage.Change, error) {
-	*f.log = append(*f.log, mode+":"+f.name)
-	if f.err != nil {
-		return nil, f.err
+func (f fakeStage) run(ctx context.Context, mode string) ([]stage.Change, error) {
+	f.j.add("start:" + mode + ":" + f.name)
+	defer f.j.add("end:" + mode + ":" + f.name)
+	if f.wait != nil {
+		if err := f.wait(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return []stage.Change{{Action: stage.Create, Kind: "thing", Name: f.name}}, nil
+	changes := []stage.Change{{Action: stage.Create, Kind: "thing", Name: f.name}}
+	if f.noDelta {
+		changes = nil
+	}
+	return changes, f.err
 }
-func (f fakeStage) Plan(context.Context) ([]stage.Change, error)   { return f.run("plan") }
-func (f fakeStage) Apply(context.Context) ([]stage.Change, error)  { return f.run("apply") }
-func (f fakeStage) Delete(context.Context) ([]stage.Change, error) { return f.run("delete") }
+func (f fakeStage) Plan(ctx context.Context) ([]stage.Change, error)   { return f.run(ctx, "plan") }
+func (f fakeStage) Apply(ctx context.Context) ([]stage.Change, error)  { return f.run(ctx, "apply") }
+func (f fakeStage) Delete(ctx context.Context) ([]stage.Change, error) { return f.run(ctx, "delete") }
 
-func newRunner(log *[]string, failing string) *Runner {
+func newRunner(j *journal, mod func(*fakeStage)) *Runner {
 	var stages []stage.Stage
 	for _, n := range stage.Order {
-		s := fakeStage{name: n, log: log}
-		if n == failing {
-			s.err = errors.New("boom")
+		s := fakeStage{name: n, j: j}
+		if mod != nil {
+			mod(&s)
 		}
 		stages = append(stages, s)
 	}
 	return &Runner{Stages: stages}
 }
 
-func TestRunOrder(t *testing.T) {
+// ran lists the stages that started, in the order they started.
+func ran(events []string, mode Mode) []string {
+	var out []string
+	for _, e := range events {
+		if n, ok := strings.CutPrefix(e, "start:"+string(mode)+":"); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// assertGraphOrder fails when a stage started before a stage it depends on (in mode's direction) ended.
+func assertGraphOrder(t *testing.T, events []string, mode Mode) {
+	t.Helper()
+	pos := map[string]int{}
+	for i, e := range events {
+		pos[e] = i
+	}
+	for name, needs := range stage.Needs {
+		for _, d := range needs {
+			first, then := d, name
+			if mode == Delete {
+				first, then = name, d
+			}
+			s, okS := pos["start:"+string(mode)+":"+then]
+			e, okE := pos["end:"+string(mode)+":"+first]
+			if okS && okE && s < e {
+				t.Errorf("%s %s started before %s ended: %v", mode, then, first, events)
+			}
+		}
+	}
+}
+
+func TestOrderIsTopological(t *testing.T) {
+	for i, name := range stage.Order {
+		for _, d := range stage.Needs[name] {
+			if j := slices.Index(stage.Order, d); j < 0 || j > i {
+				t.Errorf("stage.Order lists %s before %s, which it needs", name, d)
+			}
+		}
+	}
+	if len(stage.Needs) != len(stage.Order) {
+		t.Errorf("stage.Needs has %d stages, stage.Order %d", len(stage.Needs), len(stage.Order))
+	}
+}
+
+func TestRunFollowsTheGraph(t *testing.T) {
+	for _, mode := range []Mode{Plan, Apply, Delete} {
+		t.Run(string(mode), func(t *testing.T) {
+			j := &journal{}
+			r := newRunner(j, nil)
+			r.Force = true
+			rep, err := r.Run(context.Background(), mode, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := j.snapshot()
+			if got := ran(events, mode); len(got) != len(stage.Order) {
+				t.Errorf("ran %v, want every stage", got)
+			}
+			assertGraphOrder(t, events, mode)
+			var names []string
+			for _, s := range rep.Stages {
+				names = append(names, s.Name)
+			}
+			if !slices.Equal(names, stage.Order) || !rep.Changed {
+				t.Errorf("report lists %v (changed %v), want %v", names, rep.Changed, stage.Order)
+			}
+		})
+	}
+}
+
+// The webhook needs none of the AWS stages: it must be running while they run. keys holds until the webhook has
+// started; a runner that ran one stage at a time would deadlock and hit the deadline.
+func TestIndependentStagesOverlap(t *testing.T) {
+	j := &journal{}
+	webhookStarted := make(chan struct{})
+	r := newRunner(j, func(s *fakeStage) {
+		switch s.name {
+		case stage.Webhook:
+			s.wait = func(context.Context) error { close(webhookStarted); return nil }
+		case stage.Keys:
+			s.wait = func(ctx context.Context) error {
+				select {
+				case <-webhookStarted:
+					return nil
+				case <-ctx.Done():
+					return errors.New("webhook never started while keys ran")
+				}
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.Run(ctx, Apply, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailureStopsDependantsOnly(t *testing.T) {
+	j := &journal{}
+	r := newRunner(j, func(s *fakeStage) {
+		if s.name == stage.Provider {
+			s.err = errors.New("boom")
+		}
+	})
+	var mu sync.Mutex
+	var events []Event
+	r.Progress = func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	rep, err := r.Run(context.Background(), Apply, nil)
+	if err == nil || !strings.Contains(err.Error(), "stage provider: boom") {
+		t.Fatalf("err %v, want stage provider: boom", err)
+	}
+	got := ran(j.snapshot(), Apply)
+	slices.Sort(got)
+	if want := []string{stage.Issuer, stage.Keys, stage.Provider, stage.Webhook}; !slices.Equal(got, want) {
+		t.Errorf("ran %v, want %v (apiserver, bindings and verify need the provider)", got, want)
+	}
+	byName := map[string]StageResult{}
+	for _, s := range rep.Stages {
+		byName[s.Name] = s
+	}
+	if len(byName[stage.Webhook].Changes) != 1 || len(byName[stage.Issuer].Changes) != 1 {
+		t.Errorf("report lost what the other branches changed: %+v", rep.Stages)
+	}
+	if !strings.Contains(byName[stage.Bindings].Skipped, "stage provider did not succeed") {
+		t.Errorf("bindings: %+v", byName[stage.Bindings])
+	}
+	if byName[stage.Provider].Error != "boom" || !rep.Changed {
+		t.Errorf("provider: %+v, changed %v", byName[stage.Provider], rep.Changed)
+	}
+	if len(events) == 0 {
+		t.Error("no progress events")
+	}
+}
+
+func TestOnlySkipAndIfChanged(t *testing.T) {
 	cases := []struct {
 		name    string
 		mode    Mode
 		only    []string
 		skip    map[string]string
-		failing string
+		noDelta bool
+		force   bool
 		want    []string
-		wantErr string
+		skipped map[string]string
 	}{
-		{name: "apply in order", mode: Apply, want: prefixed("apply:", stage.Order)},
-		{name: "delete reversed", mode: Delete, want: prefixed("delete:", reversed(stage.Order))},
-		{name: "only", mode: Plan, only: []string{"provider", "keys"}, want: []string{"plan:keys", "plan:provider"}},
-		{name: "skip", mode: Apply, only: []string{"keys", "webhook"}, skip: map[string]string{"webhook": "no cluster"}, want: []string{"apply:keys"}},
-		{name: "stops at the first error", mode: Apply, failing: "provider", want: []string{"apply:keys", "apply:issuer", "apply:provider"}, wantErr: "stage provider: boom"},
+		{name: "only", mode: Plan, only: []string{"provider", "keys"}, want: []string{"keys", "provider"}},
+		{name: "skip", mode: Apply, only: []string{"keys", "webhook"}, skip: map[string]string{"webhook": "no cluster"},
+			want: []string{"keys"}, skipped: map[string]string{"webhook": "no cluster"}},
+		{name: "a skipped stage does not stop dependants", mode: Apply, only: []string{"webhook", "bindings"},
+			skip: map[string]string{"webhook": "no cluster"}, want: []string{"bindings"}},
+		{name: "verify runs after a change", mode: Apply, want: stage.Order},
+		{name: "verify skipped when nothing changed", mode: Apply, noDelta: true, want: stage.Order[:len(stage.Order)-1],
+			skipped: map[string]string{"verify": "nothing changed (--verify runs it anyway)"}},
+		{name: "verify forced", mode: Apply, noDelta: true, force: true, want: stage.Order},
+		{name: "plan always runs verify", mode: Plan, noDelta: true, want: stage.Order},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var log []string
-			r := newRunner(&log, tc.failing)
-			r.Skip = tc.skip
-			var events []Event
-			r.Progress = func(e Event) { events = append(events, e) }
+			j := &journal{}
+			r := newRunner(j, func(s *fakeStage) { s.noDelta = tc.noDelta })
+			r.Skip, r.Force, r.IfChanged = tc.skip, tc.force, []string{stage.Verify}
 			rep, err := r.Run(context.Background(), tc.mode, tc.only)
-			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("err %v, want %q", err, tc.wantErr)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !slices.Equal(log, tc.want) {
-				t.Errorf("ran %v, want %v", log, tc.want)
+			got := ran(j.snapshot(), tc.mode)
+			slices.Sort(got)
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("ran %v, want %v", got, want)
 			}
-			if rep.Changed != (len(tc.want) > 0 && tc.failing == "") && tc.wantErr == "" {
-				t.Errorf("Changed = %v", rep.Changed)
-			}
-			for n, reason := range tc.skip {
-				found := false
-				for _, s := range rep.Stages {
-					if s.Name == n && s.Skipped == reason {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("report lacks skipped stage %s: %+v", n, rep.Stages)
+			for n, reason := range tc.skipped {
+				if !slices.ContainsFunc(rep.Stages, func(s StageResult) bool { return s.Name == n && s.Skipped == reason }) {
+					t.Errorf("report lacks %s skipped with %q: %+v", n, reason, rep.Stages)
 				}
 			}
 		})
+	}
+}
+
+func TestCancelledRunStartsNothingMore(t *testing.T) {
+	j := &journal{}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newRunner(j, func(s *fakeStage) {
+		if s.name == stage.Keys {
+			s.wait = func(context.Context) error { cancel(); return context.Canceled }
+		}
+	})
+	_, err := r.Run(ctx, Apply, []string{"keys", "issuer", "provider"})
+	if err == nil || !errors.Is(ctx.Err(), context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if got := ran(j.snapshot(), Apply); !slices.Equal(got, []string{"keys"}) {
+		t.Errorf("ran %v after cancel, want only keys", got)
+	}
+}
+
+func TestCycleIsRefused(t *testing.T) {
+	j := &journal{}
+	r := newRunner(j, nil)
+	r.Needs = map[string][]string{stage.Keys: {stage.Issuer}, stage.Issuer: {stage.Keys}}
+	if _, err := r.Run(context.Background(), Apply, []string{"keys", "issuer"}); err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Fatalf("err %v, want a cycle", err)
+	}
+	if len(j.snapshot()) != 0 {
+		t.Error("a stage ran in a cyclic graph")
 	}
 }
 
@@ -96,18 +290,4 @@ func TestParseOnly(t *testing.T) {
 	if _, err := ParseOnly([]string{"keys,bogus"}); err == nil || !strings.Contains(err.Error(), `stage "bogus": unknown, must be one of keys, issuer`) {
 		t.Errorf("ParseOnly(bogus) err = %v", err)
 	}
-}
-
-func prefixed(p string, names []string) []string {
-	var out []string
-	for _, n := range names {
-		out = append(out, p+n)
-	}
-	return out
-}
-
-func reversed(s []string) []string {
-	out := slices.Clone(s)
-	slices.Reverse(out)
-	return out
 }
