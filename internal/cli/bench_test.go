@@ -24,8 +24,8 @@ func BenchmarkNoopReapply(b *testing.B) {
 		if code, out, errOut := e.run("apply", "-f", cfgFile); code != 0 {
 			b.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
 		}
-		reads, mutating = e.last.aws.Calls.Reads(), len(e.last.aws.Calls.Mutating())
-		byKind = e.last.aws.Calls.Snapshot()
+		reads, mutating = e.last.AWS.Calls.Reads(), len(e.last.AWS.Calls.Mutating())
+		byKind = e.last.AWS.Calls.Snapshot()
 	}
 	b.ReportMetric(float64(reads), "reads/op")
 	b.ReportMetric(float64(mutating), "mutating/op")

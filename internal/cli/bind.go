@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/setup"
 )
 
 type bindOptions struct {
@@ -18,7 +19,8 @@ type bindOptions struct {
 	tokenExpiration string
 }
 
-func (o *bindOptions) binding(ref, cluster string) (config.Binding, error) {
+// binding parses the command line into a binding; its role name, when not given, is resolved with the target.
+func (o *bindOptions) binding(ref string) (config.Binding, error) {
 	ns, sa, err := config.ParseServiceAccountRef(ref)
 	if err != nil {
 		return config.Binding{}, err
@@ -40,10 +42,7 @@ func (o *bindOptions) binding(ref, cluster string) (config.Binding, error) {
 		}
 		b.InlinePolicy = string(data)
 	}
-	if b.RoleName == "" {
-		b.RoleName = config.RoleNameFor(cluster, ns, sa)
-	}
-	return b, b.Validate()
+	return b, nil
 }
 
 func newBindCommand(g *globalOptions) *cobra.Command {
@@ -56,27 +55,24 @@ audience, attaches the policies, and, when a cluster is configured, creates the 
 it with eks.amazonaws.com/role-arn.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cluster := g.clusterName
-			b, err := o.binding(args[0], cluster)
+			b, err := o.binding(args[0])
 			if err != nil {
 				return err
 			}
 			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
 				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", args[0])
 			}
-			a, err := g.newApp(cmd.Context())
+			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
-			if o.roleName == "" {
-				b.RoleName = config.RoleNameFor(a.cfg.ClusterName, b.Namespace, b.ServiceAccount)
-			}
-			s := a.bindingsStage()
-			arn, err := s.Roles.RoleARN(cmd.Context(), b)
+			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
 			if err != nil {
 				return err
 			}
-			changes, err := s.Bind(cmd.Context(), b, arn)
+			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
+			arn := tb.RoleARN
+			changes, err := env.BindingsStage().Bind(cmd.Context(), tb.Binding, arn)
 			if err != nil {
 				return err
 			}
@@ -85,7 +81,7 @@ it with eks.amazonaws.com/role-arn.`,
 			}
 			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
-			if a.cluster == nil {
+			if env.Cluster == nil {
 				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
 			}
 			return nil
@@ -97,6 +93,7 @@ it with eks.amazonaws.com/role-arn.`,
 	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
+	addTargetFlags(cmd, g)
 	return cmd
 }
 
@@ -107,18 +104,20 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		Short: "Remove a service account's IAM role and the annotations irsa set",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := o.binding(args[0], g.clusterName)
+			b, err := o.binding(args[0])
 			if err != nil {
 				return err
 			}
-			a, err := g.newApp(cmd.Context())
+			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
-			if o.roleName == "" {
-				b.RoleName = config.RoleNameFor(a.cfg.ClusterName, b.Namespace, b.ServiceAccount)
+			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
+			if err != nil {
+				return err
 			}
-			changes, err := a.bindingsStage().Unbind(cmd.Context(), b)
+			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
+			changes, err := env.BindingsStage().Unbind(cmd.Context(), tb.Binding)
 			if err != nil {
 				return err
 			}
@@ -131,5 +130,6 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
+	addTargetFlags(cmd, g)
 	return cmd
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
+	"github.com/irsa-anywhere/irsa/pipeline/setup"
 )
 
 var moto *motoserver.Server
@@ -61,7 +62,7 @@ type env struct {
 	bucket  string
 	keyDir  string
 	issuer  string
-	last    *app
+	last    *setup.Env
 }
 
 func newEnv(t testing.TB) *env {
@@ -83,9 +84,11 @@ func (e *env) flags() []string {
 func (e *env) run(args ...string) (int, string, string) {
 	e.t.Helper()
 	var out, errOut bytes.Buffer
-	testHookApp = func(a *app) { e.last = a }
-	defer func() { testHookApp = nil }()
-	code := Main(context.Background(), append(e.flags(), args...), &out, &errOut)
+	testHook = func(env *setup.Env) { e.last = env }
+	defer func() { testHook = nil }()
+	// The environment's flags go after the command (flags belong to the commands that use them).
+	full := append(append(append([]string{}, args[:1]...), e.flags()...), args[1:]...)
+	code := Main(context.Background(), full, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -263,11 +266,11 @@ func TestSecondApplyChangesNothing(t *testing.T) {
 	e.mustRun("apply", "-f", cfgFile)
 
 	out := e.mustRun("apply", "-f", cfgFile)
-	if m := e.last.aws.Calls.Mutating(); len(m) != 0 {
+	if m := e.last.AWS.Calls.Mutating(); len(m) != 0 {
 		t.Errorf("second apply made mutating AWS calls: %v\n%s", m, out)
 	}
-	if n := e.last.aws.Calls.Reads(); n > 12 {
-		t.Errorf("second apply made %d read calls, want at most 12: %v", n, e.last.aws.Calls.Snapshot())
+	if n := e.last.AWS.Calls.Reads(); n > 12 {
+		t.Errorf("second apply made %d read calls, want at most 12: %v", n, e.last.AWS.Calls.Snapshot())
 	}
 	if code, out, errOut := e.run("plan", "-f", cfgFile); code != 0 {
 		t.Errorf("plan after apply: exit %d, want 0\n%s%s", code, out, errOut)
@@ -283,7 +286,7 @@ func TestPlanExitsTwoAndWritesNothing(t *testing.T) {
 	if !strings.Contains(out, "+ s3-bucket "+e.bucket) || !strings.Contains(out, "+ iam-oidc-provider") {
 		t.Errorf("plan output lacks the bucket or provider:\n%s", out)
 	}
-	if m := e.last.aws.Calls.Mutating(); len(m) != 0 {
+	if m := e.last.AWS.Calls.Mutating(); len(m) != 0 {
 		t.Errorf("plan made mutating calls: %v", m)
 	}
 	if _, err := clients(t).S3.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {

@@ -37,26 +37,23 @@ Exit status 1 when any line fails.`,
 					return err
 				}
 			}
-			a, err := g.newApp(cmd.Context())
+			env, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			providerARN, err := a.providerARN(cmd.Context())
-			if err != nil {
-				return err
-			}
+			t := env.Target
 			in := doctor.Inputs{
-				IssuerURL: a.cfg.IssuerURL, Audience: a.cfg.Audience, Bucket: a.cfg.Bucket, Region: a.cfg.Region,
-				ProviderARN: providerARN, S3: a.aws.S3, IAM: a.aws.IAM, Namespace: ns, ServiceAccount: sa,
+				IssuerURL: t.Issuer.URL, Audience: t.Audience, Bucket: t.Issuer.Bucket, Region: t.Region,
+				ProviderARN: t.ProviderARN, S3: env.AWS.S3, IAM: env.AWS.IAM, Namespace: ns, ServiceAccount: sa,
 				Verifier: trust.New(trust.Options{HTTPClient: &http.Client{Timeout: 10 * time.Second,
-					Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.rootCAs}}}}),
+					Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.RootCAs}}}}),
 			}
-			if a.cluster != nil {
-				in.Cluster = a.cluster.client
+			if env.Cluster != nil {
+				in.Cluster = env.Cluster.Client
 			}
 			if live {
 				in.AssumeRole = func(ctx context.Context, roleARN, token string) error {
-					_, err := a.aws.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
+					_, err := env.AWS.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
 						RoleArn: &roleARN, WebIdentityToken: &token, RoleSessionName: aws.String("irsa-doctor"),
 					})
 					return err
@@ -89,5 +86,6 @@ Exit status 1 when any line fails.`,
 		},
 	}
 	cmd.Flags().BoolVar(&live, "live", false, "also call AssumeRoleWithWebIdentity for real")
+	addTargetFlags(cmd, g)
 	return cmd
 }

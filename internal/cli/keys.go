@@ -76,6 +76,7 @@ so the output is the same whatever the order of the files. Give several keys dur
 			return err
 		},
 	}
+	cmd.Flags().StringArrayVar(&g.publicKeys, "public-key", nil, "PEM public key file (repeatable)")
 	cmd.Flags().BoolVar(&legacy, "legacy-empty-kid", false, "also publish each key with an empty kid (clusters older than Kubernetes 1.16)")
 	return cmd
 }

@@ -50,6 +50,11 @@ and the apiserver stage then only checks the served issuer. With --key-dir, the 
 			return err
 		},
 	}
+	cmd.Flags().StringVar(&g.issuerURL, "issuer-url", "", "service account issuer URL (default: the bucket's https URL)")
+	cmd.Flags().StringVar(&g.bucket, "bucket", "", "S3 bucket that serves the issuer documents")
+	cmd.Flags().StringVar(&g.region, "region", "", "AWS region of the bucket")
+	cmd.Flags().StringVar(&g.audience, "audience", "", "token audience (default "+config.DefaultAudience+")")
+	cmd.Flags().StringVar(&g.keyDir, "key-dir", "", "directory of a keypair made by `irsa keys` for the cluster to sign with")
 	cmd.Flags().StringVar(&o.Name, "name", "", "kind cluster name")
 	cmd.Flags().StringVar(&o.NodeImage, "node-image", kindconfig.DefaultNodeImage, "kind node image (pinned)")
 	cmd.Flags().IntVar(&o.Workers, "workers", 0, "number of worker nodes")

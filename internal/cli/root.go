@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/runner"
+	"github.com/irsa-anywhere/irsa/pipeline/setup"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
 // exitError carries a process exit code other than 1.
@@ -51,11 +52,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// globalOptions are the flags every command has.
+// globalOptions holds every flag's value. Only -o and -v are on every command; the others are registered by the
+// commands that use them (addTargetFlags, addStageFlags, and each command's own).
 type globalOptions struct {
 	configFile     string
 	clusterName    string
 	region         string
+	profile        string
 	bucket         string
 	issuerURL      string
 	audience       string
@@ -78,6 +81,7 @@ type globalOptions struct {
 	podCABundle    string
 	verbose        bool
 
+	// flags is the running command's flag set, to tell set flags from defaults.
 	flags  *pflag.FlagSet
 	stdout io.Writer
 	stderr io.Writer
@@ -95,6 +99,7 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.flags = cmd.Flags()
 			if g.output != "text" && g.output != "json" {
 				return fmt.Errorf("output %q: must be text or json", g.output)
 			}
@@ -104,30 +109,7 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	f := root.PersistentFlags()
-	g.flags = f
-	f.StringVarP(&g.configFile, "config", "f", "", "irsa.yaml with the cluster, AWS settings and bindings (flags override it)")
-	f.StringVar(&g.clusterName, "cluster-name", "", "cluster name: tags every AWS object irsa creates")
-	f.StringVar(&g.region, "region", "", "AWS region (default: $AWS_REGION)")
-	f.StringVar(&g.bucket, "bucket", "", "S3 bucket that serves the issuer documents")
-	f.StringVar(&g.issuerURL, "issuer-url", "", "service account issuer URL (default: the bucket's https URL)")
-	f.StringVar(&g.audience, "audience", "", "token audience and IAM client ID (default "+config.DefaultAudience+")")
-	f.StringVar(&g.awsEndpointURL, "aws-endpoint-url", "", "send AWS calls to this endpoint (emulators such as moto or LocalStack; S3 then path-style)")
-	f.StringVar(&g.caBundle, "ca-bundle", "", "PEM file of CAs to trust for AWS and the issuer (default: $AWS_CA_BUNDLE or the system roots)")
-	f.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config)")
-	f.StringVar(&g.kubeContext, "context", "", "kubeconfig context")
-	f.StringVar(&g.clusterType, "cluster-type", "", "how to configure the apiserver: "+strings.Join(config.ClusterTypes, ", ")+" (default: detected)")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	f.StringSliceVar(&g.only, "only", nil, "run only these stages (comma-separated): keys, issuer, provider, apiserver, webhook, bindings, verify")
-	f.StringArrayVar(&g.publicKeys, "public-key", nil, "PEM public key to publish in the JWKS (repeatable); the cluster's keys are read from it when a cluster is given")
-	f.StringVar(&g.keyDir, "key-dir", "", "directory of the signing keypair made by the keys stage")
-	f.StringVar(&g.signingKey, "signing-key", "", "apiserver signing key: cluster (keep the cluster's own), generate, or a private key FILE")
-	f.StringSliceVar(&g.thumbprints, "thumbprint", nil, "IAM provider thumbprint (default: taken from the issuer's TLS chain)")
-	f.StringVar(&g.image, "image", "", "irsa image the apiserver stage runs on control-plane nodes (default "+config.DefaultIrsaImage+")")
-	f.StringVar(&g.webhookImage, "webhook-image", "", "pod identity webhook image (default "+config.DefaultWebhookImage+")")
-	f.StringVar(&g.verifyImage, "verify-image", "", "image of the verify Job (default "+config.DefaultVerifyImage+"; with the irsa image it runs `irsa probe`)")
-	f.StringVar(&g.podEndpoint, "pod-aws-endpoint-url", "", "AWS endpoint pods use in the verify Job (emulators)")
-	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint pods use in the verify Job (default --pod-aws-endpoint-url; the strict STS gate)")
-	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify Job trusts for the pod endpoints")
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging on stderr")
 
 	root.AddCommand(
@@ -146,6 +128,39 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	return root
 }
 
+// addTargetFlags registers the flags that say which cluster and AWS account a command acts on (they override
+// irsa.yaml), on every command that reads the configuration.
+func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
+	f := cmd.Flags()
+	f.StringVarP(&g.configFile, "config", "f", "", "irsa.yaml with the cluster, AWS settings and bindings (flags override it)")
+	f.StringVar(&g.clusterName, "cluster-name", "", "cluster name: tags every AWS object irsa creates")
+	f.StringVar(&g.region, "region", "", "AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, then the profile's region)")
+	f.StringVar(&g.profile, "profile", "", "AWS shared-config profile (default: $AWS_PROFILE)")
+	f.StringVar(&g.bucket, "bucket", "", "S3 bucket that serves the issuer documents")
+	f.StringVar(&g.issuerURL, "issuer-url", "", "service account issuer URL (default: the bucket's https URL)")
+	f.StringVar(&g.audience, "audience", "", "token audience and IAM client ID (default "+config.DefaultAudience+")")
+	f.StringVar(&g.awsEndpointURL, "aws-endpoint-url", "", "send AWS calls to this endpoint (emulators such as moto or LocalStack; S3 then path-style)")
+	f.StringVar(&g.caBundle, "ca-bundle", "", "PEM file of CAs to trust for AWS and the issuer (default: $AWS_CA_BUNDLE or the system roots)")
+	f.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config)")
+	f.StringVar(&g.kubeContext, "context", "", "kubeconfig context")
+	f.StringVar(&g.clusterType, "cluster-type", "", "how to configure the apiserver: "+strings.Join(config.ClusterTypes, ", ")+" (default: detected)")
+	f.StringArrayVar(&g.publicKeys, "public-key", nil, "PEM public key to publish in the JWKS (repeatable); the cluster's keys are read from it when a cluster is given")
+	f.StringVar(&g.keyDir, "key-dir", "", "directory of the signing keypair made by the keys stage")
+	f.StringVar(&g.signingKey, "signing-key", "", "apiserver signing key: cluster (keep the cluster's own), generate, or a private key FILE")
+	f.StringSliceVar(&g.thumbprints, "thumbprint", nil, "IAM provider thumbprint (default: taken from the issuer's TLS chain)")
+	f.StringVar(&g.image, "image", "", "irsa image the apiserver stage runs on control-plane nodes (default "+config.DefaultIrsaImage+")")
+	f.StringVar(&g.webhookImage, "webhook-image", "", "pod identity webhook image (default "+config.DefaultWebhookImage+")")
+	f.StringVar(&g.verifyImage, "verify-image", "", "image of the verify Job (default "+config.DefaultVerifyImage+"; with the irsa image it runs `irsa probe`)")
+	f.StringVar(&g.podEndpoint, "pod-aws-endpoint-url", "", "AWS endpoint pods use in the verify Job (emulators)")
+	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint pods use in the verify Job (default --pod-aws-endpoint-url; the strict STS gate)")
+	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify Job trusts for the pod endpoints")
+}
+
+// addOnlyFlag registers --only on the commands that run stages.
+func addOnlyFlag(cmd *cobra.Command, g *globalOptions) {
+	cmd.Flags().StringSliceVar(&g.only, "only", nil, "run only these stages (comma-separated): "+strings.Join(stage.Order, ", "))
+}
+
 // extraCommands are added by other files of this package (cluster-side commands).
 var extraCommands []func(*globalOptions) *cobra.Command
 
@@ -157,7 +172,8 @@ func (g *globalOptions) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// loadConfig reads the config file, lays the flags that were set over it, fills defaults and validates.
+// loadConfig reads the config file and lays the flags that were set over it. An explicitly empty value is an error
+// (it would otherwise silently mean the default). Defaults and validation are setup.Connect's.
 func (g *globalOptions) loadConfig() (*config.Config, error) {
 	c := &config.Config{}
 	if g.configFile != "" {
@@ -166,10 +182,16 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 			return nil, err
 		}
 	}
+	var errs []string
 	set := func(name string, dst *string, v string) {
-		if g.flags.Changed(name) {
-			*dst = v
+		if !g.flags.Changed(name) {
+			return
 		}
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Sprintf("--%s %q: must not be empty (leave the flag out for the default)", name, v))
+			return
+		}
+		*dst = v
 	}
 	set("cluster-name", &c.ClusterName, g.clusterName)
 	set("region", &c.Region, g.region)
@@ -194,11 +216,26 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 	if g.flags.Changed("thumbprint") {
 		c.Thumbprints = g.thumbprints
 	}
-	if c.Region == "" {
-		c.Region = firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid flags:\n  %s", strings.Join(errs, "\n  "))
 	}
-	c.Defaults()
-	return c, c.Validate()
+	return c, nil
+}
+
+// testHook lets tests see the environment a command connected to (to count its AWS calls).
+var testHook func(*setup.Env)
+
+// connect loads the configuration and connects: after it, every input has been checked and nothing is written yet.
+func (g *globalOptions) connect(ctx context.Context) (*setup.Env, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return setup.Connect(ctx, cfg, g.setupOptions())
+}
+
+func (g *globalOptions) setupOptions() setup.Options {
+	return setup.Options{CABundle: g.caBundle, Profile: g.profile, Log: g.logger(), Hook: testHook}
 }
 
 func firstNonEmpty(v ...string) string {

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/irsa-anywhere/irsa/pipeline/runner"
@@ -12,20 +10,23 @@ var runDocs = map[runner.Mode][2]string{
 	runner.Plan: {"Show what apply would change, without changing anything",
 		"plan runs every stage's read-only diff. Exit status: 0 when nothing would change, 2 when something would, 1 on error."},
 	runner.Apply: {"Set up IRSA: publish the issuer, trust it in IAM, configure the cluster, bind roles",
-		"apply runs the stages in order (keys, issuer, provider, apiserver, webhook, bindings, verify); each finds what exists\nand changes only what differs, so running it again changes nothing."},
+		`apply runs the stages along the stage graph: keys, issuer and provider while the webhook rolls out, then the
+apiserver, bindings and, when something changed (or with --verify), verify. Each stage finds what exists and changes
+only what differs, so running it again changes nothing and makes no writes.`},
 	runner.Delete: {"Remove everything irsa made for this cluster",
-		"teardown runs the stages backwards and removes only what irsa owns (found by its tags and labels); what is already\ngone counts as removed. The apiserver gets its original issuer back."},
+		"teardown runs the stage graph backwards and removes only what irsa owns (found by its tags and labels); what is already\ngone counts as removed. The apiserver gets its original issuer back."},
 }
 
 func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.Mode) *cobra.Command {
-	return &cobra.Command{
+	var forceVerify bool
+	cmd := &cobra.Command{
 		Use:     name,
 		Aliases: aliases,
 		Short:   runDocs[mode][0],
 		Long:    runDocs[mode][1],
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := g.run(cmd, mode)
+			rep, err := g.run(cmd, mode, forceVerify)
 			if err != nil {
 				return err
 			}
@@ -35,32 +36,33 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 			return nil
 		},
 	}
+	addTargetFlags(cmd, g)
+	addOnlyFlag(cmd, g)
+	if mode == runner.Apply {
+		cmd.Flags().BoolVar(&forceVerify, "verify", false, "run the verify stage even when nothing changed")
+	}
+	return cmd
 }
 
 // run validates everything, then runs the stages and prints progress and the report.
-func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode) (*runner.Report, error) {
+func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, forceVerify bool) (*runner.Report, error) {
 	only, err := runner.ParseOnly(g.only)
 	if err != nil {
 		return nil, err
 	}
-	a, err := g.newApp(cmd.Context())
+	env, err := g.connect(cmd.Context())
 	if err != nil {
 		return nil, err
 	}
-	r := a.runner()
-	r.Log = g.logger()
-	progress := g.stdout
-	if g.output == "json" {
-		progress = g.stderr
-	}
-	r.Progress = progressPrinter(progress)
+	r := env.Runner(forceVerify)
+	r.Progress = progressPrinter(g.stderr)
 	rep, runErr := r.Run(cmd.Context(), mode, only)
 	if g.output == "json" {
 		if err := writeJSON(g.stdout, rep); err != nil {
 			return rep, err
 		}
-	} else if runErr == nil {
-		fmt.Fprintln(g.stdout, summary(rep))
+	} else if rep != nil {
+		writeReport(g.stdout, rep)
 	}
 	return rep, runErr
 }

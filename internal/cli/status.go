@@ -5,12 +5,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/runner"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
 func newStatusCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the issuer, the provider and whether the setup has drifted",
 		Args:  cobra.NoArgs,
@@ -19,44 +19,51 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := g.newApp(cmd.Context())
+			env, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			r := a.runner()
-			r.Log = g.logger()
-			rep, err := r.Run(cmd.Context(), runner.Plan, only)
+			rep, err := env.Runner(false).Run(cmd.Context(), runner.Plan, only)
 			if err != nil {
 				return err
 			}
-			providerARN, err := a.providerARN(cmd.Context())
-			if err != nil {
-				return err
-			}
+			t := env.Target
+			providerARN := t.ProviderARN
 			st := map[string]any{
-				"cluster": a.cfg.ClusterName, "issuer": a.cfg.IssuerURL, "jwksURI": documents.JoinURL(a.cfg.IssuerURL, "keys.json"),
-				"provider": providerARN, "audience": a.cfg.Audience, "inSync": !rep.Changed, "drift": rep.Stages,
+				"cluster": t.ClusterName, "issuer": t.Issuer.URL, "jwksURI": t.Issuer.JWKSURL,
+				"provider": providerARN, "audience": t.Audience, "inSync": !rep.Changed, "drift": rep.Stages,
 			}
 			if g.output == "json" {
 				return writeJSON(g.stdout, st)
 			}
-			fmt.Fprintf(g.stdout, "cluster:  %s\nissuer:   %s\nprovider: %s\naudience: %s\n", a.cfg.ClusterName, a.cfg.IssuerURL, providerARN, a.cfg.Audience)
-			if !rep.Changed {
-				fmt.Fprintln(g.stdout, "state:    in sync")
-				return nil
+			fmt.Fprintf(g.stdout, "cluster:  %s\nissuer:   %s\nprovider: %s\naudience: %s\n", t.ClusterName, t.Issuer.URL, providerARN, t.Audience)
+			var unchecked []string
+			for _, st := range rep.Stages {
+				if st.Skipped != "" && st.Name != stage.Verify {
+					unchecked = append(unchecked, st.Name+" ("+st.Skipped+")")
+				}
 			}
-			fmt.Fprintln(g.stdout, "state:    drifted (run `irsa apply`):")
-			progressPrinterFromReport(g, rep)
+			switch {
+			case rep.Changed:
+				fmt.Fprintln(g.stdout, "state:    drifted (run `irsa apply`):")
+				for _, st := range rep.Stages {
+					if len(st.Changes) > 0 {
+						fmt.Fprintf(g.stdout, "  %s:\n", st.Name)
+						writeChanges(g.stdout, "    ", st.Changes)
+					}
+				}
+			case len(unchecked) > 0:
+				fmt.Fprintln(g.stdout, "state:    in sync where checked")
+			default:
+				fmt.Fprintln(g.stdout, "state:    in sync")
+			}
+			for _, u := range unchecked {
+				fmt.Fprintf(g.stdout, "not checked: %s\n", u)
+			}
 			return nil
 		},
 	}
-}
-
-func progressPrinterFromReport(g *globalOptions, rep *runner.Report) {
-	p := progressPrinter(g.stdout)
-	for _, s := range rep.Stages {
-		if len(s.Changes) > 0 {
-			p(runner.Event{Stage: s.Name, Mode: runner.Plan, Done: true, Changes: s.Changes})
-		}
-	}
+	addTargetFlags(cmd, g)
+	addOnlyFlag(cmd, g)
+	return cmd
 }

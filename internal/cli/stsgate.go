@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/setup"
 	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
 )
 
@@ -85,25 +86,10 @@ IDPCommunicationError, ExpiredTokenException, AccessDenied). Every other request
 	f.StringVar(&issuerCA, "issuer-ca", "", "PEM CA bundle for fetching issuer documents (default: system roots)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate")
 	f.StringVar(&tlsKey, "tls-key", "", "key of --tls-cert")
+	f.StringVar(&g.region, "region", "", "region in the gate's answers (default: $AWS_REGION, or us-east-1)")
 	return cmd
 }
 
 // loadCABundle reads a PEM CA bundle and returns it and the system roots plus its certificates; nothing when path is
 // empty.
-func loadCABundle(path string) ([]byte, *x509.CertPool, error) {
-	if path == "" {
-		return nil, nil, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read CA bundle %q: %w", path, err)
-	}
-	pool, _ := x509.SystemCertPool()
-	if pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, nil, fmt.Errorf("CA bundle %q: no PEM certificate found", path)
-	}
-	return data, pool, nil
-}
+func loadCABundle(path string) ([]byte, *x509.CertPool, error) { return setup.LoadCABundle(path) }

@@ -22,14 +22,11 @@ the listing contains the issuer bucket. A failure report says which of these fai
 The Job, ServiceAccount and role are removed afterwards unless --keep is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := g.newApp(cmd.Context())
+			env, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if a.cluster == nil {
-				return fmt.Errorf("verify needs a cluster: give --kubeconfig (or set KUBECONFIG)")
-			}
-			s, err := a.cluster.verifyStage(a, keep)
+			s, err := env.VerifyStage(keep)
 			if err != nil {
 				return err
 			}
@@ -52,6 +49,7 @@ The Job, ServiceAccount and role are removed afterwards unless --keep is given.`
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "leave the Job, ServiceAccount and role in place for debugging")
+	addTargetFlags(cmd, g)
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,8 @@ type Options struct {
 	EndpointURL string
 	// CABundle is PEM to trust instead of the system roots (emulators with a test CA).
 	CABundle []byte
+	// Profile is the shared-config profile; empty means $AWS_PROFILE or the default one.
+	Profile string
 	// Credentials replaces the SDK's default chain (env, shared config and SSO, web identity, IMDS).
 	Credentials aws.CredentialsProvider
 	// CallTimeout bounds each call, retries included. Default 30 s.
@@ -73,6 +76,9 @@ func New(ctx context.Context, o Options) (*Clients, error) {
 	if len(o.CABundle) > 0 {
 		loadOpts = append(loadOpts, awsconfig.WithCustomCABundle(bytes.NewReader(o.CABundle)))
 	}
+	if o.Profile != "" {
+		loadOpts = append(loadOpts, awsconfig.WithSharedConfigProfile(o.Profile))
+	}
 	if o.Credentials != nil {
 		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(o.Credentials))
 	}
@@ -89,6 +95,25 @@ func New(ctx context.Context, o Options) (*Clients, error) {
 		Config: cfg,
 		Calls:  counter,
 	}, nil
+}
+
+// DefaultRegion is the region the SDK finds as the AWS CLI does when none is configured: $AWS_REGION,
+// $AWS_DEFAULT_REGION, then the profile's region in the shared configuration. Empty when there is none.
+func DefaultRegion(ctx context.Context, profile string) (string, error) {
+	var opts []func(*awsconfig.LoadOptions) error
+	if profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(profile))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return "", fmt.Errorf("load AWS configuration (profile %q): %w", profile, err)
+	}
+	if cfg.Region == "" {
+		if r := os.Getenv("AWS_DEFAULT_REGION"); r != "" {
+			return r, nil
+		}
+	}
+	return cfg.Region, nil
 }
 
 // CheckCredentials fails early, before any write, when no credentials can be found.

@@ -153,8 +153,14 @@ func (c *Config) Validate() error {
 	}
 	add(ValidateIssuerURL(c.IssuerURL))
 	add(ValidateAudience(c.Audience))
-	for _, tp := range c.Thumbprints {
-		add(ValidateThumbprint(tp))
+	add(ValidateThumbprints(c.Thumbprints))
+	if c.Webhook.Replicas < 0 {
+		errs = append(errs, fmt.Sprintf("webhook.replicas %d: must be at least 1 (0 or unset means 2)", c.Webhook.Replicas))
+	}
+	switch c.SigningKey {
+	case "cluster", "generate":
+	case "":
+		errs = append(errs, "signing key is empty: must be cluster, generate or a private key FILE")
 	}
 	if c.ClusterType != "" {
 		add(ValidateClusterType(c.ClusterType))

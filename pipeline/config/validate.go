@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,7 +9,10 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 var (
@@ -19,6 +23,8 @@ var (
 	dns1123Label  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	dns1123Sub    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	thumbprintRE  = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
+	hostRE        = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	pathSegmentRE = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
 	policyARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$`)
 )
 
@@ -64,31 +70,65 @@ func ValidateBucketName(name string) error {
 	return nil
 }
 
-// ValidateIssuerURL: https, a host, no query, no fragment, no trailing slash (STS compares iss byte for byte, and
-// kube-apiserver does not add one).
+// ValidateIssuerURL is the one rule set for issuer URLs, used by every command and stage: https, a lowercase ASCII
+// host (an internationalised name must be given in its xn-- form) with an optional port 1-65535, no user info, query,
+// fragment or trailing slash, at most 255 characters (IAM CreateOpenIDConnectProvider Url), and a path whose segments
+// use only letters, digits and -._~ (S3 object keys and IAM provider names agree on these without escaping: a space,
+// a '%' or a non-ASCII byte would be escaped differently by each, and a dot or empty segment names documents nobody can
+// fetch). STS compares the token's iss with the provider byte for byte, and kube-apiserver adds nothing to it.
 func ValidateIssuerURL(raw string) error {
 	if raw == "" {
 		return fmt.Errorf("issuer URL is empty: set --issuer-url, or --bucket and --region for the bucket's S3 URL")
 	}
+	bad := func(rule string) error { return fmt.Errorf("issuer URL %q: %s", raw, rule) }
+	if len(raw) > 255 {
+		return bad(fmt.Sprintf("is %d characters, IAM allows at most 255", len(raw)))
+	}
+	for _, r := range raw {
+		if r > unicode.MaxASCII || unicode.IsControl(r) || r == ' ' {
+			return bad(fmt.Sprintf("contains %q: only printable ASCII without spaces is allowed (write an internationalised host in its xn-- form)", r))
+		}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("issuer URL %q: %w", raw, err)
+		return bad(err.Error())
 	}
 	switch {
 	case u.Scheme != "https":
-		return fmt.Errorf("issuer URL %q: must use https (IAM OIDC providers require it)", raw)
-	case u.Host == "":
-		return fmt.Errorf("issuer URL %q: must have a host", raw)
+		return bad("must use https (IAM OIDC providers require it)")
+	case u.Hostname() == "":
+		return bad("must have a host")
 	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("issuer URL %q: must not have a query", raw)
+		return bad("must not have a query")
 	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return fmt.Errorf("issuer URL %q: must not have a fragment", raw)
+		return bad("must not have a fragment")
 	case u.User != nil:
-		return fmt.Errorf("issuer URL %q: must not carry user info", raw)
+		return bad("must not carry user info")
 	case strings.HasSuffix(raw, "/"):
-		return fmt.Errorf("issuer URL %q: must not end with '/': tokens carry the issuer exactly and STS compares it byte for byte", raw)
+		return bad("must not end with '/': tokens carry the issuer exactly and STS compares it byte for byte")
 	case u.Host != strings.ToLower(u.Host):
-		return fmt.Errorf("issuer URL %q: host must be lowercase: STS compares the issuer byte for byte", raw)
+		return bad("host must be lowercase: STS compares the issuer byte for byte")
+	}
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return bad(fmt.Sprintf("port %q: must be 1-65535", p))
+		}
+	}
+	if h := u.Hostname(); net.ParseIP(h) == nil && !hostRE.MatchString(h) {
+		return bad(fmt.Sprintf("host %q: must be a DNS name of letters, digits, '-' and '.', or an IP address", h))
+	}
+	if u.Path != "" {
+		for _, seg := range strings.Split(strings.TrimPrefix(u.Path, "/"), "/") {
+			switch {
+			case seg == "":
+				return bad("path has an empty segment ('//'): S3 and IAM would name different documents")
+			case seg == "." || seg == "..":
+				return bad(fmt.Sprintf("path segment %q: dot segments are resolved away by HTTP clients, so the documents could not be fetched", seg))
+			case !pathSegmentRE.MatchString(seg):
+				return bad(fmt.Sprintf("path segment %q: must use only letters, digits and -._~ (S3 and IAM would escape anything else differently)", seg))
+			}
+		}
 	}
 	return nil
 }
@@ -102,10 +142,32 @@ func ValidateEndpointURL(raw string) error {
 	return nil
 }
 
-// ValidateAudience: IAM client IDs are 1-255 characters.
+// ValidateAudience: an IAM client ID (1-255 characters, IAM CreateOpenIDConnectProvider ClientIDList), printable,
+// without spaces or commas (the webhook's --token-audience and kube-apiserver's --api-audiences are comma lists).
 func ValidateAudience(aud string) error {
-	if aud == "" || len(aud) > 255 || strings.ContainsAny(aud, " \t\n,") {
-		return fmt.Errorf("audience %q: must be 1-255 characters without spaces or commas (it is an IAM client ID)", aud)
+	if aud == "" || len(aud) > 255 || strings.ContainsAny(aud, " \t\n,") || strings.IndexFunc(aud, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return fmt.Errorf("audience %q: must be 1-255 printable characters without spaces or commas (it is an IAM client ID)", aud)
+	}
+	return nil
+}
+
+// MaxThumbprints is how many thumbprints an IAM OIDC provider holds (IAM CreateOpenIDConnectProvider ThumbprintList).
+const MaxThumbprints = 5
+
+// ValidateThumbprints checks the list and each thumbprint.
+func ValidateThumbprints(tps []string) error {
+	if len(tps) > MaxThumbprints {
+		return fmt.Errorf("thumbprints: %d given, an IAM OIDC provider holds at most %d", len(tps), MaxThumbprints)
+	}
+	seen := map[string]bool{}
+	for _, tp := range tps {
+		if err := ValidateThumbprint(tp); err != nil {
+			return err
+		}
+		if seen[strings.ToLower(tp)] {
+			return fmt.Errorf("thumbprint %q: listed twice", tp)
+		}
+		seen[strings.ToLower(tp)] = true
 	}
 	return nil
 }
@@ -144,19 +206,71 @@ func ValidatePolicyARN(arn string) error {
 	return nil
 }
 
-// ValidatePolicyDocument: a JSON object with a Statement.
+// MaxRolePolicySize is IAM's limit on a role's inline policies, in characters, white space not counted (IAM and STS
+// quotas: "Role policy size cannot exceed 10,240 characters").
+const MaxRolePolicySize = 10240
+
+// ValidatePolicyDocument checks an inline policy as IAM would before accepting it: a JSON object whose Statement is a
+// statement or a non-empty list of them, each with Effect Allow or Deny, Action or NotAction, and Resource or
+// NotResource (a role's permission policy has no Principal), within MaxRolePolicySize.
 func ValidatePolicyDocument(doc string) error {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(doc)); err != nil {
+		return fmt.Errorf("inline policy: not valid JSON: %w", err)
+	}
+	if n := utf8.RuneCount(compact.Bytes()); n > MaxRolePolicySize {
+		return fmt.Errorf("inline policy: %d characters without white space, IAM allows %d per role", n, MaxRolePolicySize)
+	}
 	var p struct {
-		Version   string          `json:"Version"`
+		Version   *string         `json:"Version"`
 		Statement json.RawMessage `json:"Statement"`
 	}
 	if err := json.Unmarshal([]byte(doc), &p); err != nil {
-		return fmt.Errorf("inline policy: not valid JSON: %w", err)
+		return fmt.Errorf("inline policy: must be a JSON object with a Statement: %w", err)
 	}
-	if len(p.Statement) == 0 {
-		return fmt.Errorf("inline policy: must have a Statement")
+	if p.Version != nil && *p.Version != "2012-10-17" && *p.Version != "2008-10-17" {
+		return fmt.Errorf("inline policy: Version %q: must be 2012-10-17", *p.Version)
+	}
+	var list []map[string]json.RawMessage
+	raw := bytes.TrimSpace(p.Statement)
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return fmt.Errorf("inline policy: must have a Statement (an object or a non-empty list of objects)")
+	case raw[0] == '[':
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return fmt.Errorf("inline policy: Statement must be a list of objects: %w", err)
+		}
+	default:
+		var one map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return fmt.Errorf("inline policy: Statement must be an object or a list of objects: %w", err)
+		}
+		list = append(list, one)
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("inline policy: Statement is empty: give at least one statement")
+	}
+	for i, st := range list {
+		var effect string
+		if err := json.Unmarshal(st["Effect"], &effect); err != nil || (effect != "Allow" && effect != "Deny") {
+			return fmt.Errorf("inline policy: statement %d: Effect must be \"Allow\" or \"Deny\"", i+1)
+		}
+		if !present(st, "Action") && !present(st, "NotAction") {
+			return fmt.Errorf("inline policy: statement %d: needs Action or NotAction", i+1)
+		}
+		if !present(st, "Resource") && !present(st, "NotResource") {
+			return fmt.Errorf("inline policy: statement %d: needs Resource or NotResource", i+1)
+		}
+		if present(st, "Principal") || present(st, "NotPrincipal") {
+			return fmt.Errorf("inline policy: statement %d: a role's permission policy cannot have a Principal", i+1)
+		}
 	}
 	return nil
+}
+
+func present(st map[string]json.RawMessage, key string) bool {
+	v, ok := st[key]
+	return ok && len(v) > 0 && string(v) != "null" && string(v) != "[]" && string(v) != `""`
 }
 
 // ValidateDNS1123Label: a Kubernetes namespace name.

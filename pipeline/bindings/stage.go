@@ -1,0 +1,166 @@
+package bindings
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/roles"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+// ServiceAccounts is the cluster half of a binding: the annotated ServiceAccount.
+type ServiceAccounts interface {
+	Plan(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error)
+	Bind(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error)
+	Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error)
+}
+
+// Stage is the bindings stage: a role for every configured binding and, when a cluster is configured, its annotated
+// ServiceAccount.
+type Stage struct {
+	Roles    *roles.Manager
+	Bindings []config.Binding
+	// ServiceAccounts is nil when no cluster is configured.
+	ServiceAccounts ServiceAccounts
+}
+
+// Name implements stage.Stage.
+func (s *Stage) Name() string { return stage.Bindings }
+
+func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
+	return s.each(ctx, func(b config.Binding, arn string) ([]stage.Change, error) {
+		c, err := s.Roles.Plan(ctx, b)
+		if err != nil || s.ServiceAccounts == nil {
+			return c, err
+		}
+		sc, err := s.ServiceAccounts.Plan(ctx, b, arn)
+		return append(c, sc...), err
+	})
+}
+
+func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
+	return s.each(ctx, func(b config.Binding, arn string) ([]stage.Change, error) {
+		return s.Bind(ctx, b, arn)
+	})
+}
+
+// Bind makes the role for b and annotates its ServiceAccount with arn.
+func (s *Stage) Bind(ctx context.Context, b config.Binding, arn string) ([]stage.Change, error) {
+	c, err := s.Roles.Ensure(ctx, b)
+	if err != nil || s.ServiceAccounts == nil {
+		return c, err
+	}
+	sc, err := s.ServiceAccounts.Bind(ctx, b, arn)
+	return append(c, sc...), err
+}
+
+// Unbind removes what irsa set on b's ServiceAccount and deletes b's role.
+func (s *Stage) Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	var changes []stage.Change
+	if s.ServiceAccounts != nil && b.Namespace != "" {
+		c, err := s.ServiceAccounts.Unbind(ctx, b)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	c, err := s.Roles.Remove(ctx, b.RoleName)
+	return append(changes, c...), err
+}
+
+// Delete unbinds every configured binding, then deletes every other role irsa made for this cluster (those made by
+// `irsa bind`).
+func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
+	var changes []stage.Change
+	for _, b := range s.Bindings {
+		c, err := s.Unbind(ctx, b)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	names, err := s.Roles.Owned(ctx)
+	if err != nil {
+		return changes, err
+	}
+	for _, n := range names {
+		b, err := s.Roles.BindingOf(ctx, n)
+		if err != nil {
+			return changes, err
+		}
+		c, err := s.Unbind(ctx, b)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
+}
+
+func (s *Stage) each(ctx context.Context, f func(config.Binding, string) ([]stage.Change, error)) ([]stage.Change, error) {
+	var changes []stage.Change
+	for _, b := range s.Bindings {
+		arn, err := s.Roles.RoleARN(ctx, b)
+		if err != nil {
+			return changes, err
+		}
+		c, err := f(b, arn)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
+}
+
+// InjectionTimeout bounds the wait, after a ServiceAccount is bound, until new pods of it get the web identity.
+const InjectionTimeout = 2 * time.Minute
+
+// ClusterServiceAccounts is the cluster half of the bindings stage on a live cluster.
+type ClusterServiceAccounts struct {
+	Client      kubernetes.Interface
+	ClusterName string
+}
+
+func (s *ClusterServiceAccounts) binding(b config.Binding, roleARN string) Binding {
+	out := Binding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount, RoleARN: roleARN, ClusterName: s.ClusterName,
+		Audience: b.Audience, STSRegionalEndpoints: b.STSRegionalEndpoints}
+	if b.TokenExpiration != "" {
+		out.TokenExpiration, _ = time.ParseDuration(b.TokenExpiration) // validated with the configuration
+	}
+	return out
+}
+
+// Plan implements ServiceAccounts.
+func (s *ClusterServiceAccounts) Plan(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error) {
+	return PlanBindServiceAccount(ctx, s.Client, s.binding(b, roleARN))
+}
+
+// Bind annotates the ServiceAccount and, when irsa's webhook is installed, returns only once new pods of it get the
+// web identity: the webhook fails open, so a pod started before it sees the annotation runs without credentials.
+func (s *ClusterServiceAccounts) Bind(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error) {
+	changes, err := BindServiceAccount(ctx, s.Client, s.binding(b, roleARN))
+	if err != nil {
+		return changes, err
+	}
+	name := "irsa-" + config.WebhookName
+	_, err = s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return changes, nil
+	}
+	if err != nil {
+		return changes, fmt.Errorf("read mutating webhook configuration %s: %w", name, err)
+	}
+	return changes, WaitInjected(ctx, s.Client, b.Namespace, b.ServiceAccount, roleARN, InjectionTimeout)
+}
+
+// Unbind implements ServiceAccounts.
+func (s *ClusterServiceAccounts) Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	return UnbindServiceAccount(ctx, s.Client, s.binding(b, ""))
+}

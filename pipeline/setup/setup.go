@@ -1,0 +1,412 @@
+// Package setup connects to AWS and the cluster, resolves the target (package target) and builds the stages of a run
+// from it: the one place that decides which stage implementation runs (the signing-key modes, stand-ins for cluster
+// stages when there is no cluster, the verify Job's command). Commands call Connect and then Runner, or one stage's
+// functions (bind, unbind, verify); they decide nothing themselves.
+package setup
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
+	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
+	"github.com/irsa-anywhere/irsa/pipeline/bindings"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/issuer"
+	"github.com/irsa-anywhere/irsa/pipeline/keys"
+	"github.com/irsa-anywhere/irsa/pipeline/provider"
+	"github.com/irsa-anywhere/irsa/pipeline/roles"
+	"github.com/irsa-anywhere/irsa/pipeline/runner"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+	"github.com/irsa-anywhere/irsa/pipeline/target"
+	"github.com/irsa-anywhere/irsa/pipeline/verify"
+	"github.com/irsa-anywhere/irsa/pipeline/webhook"
+)
+
+// Options are what Connect needs besides the configuration.
+type Options struct {
+	// CABundle is a PEM file of CAs to trust for AWS and the issuer; empty means the system roots.
+	CABundle string
+	// Profile is the shared-config profile (--profile); empty means $AWS_PROFILE or the default profile.
+	Profile string
+	// Credentials replaces the SDK's default credential chain (tests).
+	Credentials aws.CredentialsProvider
+	Log         *slog.Logger
+	// Hook, when set, sees the Env before Connect returns (tests count its AWS calls).
+	Hook func(*Env)
+}
+
+// Env is a connected, resolved run.
+type Env struct {
+	Target  *target.Target
+	AWS     *awsclient.Clients
+	RootCAs *x509.CertPool
+	// Cluster is nil when no cluster is configured: irsa then does the AWS side only.
+	Cluster *Cluster
+	Log     *slog.Logger
+}
+
+// Cluster reaches the target cluster.
+type Cluster struct {
+	Rest   *rest.Config
+	Client kubernetes.Interface
+}
+
+// Connect completes cfg from the environment (the region as the AWS CLI finds it: the configuration, then
+// $AWS_REGION, $AWS_DEFAULT_REGION and the profile; the key directory), fills its defaults and validates it, builds the
+// AWS clients (failing early without credentials) and the cluster clients, and resolves the target. It writes nothing.
+func Connect(ctx context.Context, cfg *config.Config, o Options) (*Env, error) {
+	if cfg.Region == "" {
+		region, err := awsclient.DefaultRegion(ctx, o.Profile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Region = region
+	}
+	if cfg.SigningKey == target.SigningKeyGenerate && cfg.KeyDir == "" {
+		cfg.KeyDir = DefaultKeyDir(cfg.ClusterName)
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Env{Log: log}
+	bundle, pool, err := LoadCABundle(firstNonEmpty(o.CABundle, os.Getenv("AWS_CA_BUNDLE")))
+	if err != nil {
+		return nil, err
+	}
+	e.RootCAs = pool
+	e.AWS, err = awsclient.New(ctx, awsclient.Options{Region: cfg.Region, EndpointURL: cfg.AWSEndpointURL, CABundle: bundle,
+		Profile: o.Profile, Credentials: o.Credentials})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.AWS.CheckCredentials(ctx); err != nil {
+		return nil, err
+	}
+	if e.Cluster, err = LoadCluster(cfg.Kubeconfig, cfg.Context); err != nil {
+		return nil, err
+	}
+	if o.Hook != nil {
+		o.Hook(e) // before Resolve, so tests also count the calls Resolve makes
+	}
+	if e.Target, err = target.Resolve(ctx, cfg, target.IAMReader{Clients: e.AWS}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// ConnectBinding is Connect for one binding given on the command line (bind, unbind). The binding joins cfg's
+// bindings, replacing one for the same ServiceAccount, so it is validated with them (two bindings must not share a
+// role); it is the last of Target.Bindings.
+func ConnectBinding(ctx context.Context, cfg *config.Config, b config.Binding, o Options) (*Env, error) {
+	cfg.Bindings = slices.DeleteFunc(cfg.Bindings, func(c config.Binding) bool {
+		return c.Namespace == b.Namespace && c.ServiceAccount == b.ServiceAccount
+	})
+	cfg.Bindings = append(cfg.Bindings, b)
+	return Connect(ctx, cfg, o)
+}
+
+// LoadCABundle reads a PEM bundle and returns it with a pool of the system roots plus its certificates. An empty path
+// gives nil, nil: the system roots.
+func LoadCABundle(path string) ([]byte, *x509.CertPool, error) {
+	if path == "" {
+		return nil, nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read CA bundle %q: %w", path, err)
+	}
+	pool, _ := x509.SystemCertPool()
+	if pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, nil, fmt.Errorf("CA bundle %q: no PEM certificate found", path)
+	}
+	return data, pool, nil
+}
+
+// LoadCluster returns nil, without error, when no kubeconfig is given and none exists at the default places
+// ($KUBECONFIG, ~/.kube/config): irsa then does the AWS side only. An explicit kubeconfig that cannot be read is an
+// error.
+func LoadCluster(kubeconfig, context string) (*Cluster, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		if _, err := os.Stat(kubeconfig); err != nil {
+			return nil, fmt.Errorf("kubeconfig %q: %w", kubeconfig, err)
+		}
+		rules.ExplicitPath = kubeconfig
+	} else {
+		found := false
+		for _, p := range rules.Precedence {
+			if _, err := os.Stat(p); err == nil {
+				found = true
+			}
+		}
+		if !found {
+			return nil, nil
+		}
+	}
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	rc.UserAgent = "irsa"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("build Kubernetes client for %s: %w", rc.Host, err)
+	}
+	return &Cluster{Rest: rc, Client: client}, nil
+}
+
+// DefaultKeyDir is where --signing-key generate keeps the keypair when --key-dir is not given.
+func DefaultKeyDir(cluster string) string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "irsa", cluster, "keys")
+}
+
+// NoClusterReason is why cluster stages are skipped without a cluster.
+const NoClusterReason = "no cluster: give --kubeconfig (or set KUBECONFIG)"
+
+// Runner builds the run's stages along the stage graph. Cluster stages are skipped, with the reason, when no cluster
+// is configured; the bindings stage then does its AWS half. The verify stage runs in apply mode only when another
+// stage changed something, or when forceVerify is set.
+func (e *Env) Runner(forceVerify bool) *runner.Runner {
+	t := e.Target
+	cfg := t.Config
+	stages := []stage.Stage{
+		&keys.Stage{Dir: cfg.KeyDir},
+		&issuer.Stage{
+			S3: e.AWS.S3, Bucket: t.Issuer.Bucket, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL,
+			Keys: e.KeySource().Load, LegacyEmptyKID: cfg.LegacyEmptyKID,
+		},
+		&provider.Stage{
+			IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
+			Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
+		},
+		e.BindingsStage(),
+	}
+	skip := map[string]string{}
+	if e.Cluster != nil {
+		stages = append(stages, &apiserverStage{e: e}, e.webhookStage(), e.verifyStageOrFailing())
+	} else {
+		for _, n := range []string{stage.APIServer, stage.Webhook, stage.Verify} {
+			stages = append(stages, standIn(n))
+			skip[n] = NoClusterReason
+		}
+	}
+	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
+}
+
+// inOrder sorts stages as stage.Order lists them, the order of the report.
+func inOrder(stages []stage.Stage) []stage.Stage {
+	var out []stage.Stage
+	for _, n := range stage.Order {
+		for _, s := range stages {
+			if s.Name() == n {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// RoleManager manages the cluster's IAM roles.
+func (e *Env) RoleManager() *roles.Manager {
+	t := e.Target
+	return &roles.Manager{
+		IAM: e.AWS.IAM, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
+		ProviderARN: func(context.Context) (string, error) { return t.ProviderARN, nil },
+		AccountID:   func(context.Context) (string, error) { return t.AccountID, nil },
+		Partition:   t.Partition,
+	}
+}
+
+// KeySource says where the published keys come from: given files, the key directory and the cluster.
+func (e *Env) KeySource() keys.Source {
+	src := keys.Source{Files: e.Target.Config.PublicKeyFiles, Dir: e.Target.Config.KeyDir}
+	if e.Cluster != nil {
+		src.Cluster = e.servedKeys
+	}
+	return src
+}
+
+// servedKeys reads the keys the apiserver serves at /openid/v1/jwks.
+func (e *Env) servedKeys(ctx context.Context) ([]crypto.PublicKey, error) {
+	set, err := apiserver.ServedKeys(ctx, e.Cluster.Client)
+	if err != nil {
+		return nil, err
+	}
+	var out []crypto.PublicKey
+	for _, k := range set.Keys {
+		switch pk := k.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey:
+			out = append(out, pk)
+		}
+	}
+	return out, nil
+}
+
+// BindingsStage is the bindings stage for the configured bindings.
+func (e *Env) BindingsStage() *bindings.Stage {
+	s := &bindings.Stage{Roles: e.RoleManager(), Bindings: e.Target.Config.Bindings}
+	if e.Cluster != nil {
+		s.ServiceAccounts = &bindings.ClusterServiceAccounts{Client: e.Cluster.Client, ClusterName: e.Target.ClusterName}
+	}
+	return s
+}
+
+func (e *Env) webhookStage() stage.Stage {
+	t := e.Target
+	wh, err := webhook.New(e.Cluster.Client, webhook.Options{
+		ClusterName: t.ClusterName, Image: t.Config.Webhook.Image, Audience: t.Audience, Region: t.Region,
+		Replicas: t.Config.Webhook.Replicas, Wait: true,
+	}, e.Log)
+	if err != nil {
+		return failing{stage.Webhook, err}
+	}
+	return wh
+}
+
+func (e *Env) verifyStageOrFailing() stage.Stage {
+	vs, err := e.VerifyStage(false)
+	if err != nil {
+		return failing{stage.Verify, err}
+	}
+	return vs
+}
+
+// VerifyStage builds the verify stage. With irsa's own image as the verify image, the Job runs `irsa probe`, which
+// prints what the aws-cli commands print. keep leaves the Job, ServiceAccount and role in place.
+func (e *Env) VerifyStage(keep bool) (*verify.Stage, error) {
+	if e.Cluster == nil {
+		return nil, fmt.Errorf("verify needs a cluster: give --kubeconfig (or set KUBECONFIG)")
+	}
+	cfg := e.Target.Config
+	opts := verify.Options{
+		ClusterName: cfg.ClusterName, Bucket: cfg.Bucket, Image: cfg.Verify.Image, Command: cfg.Verify.Command,
+		Audience: cfg.Audience, STSEndpoint: firstNonEmpty(cfg.Verify.PodSTSEndpointURL, cfg.Verify.PodEndpointURL),
+		S3Endpoint: cfg.Verify.PodEndpointURL, Keep: keep,
+	}
+	if len(opts.Command) == 0 && cfg.Verify.Image == cfg.Image {
+		opts.Command = verify.ProbeCommand
+	}
+	if cfg.Verify.PodCABundle != "" {
+		data, err := os.ReadFile(cfg.Verify.PodCABundle)
+		if err != nil {
+			return nil, fmt.Errorf("read pod CA bundle %q: %w", cfg.Verify.PodCABundle, err)
+		}
+		opts.CABundle = data
+	}
+	return verify.New(e.Cluster.Client, e.RoleManager(), opts, e.Log)
+}
+
+// apiserverStage builds the apiserver stage when it runs, because with --signing-key generate the key it installs is
+// made by the keys stage just before.
+type apiserverStage struct {
+	e *Env
+}
+
+func (s *apiserverStage) Name() string { return stage.APIServer }
+
+// build makes the stage; withKey false builds it with the cluster's own key (for Delete, and for Plan before the
+// keys stage has made the key).
+func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
+	t := s.e.Target
+	opts := apiserver.Options{
+		IssuerURL: t.Issuer.URL, Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
+		ClusterName: t.ClusterName, Logger: s.e.Log,
+	}
+	if withKey {
+		switch t.SigningKey.Mode {
+		case target.SigningKeyGenerate:
+			data, err := os.ReadFile(t.SigningKey.Path)
+			if err != nil {
+				return nil, fmt.Errorf("signing key: %w (the keys stage makes it: run without --only, or with --only keys first)", err)
+			}
+			opts.SigningKey = data
+		case target.SigningKeyFile:
+			opts.SigningKey = t.SigningKey.PEM
+		}
+	}
+	return apiserver.New(s.e.Cluster.Client, s.e.Cluster.Rest, opts)
+}
+
+func (s *apiserverStage) Plan(ctx context.Context) ([]stage.Change, error) {
+	withKey := true
+	if s.e.Target.SigningKey.Mode == target.SigningKeyGenerate {
+		if _, err := os.Stat(s.e.Target.SigningKey.Path); err != nil {
+			withKey = false // not made yet: the plan is the stage's own with the cluster's key
+		}
+	}
+	st, err := s.build(withKey)
+	if err != nil {
+		return nil, err
+	}
+	return st.Plan(ctx)
+}
+
+func (s *apiserverStage) Apply(ctx context.Context) ([]stage.Change, error) {
+	st, err := s.build(true)
+	if err != nil {
+		return nil, err
+	}
+	return st.Apply(ctx)
+}
+
+func (s *apiserverStage) Delete(ctx context.Context) ([]stage.Change, error) {
+	st, err := s.build(false) // restoring needs no key
+	if err != nil {
+		return nil, err
+	}
+	return st.Delete(ctx)
+}
+
+// failing is a stage that could not be built; it fails with the reason when it runs.
+type failing struct {
+	name string
+	err  error
+}
+
+func (f failing) Name() string                                   { return f.name }
+func (f failing) Plan(context.Context) ([]stage.Change, error)   { return nil, f.err }
+func (f failing) Apply(context.Context) ([]stage.Change, error)  { return nil, f.err }
+func (f failing) Delete(context.Context) ([]stage.Change, error) { return nil, f.err }
+
+// standIn stands for a stage that cannot run here; the runner reports the reason instead of running it.
+type standIn string
+
+func (s standIn) Name() string                                   { return string(s) }
+func (s standIn) Plan(context.Context) ([]stage.Change, error)   { return nil, nil }
+func (s standIn) Apply(context.Context) ([]stage.Change, error)  { return nil, nil }
+func (s standIn) Delete(context.Context) ([]stage.Change, error) { return nil, nil }
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
