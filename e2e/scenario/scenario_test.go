@@ -124,9 +124,9 @@ func runScenario(t *testing.T, signingKey string) {
 
 	step("apply", func(t *testing.T) {
 		r := mustIrsa(t, "irsa apply (all stages)", "apply")
-		t.Logf("%s", r.Stdout)
+		t.Logf("%s%s", r.Stderr, r.Stdout)
 		for _, s := range []string{"keys", "issuer", "provider", "apiserver", "webhook", "bindings", "verify"} {
-			if !strings.Contains(r.Stdout, "✓ "+s) {
+			if !strings.Contains(r.Stderr, "✓ "+s) { // progress is on stderr
 				t.Errorf("apply output has no ✓ line for stage %s", s)
 			}
 		}
@@ -203,6 +203,7 @@ func runScenario(t *testing.T, signingKey string) {
 			Changed bool
 			Stages  []struct {
 				Name    string
+				Skipped string
 				Changes []json.RawMessage
 			}
 		}
@@ -211,6 +212,11 @@ func runScenario(t *testing.T, signingKey string) {
 		}
 		if rep.Changed {
 			t.Errorf("second apply changed something:\n%s", r.Stdout)
+		}
+		for _, s := range rep.Stages {
+			if s.Name == "verify" && s.Skipped == "" {
+				t.Errorf("second apply ran the verify Job although nothing changed:\n%s", r.Stdout)
+			}
 		}
 		if p := e.Run(ctx, "plan"); p.Code != 0 {
 			t.Errorf("plan after apply: %s", p)

@@ -383,55 +383,6 @@ func TestRefusesForeignBucket(t *testing.T) {
 	}
 }
 
-func TestBadInputFailsBeforeAnyWrite(t *testing.T) {
-	e := newEnv(t)
-	notRSA := filepath.Join(t.TempDir(), "ec.pem")
-	os.WriteFile(notRSA, []byte("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEVs/o5+uQbTjL3chynL4wXgUg2R9\nq9UU8I5mEovUf86QZ7kOBIjJwqnzD1omageEHWwHdBO6B+dFabmdT9POxg==\n-----END PUBLIC KEY-----\n"), 0o644)
-	garbage := filepath.Join(t.TempDir(), "garbage.pem")
-	os.WriteFile(garbage, []byte("not a key"), 0o644)
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"bucket uppercase", []string{"apply", "--bucket", "Bad_Bucket"}, `bucket name "Bad_Bucket"`},
-		{"bucket too short", []string{"apply", "--bucket", "ab"}, "must be 3-63 characters"},
-		{"bucket ip", []string{"apply", "--bucket", "192.168.1.1"}, "IP address"},
-		{"region", []string{"apply", "--region", "europe"}, `region "europe": must be an AWS region code`},
-		{"cluster name", []string{"apply", "--cluster-name", "My_Cluster"}, `cluster name "My_Cluster"`},
-		{"issuer http", []string{"apply", "--issuer-url", "http://example.com/x"}, "must use https"},
-		{"issuer trailing slash", []string{"apply", "--issuer-url", "https://example.com/x/"}, "must not end with '/'"},
-		{"issuer query", []string{"apply", "--issuer-url", "https://example.com/x?a=b"}, "must not have a query"},
-		{"issuer fragment", []string{"apply", "--issuer-url", "https://example.com/x#f"}, "must not have a fragment"},
-		{"thumbprint", []string{"apply", "--thumbprint", "abc"}, "40 hexadecimal digits"},
-		{"role name too long", []string{"bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess", "--role-name", strings.Repeat("r", 65)}, "1-64 characters"},
-		{"role name charset", []string{"bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess", "--role-name", "bad/name"}, `role name "bad/name"`},
-		{"ns/sa shape", []string{"bind", "default", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess"}, "must be NAMESPACE/NAME"},
-		{"namespace dns", []string{"bind", "Default/app", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess"}, "DNS-1123 label"},
-		{"policy arn", []string{"bind", "default/app", "--policy-arn", "AmazonS3ReadOnlyAccess"}, `policy ARN "AmazonS3ReadOnlyAccess"`},
-		{"non-RSA key", []string{"apply", "--public-key", notRSA}, "must be RSA"},
-		{"unreadable key", []string{"apply", "--public-key", "/nonexistent/key.pem"}, `read public key "/nonexistent/key.pem"`},
-		{"garbage key", []string{"apply", "--public-key", garbage}, "no PEM public key found"},
-		{"cluster type", []string{"apply", "--cluster-type", "gke"}, `cluster type "gke": must be one of`},
-		{"output", []string{"apply", "-o", "yaml"}, `output "yaml": must be text or json`},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errOut := e.run(tc.args...)
-			if code != 1 || !strings.Contains(errOut, tc.want) {
-				t.Errorf("irsa %v: exit %d, want 1 with %q in stderr\nstdout: %s\nstderr: %s", tc.args, code, tc.want, out, errOut)
-			}
-		})
-	}
-	c := clients(t)
-	if _, err := c.S3.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
-		t.Errorf("bad input created the bucket (err %v)", err)
-	}
-	if r, _ := c.IAM.ListRoles(context.Background(), &iam.ListRolesInput{PathPrefix: aws.String(roles.Path(e.cluster))}); len(r.Roles) != 0 {
-		t.Errorf("bad input created %d roles", len(r.Roles))
-	}
-}
-
 func TestMissingCredentials(t *testing.T) {
 	e := newEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
