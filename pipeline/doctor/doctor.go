@@ -26,6 +26,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
+	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
 	"github.com/irsa-anywhere/irsa/pipeline/trust"
 )
 
@@ -186,7 +187,8 @@ func (d *doctor) bucketPrivate(ctx context.Context) {
 		d.fail(name, fmt.Sprintf("read policy of bucket %q: %v", d.in.Bucket, err), "run `irsa apply --only issuer`")
 		return
 	}
-	want := issuer.BucketPolicy(awsclient.Partition(d.in.Region), d.in.Bucket, d.in.IssuerURL)
+	disc, jwks := issuer.ObjectKeys(d.in.IssuerURL, d.in.Bucket)
+	want := s3public.BucketPolicy(awsclient.Partition(d.in.Region), d.in.Bucket, disc, jwks)
 	if !documents.SameJSON(aws.ToString(out.Policy), want) {
 		d.fail(name, fmt.Sprintf("the policy of bucket %q is not irsa's: it may grant more than GetObject on the two documents", d.in.Bucket),
 			"run `irsa apply --only issuer` to put back the policy that exposes only the two documents")

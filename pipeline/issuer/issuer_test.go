@@ -1,13 +1,6 @@
 package issuer
 
-import (
-	"flag"
-	"os"
-	"path/filepath"
-	"testing"
-)
-
-var update = flag.Bool("update", false, "rewrite golden files")
+import "testing"
 
 func TestObjectKeys(t *testing.T) {
 	cases := []struct{ issuer, bucket, disc, jwks string }{
@@ -22,20 +15,5 @@ func TestObjectKeys(t *testing.T) {
 		if d != tc.disc || j != tc.jwks {
 			t.Errorf("ObjectKeys(%q, %q) = %q, %q; want %q, %q", tc.issuer, tc.bucket, d, j, tc.disc, tc.jwks)
 		}
-	}
-}
-
-func TestBucketPolicyGolden(t *testing.T) {
-	got := BucketPolicy("aws", "prod-oidc", "https://prod-oidc.s3.eu-west-1.amazonaws.com")
-	path := filepath.Join("testdata", "bucket-policy.json")
-	if *update {
-		os.WriteFile(path, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("bucket policy:\n got %s\nwant %s", got, want)
 	}
 }

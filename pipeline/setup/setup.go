@@ -26,6 +26,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/bindings"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
+	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
 	"github.com/irsa-anywhere/irsa/pipeline/provider"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
@@ -198,7 +199,7 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 	stages := []stage.Stage{
 		&keys.Stage{Dir: cfg.KeyDir},
 		&issuer.Stage{
-			S3: e.AWS.S3, Bucket: t.Issuer.Bucket, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL,
+			Host: e.IssuerHost(), IssuerURL: t.Issuer.URL, DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
 			Keys: e.KeySource().Load, LegacyEmptyKID: cfg.LegacyEmptyKID,
 		},
 		&provider.Stage{
@@ -217,6 +218,15 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		}
 	}
 	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
+}
+
+// IssuerHost is where the issuer's documents are served: the hosting mode's issuer.Host.
+func (e *Env) IssuerHost() issuer.Host {
+	t := e.Target
+	return &s3public.Host{
+		S3: e.AWS.S3, Bucket: t.Issuer.Bucket, Region: t.Region, ClusterName: t.ClusterName,
+		DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
+	}
 }
 
 // inOrder sorts stages as stage.Order lists them, the order of the report.

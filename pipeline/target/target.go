@@ -155,14 +155,15 @@ func checkPolicies(ctx context.Context, partition string, bindings []config.Bind
 	quota := 0
 	for _, b := range bindings {
 		ref := b.Namespace + "/" + b.ServiceAccount
-		if len(b.PolicyARNs) > 0 && quota == 0 {
+		// The quota is at least the default, so only a binding above it needs the account's own figure.
+		if len(b.PolicyARNs) > DefaultAttachedPoliciesPerRoleQuota && quota == 0 {
 			q, err := a.AttachedPoliciesPerRoleQuota(ctx)
 			if err != nil {
 				return err
 			}
 			quota = q
 		}
-		if len(b.PolicyARNs) > quota && quota > 0 {
+		if quota > 0 && len(b.PolicyARNs) > quota {
 			errs = append(errs, fmt.Errorf("binding %q: %d managed policies, but this account allows %d per role (IAM quota AttachedPoliciesPerRoleQuota): combine them, or use an inline policy", ref, len(b.PolicyARNs), quota))
 		}
 		for _, p := range b.PolicyARNs {

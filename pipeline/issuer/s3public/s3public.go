@@ -1,0 +1,265 @@
+// Package s3public is the s3-public hosting mode of the issuer: an S3 bucket that serves the OIDC discovery
+// document and the JWKS to anyone, through a bucket policy (never ACLs: buckets created since 2023 enforce
+// BucketOwnerEnforced and reject them), while everything else in the bucket stays private.
+package s3public
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/issuer"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+// Host is an S3 bucket that makes exactly the issuer's documents public.
+type Host struct {
+	S3          *s3.Client
+	Bucket      string
+	Region      string
+	ClusterName string
+	// DiscoveryKey and JWKSKey are the two object keys the bucket policy makes public.
+	DiscoveryKey, JWKSKey string
+}
+
+var _ issuer.Host = (*Host)(nil)
+
+// BucketPolicy allows anonymous s3:GetObject on exactly the two documents.
+func BucketPolicy(partition, bucket, discoveryKey, jwksKey string) string {
+	d, j := discoveryKey, jwksKey
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Sid":       "IrsaPublicIssuerDocuments",
+			"Effect":    "Allow",
+			"Principal": "*",
+			"Action":    "s3:GetObject",
+			"Resource": []string{
+				fmt.Sprintf("arn:%s:s3:::%s/%s", partition, bucket, d),
+				fmt.Sprintf("arn:%s:s3:::%s/%s", partition, bucket, j),
+			},
+		}},
+	}
+	b, _ := json.Marshal(doc)
+	return string(b)
+}
+
+// diff finds what differs between the bucket and what is wanted. A missing bucket means everything is to be created.
+func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stage.Change, bucketExists bool, err error) {
+	owned, exists, err := s.ownership(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if exists && !owned {
+		return nil, true, fmt.Errorf("bucket %q exists but is not owned by irsa cluster %q (no tag %s=%s): choose another --bucket, or tag the bucket if it is meant for this cluster", s.Bucket, s.ClusterName, config.OwnerTagKey, s.ClusterName)
+	}
+	if !exists {
+		changes = append(changes,
+			stage.Change{Action: stage.Create, Kind: "s3-bucket", Name: s.Bucket, Detail: "region " + s.Region},
+			stage.Change{Action: stage.Create, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"},
+			stage.Change{Action: stage.Create, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "anonymous GetObject on the two issuer documents"})
+		for _, o := range objs {
+			changes = append(changes, stage.Change{Action: stage.Create, Kind: "s3-object", Name: s.Bucket + "/" + o.Key})
+		}
+		return changes, false, nil
+	}
+	if c, err := s.diffPublicAccessBlock(ctx); err != nil {
+		return nil, true, err
+	} else if c != nil {
+		changes = append(changes, *c)
+	}
+	if c, err := s.diffPolicy(ctx); err != nil {
+		return nil, true, err
+	} else if c != nil {
+		changes = append(changes, *c)
+	}
+	for _, o := range objs {
+		c, err := s.diffObject(ctx, o)
+		if err != nil {
+			return nil, true, err
+		}
+		if c != nil {
+			changes = append(changes, *c)
+		}
+	}
+	return changes, true, nil
+}
+
+func (s *Host) ownership(ctx context.Context) (owned, exists bool, err error) {
+	out, err := s.S3.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: &s.Bucket})
+	switch code := awsclient.ErrorCode(err); {
+	case err == nil:
+	case code == "NoSuchBucket":
+		return false, false, nil
+	case code == "NoSuchTagSet" || code == "NoSuchTagSetError":
+		return false, true, nil
+	case code == "AccessDenied" || code == "AllAccessDisabled":
+		return false, true, fmt.Errorf("read tags of bucket %q: %w (the bucket may belong to another account: bucket names are global; choose another --bucket)", s.Bucket, err)
+	default:
+		return false, false, fmt.Errorf("read tags of bucket %q: %w", s.Bucket, err)
+	}
+	for _, t := range out.TagSet {
+		if aws.ToString(t.Key) == config.OwnerTagKey && aws.ToString(t.Value) == s.ClusterName {
+			return true, true, nil
+		}
+	}
+	return false, true, nil
+}
+
+func wantedPublicAccessBlock() *s3types.PublicAccessBlockConfiguration {
+	return &s3types.PublicAccessBlockConfiguration{
+		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
+		BlockPublicPolicy: aws.Bool(false), RestrictPublicBuckets: aws.Bool(false),
+	}
+}
+
+func (s *Host) diffPublicAccessBlock(ctx context.Context) (*stage.Change, error) {
+	out, err := s.S3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: &s.Bucket})
+	if err != nil && !awsclient.IsNotFound(err) {
+		return nil, fmt.Errorf("read public access block of bucket %q: %w", s.Bucket, err)
+	}
+	if err == nil && out.PublicAccessBlockConfiguration != nil {
+		c := out.PublicAccessBlockConfiguration
+		if !aws.ToBool(c.BlockPublicPolicy) && !aws.ToBool(c.RestrictPublicBuckets) && aws.ToBool(c.BlockPublicAcls) && aws.ToBool(c.IgnorePublicAcls) {
+			return nil, nil
+		}
+	}
+	return &stage.Change{Action: stage.Update, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"}, nil
+}
+
+func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
+	want := BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
+	out, err := s.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &s.Bucket})
+	if err != nil && !awsclient.IsNotFound(err) {
+		return nil, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
+	}
+	if err == nil && documents.SameJSON(aws.ToString(out.Policy), want) {
+		return nil, nil
+	}
+	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "anonymous GetObject on the two issuer documents"}, nil
+}
+
+func (s *Host) diffObject(ctx context.Context, o issuer.Document) (*stage.Change, error) {
+	out, err := s.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.Bucket, Key: &o.Key})
+	if awsclient.IsNotFound(err) {
+		return &stage.Change{Action: stage.Create, Kind: "s3-object", Name: s.Bucket + "/" + o.Key}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, o.Key, err)
+	}
+	sum := md5.Sum(o.Body)
+	if strings.Trim(aws.ToString(out.ETag), `"`) == hex.EncodeToString(sum[:]) && aws.ToString(out.ContentType) == "application/json" {
+		return nil, nil
+	}
+	return &stage.Change{Action: stage.Update, Kind: "s3-object", Name: s.Bucket + "/" + o.Key, Detail: "content differs"}, nil
+}
+
+// Plan implements issuer.Host.
+func (s *Host) Plan(ctx context.Context, objs []issuer.Document) ([]stage.Change, error) {
+	changes, _, err := s.diff(ctx, objs)
+	return changes, err
+}
+
+// Publish implements issuer.Host: it creates the bucket if needed and brings its settings and documents to what is
+// wanted.
+func (s *Host) Publish(ctx context.Context, objs []issuer.Document) ([]stage.Change, error) {
+	changes, exists, err := s.diff(ctx, objs)
+	if err != nil || len(changes) == 0 {
+		return nil, err
+	}
+	if !exists {
+		if err := s.createBucket(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range changes {
+		switch c.Kind {
+		case "s3-public-access-block":
+			if _, err := s.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &s.Bucket, PublicAccessBlockConfiguration: wantedPublicAccessBlock()}); err != nil {
+				return nil, fmt.Errorf("set public access block of bucket %q: %w", s.Bucket, err)
+			}
+		case "s3-bucket-policy":
+			policy := BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
+			if _, err := s.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &s.Bucket, Policy: &policy}); err != nil {
+				if awsclient.ErrorCode(err) == "AccessDenied" {
+					return nil, fmt.Errorf("set public-read policy on bucket %q: %w: Block Public Access is probably on at the account level "+
+						"(BlockPublicPolicy or RestrictPublicBuckets in `aws s3control get-public-access-block --account-id ACCOUNT`); "+
+						"turn those two off for the account, or serve the issuer from elsewhere (CloudFront with origin access control) and pass --issuer-url", s.Bucket, err)
+				}
+				return nil, fmt.Errorf("set policy of bucket %q: %w", s.Bucket, err)
+			}
+		}
+	}
+	for _, o := range objs {
+		for _, c := range changes {
+			if c.Kind == "s3-object" && c.Name == s.Bucket+"/"+o.Key {
+				if _, err := s.S3.PutObject(ctx, &s3.PutObjectInput{
+					Bucket: &s.Bucket, Key: aws.String(o.Key), Body: bytes.NewReader(o.Body),
+					ContentType: aws.String(o.ContentType), CacheControl: aws.String("max-age=300"),
+				}); err != nil {
+					return nil, fmt.Errorf("upload s3://%s/%s: %w", s.Bucket, o.Key, err)
+				}
+			}
+		}
+	}
+	return changes, nil
+}
+
+func (s *Host) createBucket(ctx context.Context) error {
+	in := &s3.CreateBucketInput{Bucket: &s.Bucket, ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}
+	// us-east-1 is the one region that rejects its own name as a LocationConstraint.
+	if s.Region != "us-east-1" {
+		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(s.Region)}
+	}
+	if _, err := s.S3.CreateBucket(ctx, in); err != nil {
+		if code := awsclient.ErrorCode(err); code == "BucketAlreadyExists" {
+			return fmt.Errorf("create bucket %q: %w: bucket names are global and another account has this one; choose another --bucket", s.Bucket, err)
+		}
+		return fmt.Errorf("create bucket %q in %s: %w", s.Bucket, s.Region, err)
+	}
+	if _, err := s.S3.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: &s.Bucket, Tagging: &s3types.Tagging{TagSet: []s3types.Tag{
+		{Key: aws.String(config.OwnerTagKey), Value: aws.String(s.ClusterName)},
+		{Key: aws.String(config.ManagedByTagKey), Value: aws.String(config.ManagedByValue)},
+	}}}); err != nil {
+		return fmt.Errorf("tag bucket %q: %w", s.Bucket, err)
+	}
+	return nil
+}
+
+// Remove implements issuer.Host: it deletes the bucket and everything in it, if irsa owns it for this cluster. A
+// bucket it does not own is left alone, with no error: teardown must not fail on what it never made.
+func (s *Host) Remove(ctx context.Context) ([]stage.Change, error) {
+	owned, exists, err := s.ownership(ctx)
+	if err != nil || !exists || !owned {
+		return nil, err
+	}
+	var changes []stage.Change
+	p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: &s.Bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return changes, fmt.Errorf("list objects of bucket %q: %w", s.Bucket, err)
+		}
+		for _, o := range page.Contents {
+			if _, err := s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: o.Key}); err != nil && !awsclient.IsNotFound(err) {
+				return changes, fmt.Errorf("delete s3://%s/%s: %w", s.Bucket, aws.ToString(o.Key), err)
+			}
+			changes = append(changes, stage.Change{Action: stage.Delete, Kind: "s3-object", Name: s.Bucket + "/" + aws.ToString(o.Key)})
+		}
+	}
+	if _, err := s.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &s.Bucket}); err != nil && !awsclient.IsNotFound(err) {
+		return changes, fmt.Errorf("delete bucket %q: %w", s.Bucket, err)
+	}
+	return append(changes, stage.Change{Action: stage.Delete, Kind: "s3-bucket", Name: s.Bucket}), nil
+}
