@@ -74,7 +74,7 @@ func run(ctx context.Context, out io.Writer) error {
 		<-ctx.Done()
 	}
 	fmt.Fprintln(out, "==> irsa teardown")
-	return stream(ctx, e, out, "teardown")
+	return stream(ctx, e, out, "teardown", "--yes")
 }
 
 // stream runs irsa with the environment's flags and passes its output through.

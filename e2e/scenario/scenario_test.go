@@ -224,7 +224,7 @@ func runScenario(t *testing.T, signingKey string) {
 	})
 
 	step("teardown", func(t *testing.T) {
-		mustIrsa(t, "irsa teardown", "teardown")
+		mustIrsa(t, "irsa teardown", "teardown", "--yes")
 		served, err := apiserver.ServedIssuer(ctx, k)
 		if err != nil || served != originalIssuer {
 			t.Errorf("served issuer after teardown %q (%v), want the original %q", served, err, originalIssuer)

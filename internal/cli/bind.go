@@ -99,6 +99,7 @@ it with eks.amazonaws.com/role-arn.`,
 
 func newUnbindCommand(g *globalOptions) *cobra.Command {
 	o := &bindOptions{}
+	var yes bool
 	cmd := &cobra.Command{
 		Use:   "unbind NAMESPACE/SERVICEACCOUNT",
 		Short: "Remove a service account's IAM role and the annotations irsa set",
@@ -117,6 +118,13 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
+			removes := []string{fmt.Sprintf("IAM role %s", tb.RoleARN)}
+			if env.Cluster != nil {
+				removes = append(removes, fmt.Sprintf("the annotations irsa set on ServiceAccount %s (pods started afterwards get no AWS credentials)", args[0]))
+			}
+			if err := g.confirm("unbind", removes, yes); err != nil {
+				return err
+			}
 			changes, err := env.BindingsStage().Unbind(cmd.Context(), tb.Binding)
 			if err != nil {
 				return err
@@ -130,6 +138,7 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
 	addTargetFlags(cmd, g)
 	return cmd
 }

@@ -47,6 +47,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_CA_BUNDLE", moto.CAFile)
 	os.Unsetenv("AWS_PROFILE")
 	os.Setenv("KUBECONFIG", filepath.Join(dir, "no-kubeconfig"))
+	stdinIsTerminal = func() bool { return false } // go test's stdin may be a terminal
 	code := m.Run()
 	moto.Stop()
 	os.RemoveAll(dir)
@@ -343,7 +344,7 @@ func TestTeardownRemovesOwnedAndKeepsForeign(t *testing.T) {
 	e.mustRun("bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
 	c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String("extra"), Body: strings.NewReader("x")})
 
-	e.mustRun("teardown")
+	e.mustRun("teardown", "--yes", "--aws-only")
 	if _, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
 		t.Errorf("owned bucket still there after teardown (err %v)", err)
 	}
@@ -363,7 +364,7 @@ func TestTeardownRemovesOwnedAndKeepsForeign(t *testing.T) {
 		t.Errorf("teardown touched a foreign role: %v", err)
 	}
 	// A second teardown finds nothing and succeeds.
-	e.mustRun("teardown")
+	e.mustRun("teardown", "--yes", "--aws-only")
 }
 
 func TestRefusesForeignBucket(t *testing.T) {
@@ -410,5 +411,45 @@ func TestApplyInUSEast1(t *testing.T) {
 	}
 	if code, _ := anonymousGet(t, e.issuer+"/keys.json"); code != 200 {
 		t.Errorf("anonymous GET keys.json: %d", code)
+	}
+}
+
+// Teardown cannot strand a live cluster: without a cluster it refuses to remove the issuer and provider unless told
+// the cluster is gone, and without a terminal it refuses unless --yes; either way nothing is removed.
+func TestTeardownRefusals(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("apply")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no cluster", []string{"teardown", "--yes"}, "give --kubeconfig so the apiserver gets its original issuer back first, or --aws-only"},
+		{"no terminal", []string{"teardown", "--aws-only"}, "stdin is not a terminal, so irsa cannot ask: run again with --yes"},
+		{"unbind no terminal", []string{"unbind", "default/app"}, "run again with --yes"},
+	}
+	for _, tc := range cases {
+		code, out, errOut := e.run(tc.args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, want 1 with %q\nstdout: %s\nstderr: %s", tc.name, code, tc.want, out, errOut)
+		}
+		if m := e.last.AWS.Calls.Mutating(); len(m) != 0 {
+			t.Errorf("%s: refused teardown made mutating calls %v", tc.name, m)
+		}
+	}
+	if code, out, errOut := e.run("plan"); code != 0 {
+		t.Errorf("after refused teardowns, plan: exit %d (something was removed)\n%s%s", code, out, errOut)
+	}
+	// On a terminal, the answer decides.
+	stdinIsTerminal = func() bool { return true }
+	defer func() { stdinIsTerminal = func() bool { return false }; stdin = os.Stdin }()
+	stdin = strings.NewReader("no\n")
+	if code, _, errOut := e.run("teardown", "--aws-only"); code != 1 || !strings.Contains(errOut, "not confirmed, nothing was changed") {
+		t.Errorf("teardown answered no: exit %d\n%s", code, errOut)
+	}
+	stdin = strings.NewReader("yes\n")
+	e.mustRun("teardown", "--aws-only")
+	if _, err := clients(t).S3.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
+		t.Errorf("confirmed teardown left the bucket (err %v)", err)
 	}
 }

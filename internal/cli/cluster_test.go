@@ -83,7 +83,7 @@ func TestBindAnnotatesServiceAccount(t *testing.T) {
 			t.Errorf("annotation %s = %q, want %q", k, sa.Annotations[k], v)
 		}
 	}
-	e.mustRun(append([]string{"unbind", "team-a/app"}, cluster...)...)
+	e.mustRun(append([]string{"unbind", "team-a/app", "--yes"}, cluster...)...)
 	if _, err := kube.Client.CoreV1().ServiceAccounts("team-a").Get(ctx, "app", metav1.GetOptions{}); err == nil {
 		t.Errorf("unbind left the ServiceAccount irsa created")
 	}

@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"bufio"
+	"os"
+	"strings"
+
 	"encoding/json"
 	"fmt"
+	"golang.org/x/term"
 	"io"
 	"time"
 
@@ -103,4 +108,27 @@ func nonNil(c []stage.Change) []stage.Change {
 		return []stage.Change{}
 	}
 	return c
+}
+
+// stdin and stdinIsTerminal are where confirmations are read (replaced in tests).
+var (
+	stdin           io.Reader = os.Stdin
+	stdinIsTerminal           = func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
+)
+
+// confirm shows what a destructive command will remove and asks on a terminal. Without a terminal it refuses unless
+// --yes was given, so a script never removes something by accident.
+func (g *globalOptions) confirm(command string, removes []string, yes bool) error {
+	if yes {
+		return nil
+	}
+	if !stdinIsTerminal() {
+		return fmt.Errorf("%s removes:\n  %s\nstdin is not a terminal, so irsa cannot ask: run again with --yes to confirm", command, strings.Join(removes, "\n  "))
+	}
+	fmt.Fprintf(g.stderr, "%s removes:\n  %s\nType yes to continue: ", command, strings.Join(removes, "\n  "))
+	answer, _ := bufio.NewReader(stdin).ReadString('\n')
+	if strings.TrimSpace(answer) != "yes" {
+		return fmt.Errorf("%s: not confirmed, nothing was changed", command)
+	}
+	return nil
 }

@@ -18,7 +18,7 @@ only what differs, so running it again changes nothing and makes no writes.`},
 }
 
 func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.Mode) *cobra.Command {
-	var forceVerify bool
+	var forceVerify, yes, awsOnly bool
 	cmd := &cobra.Command{
 		Use:     name,
 		Aliases: aliases,
@@ -26,7 +26,7 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 		Long:    runDocs[mode][1],
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := g.run(cmd, mode, forceVerify)
+			rep, err := g.run(cmd, mode, runOptions{forceVerify: forceVerify, yes: yes, awsOnly: awsOnly})
 			if err != nil {
 				return err
 			}
@@ -38,14 +38,23 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 	}
 	addTargetFlags(cmd, g)
 	addOnlyFlag(cmd, g)
-	if mode == runner.Apply {
+	switch mode {
+	case runner.Apply:
 		cmd.Flags().BoolVar(&forceVerify, "verify", false, "run the verify stage even when nothing changed")
+	case runner.Delete:
+		cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
+		cmd.Flags().BoolVar(&awsOnly, "aws-only", false, "remove the AWS side although no cluster is configured (the cluster is gone, or will never use this issuer again)")
 	}
 	return cmd
 }
 
 // run validates everything, then runs the stages and prints progress and the report.
-func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, forceVerify bool) (*runner.Report, error) {
+// runOptions are the flags of plan, apply and teardown beyond the target's.
+type runOptions struct {
+	forceVerify, yes, awsOnly bool
+}
+
+func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) (*runner.Report, error) {
 	only, err := runner.ParseOnly(g.only)
 	if err != nil {
 		return nil, err
@@ -54,7 +63,15 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, forceVerify bo
 	if err != nil {
 		return nil, err
 	}
-	r := env.Runner(forceVerify)
+	if mode == runner.Delete {
+		if err := env.CheckTeardown(only, o.awsOnly); err != nil {
+			return nil, err
+		}
+		if err := g.confirm("teardown", env.TeardownSummary(only), o.yes); err != nil {
+			return nil, err
+		}
+	}
+	r := env.Runner(o.forceVerify)
 	r.Progress = progressPrinter(g.stderr)
 	rep, runErr := r.Run(cmd.Context(), mode, only)
 	if g.output == "json" {

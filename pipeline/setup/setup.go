@@ -220,6 +220,45 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
 }
 
+// CheckTeardown refuses to remove the issuer and the IAM provider while no cluster is configured, unless awsOnly
+// says the cluster is gone: a live cluster would go on issuing tokens for the deleted issuer, and every pod using a role
+// would fail with InvalidIdentityToken.
+func (e *Env) CheckTeardown(only []string, awsOnly bool) error {
+	if e.Cluster != nil || awsOnly {
+		return nil
+	}
+	if len(only) > 0 && !slices.Contains(only, stage.Issuer) && !slices.Contains(only, stage.Provider) {
+		return nil
+	}
+	return fmt.Errorf("teardown: no cluster configured, and removing issuer %s and its IAM provider would break every pod of a cluster that still issues tokens for it: give --kubeconfig so the apiserver gets its original issuer back first, or --aws-only if the cluster is gone", e.Target.Issuer.URL)
+}
+
+// TeardownSummary lists, one line each, what teardown of the selected stages removes.
+func (e *Env) TeardownSummary(only []string) []string {
+	t := e.Target
+	in := func(s string) bool { return len(only) == 0 || slices.Contains(only, s) }
+	var out []string
+	if in(stage.Verify) && e.Cluster != nil {
+		out = append(out, "the verify Job, its ServiceAccount and role, if left behind")
+	}
+	if in(stage.Bindings) {
+		out = append(out, fmt.Sprintf("every IAM role under path %s, and the annotations irsa set on their ServiceAccounts", roles.Path(t.ClusterName)))
+	}
+	if in(stage.APIServer) && e.Cluster != nil {
+		out = append(out, "irsa's issuer from kube-apiserver, which gets its original issuer back (each control-plane apiserver restarts)")
+	}
+	if in(stage.Webhook) && e.Cluster != nil {
+		out = append(out, "the pod identity webhook and its namespace")
+	}
+	if in(stage.Provider) {
+		out = append(out, "IAM OIDC provider "+t.ProviderARN)
+	}
+	if in(stage.Issuer) {
+		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, if irsa owns it", t.Issuer.Bucket))
+	}
+	return out
+}
+
 // IssuerHost is where the issuer's documents are served: the hosting mode's issuer.Host.
 func (e *Env) IssuerHost() issuer.Host {
 	t := e.Target
