@@ -177,9 +177,15 @@ func (g *globalOptions) logger() *slog.Logger {
 func (g *globalOptions) loadConfig() (*config.Config, error) {
 	c := &config.Config{}
 	if g.configFile != "" {
-		var err error
-		if c, err = config.Load(g.configFile); err != nil {
+		var (
+			warnings []string
+			err      error
+		)
+		if c, warnings, err = config.Load(g.configFile); err != nil {
 			return nil, err
+		}
+		for _, w := range warnings {
+			fmt.Fprintln(g.stderr, "irsa: warning:", w)
 		}
 	}
 	var errs []string

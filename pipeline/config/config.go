@@ -9,8 +9,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// APIVersion and Kind identify irsa.yaml as a versioned document, as kind, kops, eksctl and kubeadm configurations
+// are. A file without them still loads (the first releases had none), with a deprecation warning.
+const (
+	APIVersion = "irsa.irsa-anywhere.io/v1alpha1"
+	Kind       = "Config"
+)
+
 // Config is what irsa sets up: the declarative irsa.yaml, with command-line flags laid over it.
 type Config struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+
 	// ClusterName names the cluster; it is the value of the ownership tag on every AWS object irsa creates.
 	ClusterName string `json:"clusterName"`
 	Region      string `json:"region"`
@@ -82,17 +92,27 @@ type Binding struct {
 	TokenExpiration string `json:"tokenExpiration,omitempty"`
 }
 
-// Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default.
-func Load(path string) (*Config, error) {
+// Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default. An
+// apiVersion other than APIVersion, or a kind other than Kind, is an error; a file with neither loads, and warnings
+// says it should declare them.
+func Load(path string) (c *Config, warnings []string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config %q: %w", path, err)
+		return nil, nil, fmt.Errorf("read config %q: %w", path, err)
 	}
-	var c Config
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("parse config %q: %w", path, err)
+	c = &Config{}
+	if err := yaml.UnmarshalStrict(data, c); err != nil {
+		return nil, nil, fmt.Errorf("parse config %q: %w", path, err)
 	}
-	return &c, nil
+	switch {
+	case c.APIVersion == "" && c.Kind == "":
+		warnings = append(warnings, fmt.Sprintf("config %q has no apiVersion and kind: unversioned files are deprecated; add\n  apiVersion: %s\n  kind: %s", path, APIVersion, Kind))
+	case c.APIVersion != APIVersion:
+		return nil, nil, fmt.Errorf("config %q: apiVersion %q: must be %s", path, c.APIVersion, APIVersion)
+	case c.Kind != Kind:
+		return nil, nil, fmt.Errorf("config %q: kind %q: must be %s", path, c.Kind, Kind)
+	}
+	return c, warnings, nil
 }
 
 // Defaults fills in what was left empty.

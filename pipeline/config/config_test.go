@@ -52,7 +52,33 @@ func TestDefaultsAndValidate(t *testing.T) {
 func TestLoadRejectsUnknownFields(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "irsa.yaml")
 	os.WriteFile(path, []byte("clusterName: prod\nbukcet: typo\n"), 0o644)
-	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "bukcet") {
+	if _, _, err := Load(path); err == nil || !strings.Contains(err.Error(), "bukcet") {
 		t.Errorf("Load with a typo: %v", err)
+	}
+}
+
+func TestLoadVersions(t *testing.T) {
+	cases := []struct {
+		name, yaml, wantErr, wantWarning string
+	}{
+		{"versioned", "apiVersion: irsa.irsa-anywhere.io/v1alpha1\nkind: Config\nclusterName: prod\n", "", ""},
+		{"unversioned", "clusterName: prod\n", "", "unversioned files are deprecated"},
+		{"other version", "apiVersion: irsa.irsa-anywhere.io/v2\nkind: Config\n", `apiVersion "irsa.irsa-anywhere.io/v2": must be irsa.irsa-anywhere.io/v1alpha1`, ""},
+		{"other kind", "apiVersion: irsa.irsa-anywhere.io/v1alpha1\nkind: Cluster\n", `kind "Cluster": must be Config`, ""},
+	}
+	for _, tc := range cases {
+		path := filepath.Join(t.TempDir(), "irsa.yaml")
+		os.WriteFile(path, []byte(tc.yaml), 0o644)
+		c, warnings, err := Load(path)
+		if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.wantErr)
+			continue
+		}
+		if got := strings.Join(warnings, "\n"); (tc.wantWarning == "") != (got == "") || !strings.Contains(got, tc.wantWarning) {
+			t.Errorf("%s: warnings %q, want %q", tc.name, got, tc.wantWarning)
+		}
+		if err == nil && c.ClusterName != "prod" && tc.name != "other version" {
+			t.Errorf("%s: cluster name %q", tc.name, c.ClusterName)
+		}
 	}
 }
