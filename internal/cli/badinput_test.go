@@ -90,6 +90,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"output", []string{"apply", "-o", "yaml"}, `output "yaml": must be text or json`},
 		{"only unknown stage", []string{"apply", "--only", "keys,bogus"}, `stage "bogus": unknown`},
 		{"kubeconfig missing", []string{"apply", "--kubeconfig", "/nonexistent/kubeconfig"}, `kubeconfig "/nonexistent/kubeconfig"`},
+		{"only a cluster stage without a cluster", []string{"apply", "--only", "webhook"}, "stage webhook needs a cluster"},
 		{"ca bundle missing", []string{"apply", "--ca-bundle", "/nonexistent/ca.pem"}, `read CA bundle "/nonexistent/ca.pem"`},
 		{"ca bundle garbage", []string{"apply", "--ca-bundle", garbage}, "no PEM certificate found"},
 		// Issuer URL: one rule set.
@@ -161,6 +162,12 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"config token expiration", config("tokexp.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"], tokenExpiration: 72h}\n"), `token expiration "72h"`},
 		{"config signing key", config("sk.yaml", "signingKey: "+weakKey+"\n"), "must be at least 2048 bits"},
 	}
+	t.Run("KUBECONFIG missing", func(t *testing.T) {
+		t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+		if code, _, errOut := e.run("apply"); code == 0 || !strings.Contains(errOut, `KUBECONFIG="/nonexistent/kubeconfig": no such file`) {
+			t.Errorf("apply with a missing $KUBECONFIG: exit %d\n%s", code, errOut)
+		}
+	})
 	if len(cases) < 60 {
 		t.Fatalf("only %d bad inputs: the issue asks for at least 60", len(cases))
 	}

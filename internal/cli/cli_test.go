@@ -46,7 +46,8 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	os.Setenv("AWS_CA_BUNDLE", moto.CAFile)
 	os.Unsetenv("AWS_PROFILE")
-	os.Setenv("KUBECONFIG", filepath.Join(dir, "no-kubeconfig"))
+	os.Unsetenv("KUBECONFIG")
+	os.Setenv("HOME", dir) // no ~/.kube/config: AWS-only runs unless a test gives a kubeconfig
 	stdinIsTerminal = func() bool { return false } // go test's stdin may be a terminal
 	code := m.Run()
 	moto.Stop()

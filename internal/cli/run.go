@@ -63,6 +63,9 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 	if err != nil {
 		return nil, err
 	}
+	if err := env.CheckOnly(only); err != nil {
+		return nil, err
+	}
 	if mode == runner.Delete {
 		if err := env.CheckTeardown(only, o.awsOnly); err != nil {
 			return nil, err

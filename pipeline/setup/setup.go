@@ -162,6 +162,10 @@ func LoadCluster(kubeconfig, context string) (*Cluster, error) {
 				found = true
 			}
 		}
+		if env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); !found && env != "" {
+			// $KUBECONFIG asks for a cluster: a typo in it must not silently turn irsa into an AWS-only run.
+			return nil, fmt.Errorf("KUBECONFIG=%q: no such file: fix the path, or unset KUBECONFIG for an AWS-only run", env)
+		}
 		if !found {
 			return nil, nil
 		}
@@ -218,6 +222,20 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		}
 	}
 	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
+}
+
+// CheckOnly refuses to run cluster stages named with --only when no cluster is configured: asked for explicitly, a
+// stage that cannot run is an error, not a skip.
+func (e *Env) CheckOnly(only []string) error {
+	if e.Cluster != nil {
+		return nil
+	}
+	for _, n := range only {
+		if n == stage.APIServer || n == stage.Webhook || n == stage.Verify {
+			return fmt.Errorf("stage %s needs a cluster, and none is configured: give --kubeconfig (or set KUBECONFIG)", n)
+		}
+	}
+	return nil
 }
 
 // CheckTeardown refuses to remove the issuer and the IAM provider while no cluster is configured, unless awsOnly
