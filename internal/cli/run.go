@@ -10,11 +10,12 @@ var runDocs = map[runner.Mode][2]string{
 	runner.Plan: {"Show what apply would change, without changing anything",
 		"plan runs every stage's read-only diff. Exit status: 0 when nothing would change, 2 when something would, 1 on error."},
 	runner.Apply: {"Set up IRSA: publish the issuer, trust it in IAM, configure the cluster, bind roles",
-		`apply runs the stages along the stage graph: keys, issuer and provider while the webhook rolls out, then the
-apiserver, bindings and, when something changed (or with --verify), verify. Each stage finds what exists and changes
+		`apply runs the stages along the stage graph: keys, issuer and provider while the webhook rolls out, then
+bindings, then the apiserver (the one step that restarts something) and, when something changed (or with --verify),
+verify. Each stage finds what exists and changes
 only what differs, so running it again changes nothing and makes no writes.`},
 	runner.Delete: {"Remove everything irsa made for this cluster",
-		"teardown runs the stage graph backwards and removes only what irsa owns (found by its tags and labels); what is already\ngone counts as removed. The apiserver gets its original issuer back."},
+		"teardown removes the cluster objects, then gives the apiserver its original issuer back, then removes the AWS side;\nit removes only what irsa owns (found by its tags and labels); what is already\ngone counts as removed. The apiserver gets its original issuer back."},
 }
 
 func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.Mode) *cobra.Command {

@@ -1,4 +1,4 @@
-// Package runner runs irsa's stages along the stage graph (stage.Needs) in one of three modes (plan, apply, delete):
+// Package runner runs irsa's stages along the stage graph (stage.Needs, stage.DeleteNeeds) in one of three modes (plan, apply, delete):
 // a stage starts as soon as the stages it needs have succeeded, so independent stages (the AWS stages and the
 // webhook rollout) overlap. It reports a start and an end event per stage with the outcome and duration, and gathers a
 // report that renders as text or stable JSON.
@@ -43,9 +43,10 @@ type Event struct {
 type Runner struct {
 	// Stages are the stages to run; their order is the order of the report.
 	Stages []stage.Stage
-	// Needs is the stage graph: stage name to the names of the stages whose Apply must succeed before it starts.
-	// Nil means stage.Needs. Needs that name a stage not in this run (left out by --only) are met.
-	Needs map[string][]string
+	// Needs is the stage graph of plan and apply: stage name to the names of the stages that must succeed before it
+	// starts; DeleteNeeds is teardown's. Nil means stage.Needs and stage.DeleteNeeds. Needs that name a stage not in
+	// this run (left out by --only) are met.
+	Needs, DeleteNeeds map[string][]string
 	// Skip maps a stage name to why it cannot run here (say, no cluster configured).
 	Skip map[string]string
 	// IfChanged names stages that Apply runs only when another stage changed something in this run (the verify
@@ -105,8 +106,8 @@ type node struct {
 	ok  bool
 }
 
-// Run runs the stages (those named in only, or all) along the graph: in Plan and Apply mode a stage starts once the
-// stages it needs have ended well, in Delete mode once every stage that needs it has been removed. A failed stage
+// Run runs the stages (those named in only, or all) along the graph (Needs, or DeleteNeeds in Delete mode): a stage
+// starts once the stages it needs have ended well. A failed stage
 // stops the stages that depend on it; stages on other branches still run to the end. The error joins every stage's
 // error ("stage NAME: ..."). The report covers every selected stage.
 func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, error) {
@@ -121,6 +122,12 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 	if needs == nil {
 		needs = stage.Needs
 	}
+	if mode == Delete {
+		needs = r.DeleteNeeds
+		if needs == nil {
+			needs = stage.DeleteNeeds
+		}
+	}
 	nodes := map[string]*node{}
 	var order []string
 	for _, s := range r.Stages {
@@ -131,17 +138,9 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 		order = append(order, s.Name())
 	}
 	for name, n := range nodes {
-		if mode == Delete {
-			for other := range nodes {
-				if slices.Contains(needs[other], name) {
-					n.deps = append(n.deps, other)
-				}
-			}
-		} else {
-			for _, d := range needs[name] {
-				if _, ok := nodes[d]; ok {
-					n.deps = append(n.deps, d)
-				}
+		for _, d := range needs[name] {
+			if _, ok := nodes[d]; ok {
+				n.deps = append(n.deps, d)
 			}
 		}
 		slices.Sort(n.deps)

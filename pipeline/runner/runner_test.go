@@ -88,12 +88,13 @@ func assertGraphOrder(t *testing.T, events []string, mode Mode) {
 	for i, e := range events {
 		pos[e] = i
 	}
-	for name, needs := range stage.Needs {
+	graph := stage.Needs
+	if mode == Delete {
+		graph = stage.DeleteNeeds
+	}
+	for name, needs := range graph {
 		for _, d := range needs {
 			first, then := d, name
-			if mode == Delete {
-				first, then = name, d
-			}
 			s, okS := pos["start:"+string(mode)+":"+then]
 			e, okE := pos["end:"+string(mode)+":"+first]
 			if okS && okE && s < e {
@@ -111,8 +112,14 @@ func TestOrderIsTopological(t *testing.T) {
 			}
 		}
 	}
-	if len(stage.Needs) != len(stage.Order) {
-		t.Errorf("stage.Needs has %d stages, stage.Order %d", len(stage.Needs), len(stage.Order))
+	if len(stage.Needs) != len(stage.Order) || len(stage.DeleteNeeds) != len(stage.Order) {
+		t.Errorf("stage.Needs has %d stages, stage.DeleteNeeds %d, stage.Order %d", len(stage.Needs), len(stage.DeleteNeeds), len(stage.Order))
+	}
+	// Teardown restores the apiserver before the provider and issuer go, and after the cluster objects are gone.
+	for _, pair := range [][2]string{{stage.APIServer, stage.Provider}, {stage.APIServer, stage.Issuer}, {stage.Webhook, stage.APIServer}, {stage.Bindings, stage.APIServer}} {
+		if !dependsOn(stage.DeleteNeeds, pair[1], pair[0]) {
+			t.Errorf("teardown of %s does not wait for %s", pair[1], pair[0])
+		}
 	}
 }
 
@@ -290,4 +297,14 @@ func TestParseOnly(t *testing.T) {
 	if _, err := ParseOnly([]string{"keys,bogus"}); err == nil || !strings.Contains(err.Error(), `stage "bogus": unknown, must be one of keys, issuer`) {
 		t.Errorf("ParseOnly(bogus) err = %v", err)
 	}
+}
+
+// dependsOn reports whether stage a (transitively) needs b in graph.
+func dependsOn(graph map[string][]string, a, b string) bool {
+	for _, d := range graph[a] {
+		if d == b || dependsOn(graph, d, b) {
+			return true
+		}
+	}
+	return false
 }

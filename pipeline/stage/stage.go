@@ -46,28 +46,40 @@ const (
 	Verify    = "verify"
 )
 
-// Order is every stage name, in an order that respects Needs: reports list stages in it, and a runner that runs one
-// stage at a time would run them in it (teardown backwards).
-var Order = []string{Keys, Issuer, Provider, Webhook, APIServer, Bindings, Verify}
+// Order is every stage name, in an order that respects Needs: reports list stages in it.
+var Order = []string{Keys, Issuer, Provider, Webhook, Bindings, APIServer, Verify}
 
-// Needs is the stage graph: for each stage, the stages whose Apply must have succeeded before its own Apply starts.
-// Delete runs along the same edges backwards (a stage is removed only after every stage that needs it). Stages with
-// no path between them run concurrently. The edges, and why:
+// Needs is the stage graph for plan and apply: for each stage, the stages whose Apply must have succeeded before its
+// own starts. Stages with no path between them run concurrently. The edges, and why:
 //   - issuer needs keys: the JWKS publishes the keypair the keys stage makes.
 //   - provider needs issuer: IAM trusts the issuer URL only once its documents are served.
-//   - apiserver needs keys, provider and webhook: the apiserver signs with the key from the keys stage, and must not
-//     issue tokens for an issuer STS cannot verify yet. It waits for the webhook because its restart makes
-//     kube-controller-manager lose its leader lease (18-24 s measured on a kubeadm node), which would stall the
-//     webhook Deployment's rollout if it were still in progress.
 //   - bindings need provider and webhook: a role's trust policy names the provider, and a ServiceAccount is bound only
 //     once new pods of it get the web identity injected.
+//   - apiserver needs keys, provider, webhook and bindings: the apiserver signs with the key from the keys stage, and
+//     must not issue tokens for an issuer STS cannot verify yet. Its restart is the one disruptive step (the API is
+//     unreachable for 10-20 s, and kube-controller-manager loses its leader lease for 18-24 s, measured on a kubeadm
+//     node), so every other stage that talks to the cluster finishes before it.
 //   - verify needs apiserver and bindings: it proves the whole chain with a pod.
 var Needs = map[string][]string{
 	Keys:      nil,
 	Issuer:    {Keys},
 	Provider:  {Issuer},
 	Webhook:   nil,
-	APIServer: {Keys, Provider, Webhook},
 	Bindings:  {Provider, Webhook},
+	APIServer: {Keys, Provider, Webhook, Bindings},
 	Verify:    {APIServer, Bindings},
+}
+
+// DeleteNeeds is the stage graph for teardown: for each stage, the stages whose Delete must have succeeded before its
+// own starts. It is not simply Needs reversed: the cluster objects (verify leftovers, ServiceAccount annotations, the
+// webhook) go before the apiserver restart, so their removal is not stalled by it; the apiserver gets its original
+// issuer back before the provider and the issuer documents go, so it never issues a token nobody can verify.
+var DeleteNeeds = map[string][]string{
+	Verify:    nil,
+	Bindings:  {Verify},
+	Webhook:   nil,
+	APIServer: {Verify, Bindings, Webhook},
+	Provider:  {APIServer, Bindings},
+	Issuer:    {Provider, APIServer},
+	Keys:      {Issuer},
 }
