@@ -46,8 +46,14 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	os.Setenv("AWS_CA_BUNDLE", moto.CAFile)
 	os.Unsetenv("AWS_PROFILE")
+	// No ~/.kube/config: AWS-only runs unless a test gives a kubeconfig. The caches found through $HOME stay where
+	// they are.
+	home, _ := os.UserHomeDir()
+	if os.Getenv("IRSA_CACHE") == "" {
+		os.Setenv("IRSA_CACHE", filepath.Join(home, ".cache", "irsa"))
+	}
 	os.Unsetenv("KUBECONFIG")
-	os.Setenv("HOME", dir) // no ~/.kube/config: AWS-only runs unless a test gives a kubeconfig
+	os.Setenv("HOME", dir)
 	stdinIsTerminal = func() bool { return false } // go test's stdin may be a terminal
 	code := m.Run()
 	moto.Stop()
