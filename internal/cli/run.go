@@ -78,6 +78,7 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 	r := env.Runner(o.forceVerify)
 	r.Progress = progressPrinter(g.stderr)
 	rep, runErr := r.Run(cmd.Context(), mode, only)
+	rep.Calls = env.Calls()
 	if g.output == "json" {
 		if err := writeJSON(g.stdout, rep); err != nil {
 			return rep, err

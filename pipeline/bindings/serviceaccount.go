@@ -160,6 +160,10 @@ func bind(ctx context.Context, client kubernetes.Interface, b Binding, dryRun bo
 	if created {
 		ac.WithLabels(b.labels())
 	}
+	if cur != nil && alreadyApplied(cur, ours, ac.Labels) {
+		// Nothing to change: no request at all, so a no-op apply writes nothing to the cluster.
+		return changes, nil
+	}
 	if nsChange != nil && dryRun {
 		// The namespace doesn't exist yet, so a dry-run apply into it would fail.
 		return append(changes, stage.Change{Action: stage.Create, Kind: "serviceaccount", Name: b.String()}), nil
@@ -179,6 +183,25 @@ func bind(ctx context.Context, client kubernetes.Interface, b Binding, dryRun bo
 		changes = append(changes, stage.Change{Action: stage.Update, Kind: "serviceaccount", Name: b.String(), Detail: "annotations " + strings.Join(diff, ", ")})
 	}
 	return changes, nil
+}
+
+// alreadyApplied says whether the ServiceAccount already carries exactly what irsa would apply: every annotation of
+// ours with its value, the same record of irsa's annotations (so none is left to remove), and the labels.
+func alreadyApplied(cur *corev1.ServiceAccount, ours, labels map[string]string) bool {
+	if cur.Annotations[config.AnnotatedByIrsa] != ours[config.AnnotatedByIrsa] {
+		return false
+	}
+	for k, v := range ours {
+		if have, ok := cur.Annotations[k]; !ok || have != v {
+			return false
+		}
+	}
+	for k, v := range labels {
+		if have, ok := cur.Labels[k]; !ok || have != v {
+			return false
+		}
+	}
+	return true
 }
 
 func ensureNamespace(ctx context.Context, client kubernetes.Interface, b Binding, dryRun bool) (*stage.Change, error) {

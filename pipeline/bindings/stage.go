@@ -146,7 +146,8 @@ func (s *ClusterServiceAccounts) Plan(ctx context.Context, b config.Binding, rol
 // web identity: the webhook fails open, so a pod started before it sees the annotation runs without credentials.
 func (s *ClusterServiceAccounts) Bind(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error) {
 	changes, err := BindServiceAccount(ctx, s.Client, s.binding(b, roleARN))
-	if err != nil {
+	if err != nil || len(changes) == 0 {
+		// Unchanged: it was bound, and waited for, by an earlier run.
 		return changes, err
 	}
 	name := "irsa-" + config.WebhookName

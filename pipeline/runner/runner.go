@@ -76,6 +76,17 @@ type Report struct {
 	Stages []StageResult `json:"stages"`
 	// Changed is true when any stage changed (or, in plan mode, would change) something.
 	Changed bool `json:"changed"`
+	// Calls counts what the run asked of AWS and the cluster, when the caller fills it in.
+	Calls *Calls `json:"calls,omitempty"`
+}
+
+// Calls counts a run's requests: reads, and the requests that could change something ("Service:Operation" for AWS,
+// "METHOD path" for the cluster). A run that changed nothing has no writes.
+type Calls struct {
+	AWSReads      int      `json:"awsReads"`
+	AWSWrites     []string `json:"awsWrites"`
+	ClusterReads  int      `json:"clusterReads"`
+	ClusterWrites []string `json:"clusterWrites"`
 }
 
 // ParseOnly checks a --only list against the known stage names.

@@ -64,6 +64,8 @@ type Env struct {
 type Cluster struct {
 	Rest   *rest.Config
 	Client kubernetes.Interface
+	// Requests counts the requests made through Client.
+	Requests *RequestCounter
 }
 
 // Connect completes cfg from the environment (the region as the AWS CLI finds it: the configuration, then
@@ -125,6 +127,21 @@ func ConnectBinding(ctx context.Context, cfg *config.Config, b config.Binding, o
 	return Connect(ctx, cfg, o)
 }
 
+// Calls counts what this run asked of AWS and the cluster so far.
+func (e *Env) Calls() *runner.Calls {
+	c := &runner.Calls{AWSReads: e.AWS.Calls.Reads(), AWSWrites: e.AWS.Calls.Mutating(), ClusterWrites: []string{}}
+	if c.AWSWrites == nil {
+		c.AWSWrites = []string{}
+	}
+	if e.Cluster != nil {
+		c.ClusterReads, c.ClusterWrites = e.Cluster.Requests.Reads(), e.Cluster.Requests.Writes()
+	}
+	if c.ClusterWrites == nil {
+		c.ClusterWrites = []string{}
+	}
+	return c
+}
+
 // LoadCABundle reads a PEM bundle and returns it with a pool of the system roots plus its certificates. An empty path
 // gives nil, nil: the system roots.
 func LoadCABundle(path string) ([]byte, *x509.CertPool, error) {
@@ -175,11 +192,14 @@ func LoadCluster(kubeconfig, context string) (*Cluster, error) {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	rc.UserAgent = "irsa"
-	client, err := kubernetes.NewForConfig(rc)
+	counter := &RequestCounter{}
+	counted := rest.CopyConfig(rc)
+	counted.Wrap(counter.wrap)
+	client, err := kubernetes.NewForConfig(counted)
 	if err != nil {
 		return nil, fmt.Errorf("build Kubernetes client for %s: %w", rc.Host, err)
 	}
-	return &Cluster{Rest: rc, Client: client}, nil
+	return &Cluster{Rest: rc, Client: client, Requests: counter}, nil
 }
 
 // DefaultKeyDir is where --signing-key generate keeps the keypair when --key-dir is not given.
