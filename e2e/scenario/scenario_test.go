@@ -206,12 +206,19 @@ func runScenario(t *testing.T, signingKey string) {
 				Skipped string
 				Changes []json.RawMessage
 			}
+			Calls struct {
+				AWSWrites     []string
+				ClusterWrites []string
+			}
 		}
 		if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
 			t.Fatalf("apply -o json: %v\n%s", err, r)
 		}
 		if rep.Changed {
 			t.Errorf("second apply changed something:\n%s", r.Stdout)
+		}
+		if len(rep.Calls.AWSWrites)+len(rep.Calls.ClusterWrites) > 0 {
+			t.Errorf("second apply wrote: AWS %v, cluster %v", rep.Calls.AWSWrites, rep.Calls.ClusterWrites)
 		}
 		for _, s := range rep.Stages {
 			if s.Name == "verify" && s.Skipped == "" {
