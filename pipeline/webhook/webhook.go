@@ -295,30 +295,28 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 	return &stage.Change{Action: stage.Update, Kind: kind, Name: name, Detail: detail}, nil
 }
 
-// waitAvailable polls the Deployment until its pods are updated and available, or the timeout.
+// waitAvailable polls the Deployment until its pods are updated and available, or the timeout; the error says
+// what the Deployment showed last.
 func (s *Stage) waitAvailable(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
 	var last string
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, s.opts.Timeout, true, func(ctx context.Context) (bool, error) {
 		d, err := s.client.AppsV1().Deployments(s.opts.Namespace).Get(ctx, s.opts.Name, metav1.GetOptions{})
-		if err == nil {
-			if deploymentAvailable(d) {
-				return nil
-			}
+		switch {
+		case err == nil && deploymentAvailable(d):
+			return true, nil
+		case err == nil:
 			last = deploymentStatus(d)
-		} else {
+		case ctx.Err() == nil:
+			// The deadline cutting this request short is no observation.
 			last = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("deployment %s/%s not available after %s (%s): check `kubectl -n %s describe pods -l app.kubernetes.io/name=%s`",
-				s.opts.Namespace, s.opts.Name, s.opts.Timeout, last, s.opts.Namespace, s.opts.Name)
-		case <-tick.C:
-		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("deployment %s/%s not available after %s (%s): check `kubectl -n %s describe pods -l app.kubernetes.io/name=%s`",
+			s.opts.Namespace, s.opts.Name, s.opts.Timeout, last, s.opts.Namespace, s.opts.Name)
 	}
+	return nil
 }
 
 func deploymentAvailable(d *appsv1.Deployment) bool {
