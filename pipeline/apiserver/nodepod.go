@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
@@ -204,56 +205,51 @@ func (s *Stage) runNodePod(ctx context.Context, node, op string, key *keySecret,
 	return res, nil
 }
 
+// waitGone waits up to a minute for a leftover pod to be deleted.
 func (s *Stage) waitGone(ctx context.Context, name string) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
+	err := wait.PollUntilContextTimeout(ctx, s.opts.PollInterval, time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := s.client.CoreV1().Pods(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("leftover pod %s/%s is still being deleted after a minute", s.opts.Namespace, name)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(s.opts.PollInterval):
-		}
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		return fmt.Errorf("leftover pod %s/%s is still being deleted after a minute: %w", s.opts.Namespace, name, err)
 	}
+	return nil
 }
 
 // waitPodDone polls the pod until it succeeds or fails. Errors reading it are expected while the apiserver
 // restarts (the pod restarts it) and are only remembered for the timeout message.
 func (s *Stage) waitPodDone(ctx context.Context, name, node string, timeout time.Duration) (*corev1.Pod, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	observed := "nothing yet"
-	for {
+	var done *corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, s.opts.PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
 		pod, err := s.client.CoreV1().Pods(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case ctx.Err() != nil:
-			// The deadline cut this request short: report what was seen before it.
+			// The deadline cut this request short: the timeout error reports what was seen before it.
+			return false, nil
 		case err != nil:
 			observed = "error reading the pod: " + err.Error()
+			return false, nil
 		case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
-			return pod, nil
-		default:
-			observed = "phase " + string(pod.Status.Phase)
-			for _, cs := range pod.Status.ContainerStatuses {
-				if w := cs.State.Waiting; w != nil {
-					observed += fmt.Sprintf(", container waiting: %s %s", w.Reason, w.Message)
-					if stuckReasons[w.Reason] {
-						return nil, fmt.Errorf("node pod %s on %s cannot start: %s: %s (the image %s must be importable on the node: load it with `make image` and import it, or pass --image)", name, node, w.Reason, w.Message, s.opts.Image)
-					}
+			done = pod
+			return true, nil
+		}
+		observed = "phase " + string(pod.Status.Phase)
+		for _, cs := range pod.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				observed += fmt.Sprintf(", container waiting: %s %s", w.Reason, w.Message)
+				if stuckReasons[w.Reason] {
+					return false, fmt.Errorf("node pod %s on %s cannot start: %s: %s (the image %s must be importable on the node: load it with `make image` and import it, or pass --image)", name, node, w.Reason, w.Message, s.opts.Image)
 				}
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("node pod %s/%s on %s did not finish within %s; last observed: %s", s.opts.Namespace, name, node, timeout, observed)
-		case <-time.After(s.opts.PollInterval):
-		}
+		return false, nil
+	})
+	if wait.Interrupted(err) {
+		return nil, fmt.Errorf("node pod %s/%s on %s did not finish within %s; last observed: %s", s.opts.Namespace, name, node, timeout, observed)
 	}
+	return done, err
 }
 
 // lastResult finds the last line of the log that is a JSON Result.

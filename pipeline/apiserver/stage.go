@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -216,30 +217,29 @@ func (s *Stage) verifyServed(ctx context.Context, clusterType string) error {
 // waitServed polls the served issuer until want reports true, up to timeout. Errors are expected while an
 // apiserver restarts: they are remembered for the timeout message, not returned.
 func (s *Stage) waitServed(ctx context.Context, timeout time.Duration, what string, want func(issuer string) bool) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	observed := "no answer yet"
-	for {
+	var served string
+	err := wait.PollUntilContextTimeout(ctx, s.opts.PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
 		issuer, err := ServedIssuer(ctx, s.client)
-		if err == nil && want(issuer) {
-			return issuer, nil
-		}
-		if ctx.Err() != nil {
-			// The deadline cut this request short: report what was seen before it.
-			return "", fmt.Errorf("apiserver did not serve %s within %s; last observed: %s", what, timeout, observed)
-		}
-		if err != nil {
+		switch {
+		case err == nil && want(issuer):
+			served = issuer
+			return true, nil
+		case ctx.Err() != nil:
+			// The deadline cut this request short: the timeout error reports what was seen before it.
+			return false, nil
+		case err != nil:
 			observed = "error: " + err.Error()
-		} else {
+		default:
 			observed = fmt.Sprintf("issuer %q", issuer)
 		}
 		s.log.Debug("waiting for the served issuer", "want", what, "observed", observed)
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("apiserver did not serve %s within %s; last observed: %s", what, timeout, observed)
-		case <-time.After(s.opts.PollInterval):
-		}
+		return false, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("apiserver did not serve %s within %s; last observed: %s", what, timeout, observed)
 	}
+	return served, nil
 }
 
 // nodeState is a control-plane node and what its mirror pod says about its manifest.

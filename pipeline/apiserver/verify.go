@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // In-cluster service account files of the node pod.
@@ -94,18 +95,17 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
 	restarted := !want.SameIssuer
 	observed := "no answer yet"
-	timedOut := func() error {
-		return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, want.Issuer, c.Timeout, observed)
+	interval := c.Interval
+	if interval <= 0 {
+		interval = 2 * time.Second
 	}
-	for {
+	err = wait.PollUntilContextTimeout(ctx, interval, c.Timeout, true, func(ctx context.Context) (bool, error) {
 		got, status, err := c.get(ctx, client, DiscoveryPath, true)
 		if ctx.Err() != nil {
-			// The deadline cut this request short: report what was seen before it.
-			return timedOut()
+			// The deadline cut this request short: the timeout error reports what was seen before it.
+			return false, nil
 		}
 		switch {
 		case err != nil:
@@ -124,11 +124,11 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 			case !restarted:
 				observed = fmt.Sprintf("issuer %q from the apiserver that ran before the change (no restart seen yet)", doc.Issuer)
 			default:
-				return nil
+				return true, nil
 			}
 		case status == http.StatusUnauthorized && want.Restoring:
 			if _, ready, err := c.get(ctx, client, "/readyz", false); err == nil && ready == http.StatusOK {
-				return nil
+				return true, nil
 			}
 			observed = "401 for the pod's token, /readyz not ready"
 		default:
@@ -137,12 +137,12 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 			}
 			observed = fmt.Sprintf("HTTP %d: %s", status, truncate(got))
 		}
-		select {
-		case <-ctx.Done():
-			return timedOut()
-		case <-time.After(c.Interval):
-		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, want.Issuer, c.Timeout, observed)
 	}
+	return nil
 }
 
 func (c LocalCheck) httpClient() (*http.Client, error) {
