@@ -62,6 +62,8 @@ type Stage struct {
 	client kubernetes.Interface
 	opts   Options
 	log    *slog.Logger
+	// objects reaches the rendered objects whatever their kind.
+	objects *objectClient
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -125,10 +127,17 @@ func New(client kubernetes.Interface, opts Options, log *slog.Logger) (*Stage, e
 	if opts.TokenExpiration < 10*time.Minute {
 		errs = append(errs, fmt.Errorf("webhook: token expiration %s: want at least 10m", opts.TokenExpiration))
 	}
+	var objects *objectClient
+	if client != nil {
+		var err error
+		if objects, err = newObjectClient(client); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Stage{client: client, opts: opts, log: log}, nil
+	return &Stage{client: client, opts: opts, log: log, objects: objects}, nil
 }
 
 // Name implements stage.Stage.
@@ -248,11 +257,7 @@ func (s *Stage) run(ctx context.Context, dryRun bool) ([]stage.Change, error) {
 }
 
 func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons []string) (*stage.Change, error) {
-	r, err := resourceFor(s.client, o)
-	if err != nil {
-		return nil, err
-	}
-	before, err := r.get(ctx, o)
+	before, err := s.objects.get(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +266,7 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 	if o.Namespace != "" {
 		name = o.Namespace + "/" + o.Name
 	}
-	if before != nil && !before.ownedByIrsa() {
+	if before != nil && !ownedByIrsa(before) {
 		if o.Kind == "Namespace" {
 			s.log.Debug("webhook: namespace exists and is not irsa's; using it as is", "namespace", o.Name)
 			return nil, nil
@@ -272,7 +277,7 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 	if before == nil && dryRun {
 		return &stage.Change{Action: stage.Create, Kind: kind, Name: name}, nil
 	}
-	after, err := r.apply(ctx, o, dryRun)
+	after, err := s.objects.apply(ctx, o, dryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +285,7 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 		s.log.Debug("webhook: created", "object", o.ID())
 		return &stage.Change{Action: stage.Create, Kind: kind, Name: name}, nil
 	}
-	if !dryRun && after.resourceVersion() == before.resourceVersion() {
+	if !dryRun && after.GetResourceVersion() == before.GetResourceVersion() {
 		return nil, nil
 	}
 	paths := diffPaths(before, after)
@@ -349,15 +354,11 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 	var changes []stage.Change
 	for i := len(objs) - 1; i >= 0; i-- {
 		o := objs[i]
-		r, err := resourceFor(s.client, o)
+		cur, err := s.objects.get(ctx, o)
 		if err != nil {
 			return changes, err
 		}
-		cur, err := r.get(ctx, o)
-		if err != nil {
-			return changes, err
-		}
-		if cur == nil || cur.deleting() || !cur.ownedByIrsa() || cur.labels()[config.ClusterLabel] != s.opts.ClusterName {
+		if cur == nil || deleting(cur) || !ownedByIrsa(cur) || cur.GetLabels()[config.ClusterLabel] != s.opts.ClusterName {
 			continue
 		}
 		if o.Kind == "Namespace" {
@@ -368,7 +369,7 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 				continue
 			}
 		}
-		if err := r.delete(ctx, o); err != nil {
+		if err := s.objects.delete(ctx, o); err != nil {
 			return changes, err
 		}
 		name := o.Name
