@@ -1,4 +1,4 @@
-package apiserver
+package manifest
 
 import (
 	"encoding/json"
@@ -124,7 +124,7 @@ func TestKubeadmInputsAreSerializerOutput(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"kubeadm.yaml", "kind.yaml"} {
 		in := readFile(t, filepath.Join("testdata/inputs", name))
-		pod, err := parseManifest(in)
+		pod, err := Parse(in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +194,7 @@ func readFile(t *testing.T, name string) []byte {
 
 func podJSON(t *testing.T, manifest []byte) string {
 	t.Helper()
-	pod, err := parseManifest(manifest)
+	pod, err := Parse(manifest)
 	if err != nil {
 		t.Fatal(err)
 	}
