@@ -2,9 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -26,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/internal/testpki"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver/node"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
@@ -443,15 +441,11 @@ func readFile(t *testing.T, name string) []byte {
 
 func ecKeyPEM(t *testing.T) []byte {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := testpki.ECKeyPEM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	return k
 }
 
 func createNode(t *testing.T, client kubernetes.Interface, name, providerID string) {

@@ -2,12 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/irsa-anywhere/irsa/internal/testpki"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 )
 
@@ -336,24 +331,20 @@ func stat(t *testing.T, path string) os.FileInfo {
 
 func rsaKeyPEM(t *testing.T) []byte {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	k, err := testpki.RSAKeyPEM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	return k
 }
 
 func ecKeyPEM(t *testing.T) []byte {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := testpki.ECKeyPEM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	return k
 }
 
 // Run's output is what the stage reads back from the node pod's log, on success and on failure.
