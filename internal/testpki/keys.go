@@ -7,28 +7,31 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
+	"testing"
 )
 
 // ECKeyPEM is a new ECDSA P-256 private key as PKCS#8 PEM ("PRIVATE KEY"), a service account signing key
-// kube-apiserver accepts.
-func ECKeyPEM() ([]byte, error) {
+// kube-apiserver accepts. A failure ends the test.
+func ECKeyPEM(t testing.TB) []byte {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generate P-256 key: %w", err)
+		t.Fatalf("generate P-256 key: %v", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
-		return nil, fmt.Errorf("encode P-256 key: %w", err)
+		t.Fatalf("encode P-256 key: %v", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
 // RSAKeyPEM is a new 2048-bit RSA private key as PKCS#1 PEM ("RSA PRIVATE KEY"), the form kubeadm writes sa.key in.
-func RSAKeyPEM() ([]byte, error) {
+// A failure ends the test.
+func RSAKeyPEM(t testing.TB) []byte {
+	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, fmt.Errorf("generate RSA key: %w", err)
+		t.Fatalf("generate RSA key: %v", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
 }

@@ -160,7 +160,7 @@ func TestServedIssuerAndKeys(t *testing.T) {
 	if err := (kubeadm{served}).checkServedKey(ctx); err != nil {
 		t.Errorf("checkServedKey with the served key: %v", err)
 	}
-	other := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, SigningKey: ecKeyPEM(t)})
+	other := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, SigningKey: testpki.ECKeyPEM(t)})
 	if err := (kubeadm{other}).checkServedKey(ctx); err == nil || !strings.Contains(err.Error(), "it serves "+wantKid) {
 		t.Errorf("checkServedKey with a key the apiserver does not serve: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"unknown cluster type", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: "openshift"}, `cluster type "openshift": want one of kubeadm, kind, eks-anywhere, external`},
 		{"http issuer", Options{IssuerURL: "http://x", Audience: "sts.amazonaws.com"}, "must be https"},
 		{"bad key", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", SigningKey: []byte("not a key")}, "signing key: no PEM block"},
-		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: ecKeyPEM(t)}, "only the kubeadm cluster type"},
+		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: testpki.ECKeyPEM(t)}, "only the kubeadm cluster type"},
 		{"negative timeout", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", Timeout: -time.Second}, "must not be negative"},
 	}
 	for _, tt := range tests {
@@ -333,7 +333,7 @@ func TestKubeadm(t *testing.T) {
 	// With a signing key both nodes need the node pod. Apply creates it on cp-1 first (accepted by the real
 	// apiserver's validation); it never runs here: the stage gives up at its deadline, says what it saw, deletes its
 	// pod (gracefully: it stays Terminating without a kubelet) and the key Secret.
-	withKey := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second, SigningKey: ecKeyPEM(t), ClusterName: "c1"})
+	withKey := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second, SigningKey: testpki.ECKeyPEM(t), ClusterName: "c1"})
 	_, err = withKey.Apply(ctx)
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 5s") || !strings.Contains(err.Error(), "on cp-1") || !strings.Contains(err.Error(), "phase Pending") {
 		t.Errorf("Apply without a kubelet: %v; want a timeout naming the node and the pod's phase", err)
@@ -437,15 +437,6 @@ func readFile(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func ecKeyPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := testpki.ECKeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 func createNode(t *testing.T, client kubernetes.Interface, name, providerID string) {

@@ -159,7 +159,7 @@ func TestRestoreNodeWithoutBackupUsesTheRecord(t *testing.T) {
 func TestPatchNodeProvidedSigningKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for name, key := range map[string][]byte{"rsa": rsaKeyPEM(t), "ecdsa": ecKeyPEM(t)} {
+	for name, key := range map[string][]byte{"rsa": testpki.RSAKeyPEM(t), "ecdsa": testpki.ECKeyPEM(t)} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
@@ -219,7 +219,7 @@ func TestPatchNodeRollsBackWhenVerificationFails(t *testing.T) {
 	original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
 	opts := node(t, original)
 	opts.SigningKeyFile = filepath.Join(t.TempDir(), "signing.key")
-	if err := os.WriteFile(opts.SigningKeyFile, ecKeyPEM(t), 0o600); err != nil {
+	if err := os.WriteFile(opts.SigningKeyFile, testpki.ECKeyPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts.Verify = func(context.Context, Expectation) error {
@@ -329,24 +329,6 @@ func stat(t *testing.T, path string) os.FileInfo {
 	return info
 }
 
-func rsaKeyPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := testpki.RSAKeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func ecKeyPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := testpki.ECKeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // Run's output is what the stage reads back from the node pod's log, on success and on failure.
 func TestRunNodeResultLine(t *testing.T) {
 	t.Parallel()
@@ -387,7 +369,7 @@ func TestPatchNodeKeyRotation(t *testing.T) {
 	opts := node(t, readFile(t, "../manifest/testdata/inputs/kubeadm.yaml"))
 	keyDir := t.TempDir()
 	var names [][2]string
-	for i, key := range [][]byte{ecKeyPEM(t), rsaKeyPEM(t)} {
+	for i, key := range [][]byte{testpki.ECKeyPEM(t), testpki.RSAKeyPEM(t)} {
 		opts.SigningKeyFile = filepath.Join(keyDir, fmt.Sprintf("key-%d.pem", i))
 		if err := os.WriteFile(opts.SigningKeyFile, key, 0o600); err != nil {
 			t.Fatal(err)

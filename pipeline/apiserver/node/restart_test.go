@@ -157,7 +157,7 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	// With a provided key: the apiserver signs with it and serves both keys; the pre-patch token still verifies.
 	opts.IssuerURL = testIssuer
 	opts.SigningKeyFile = filepath.Join(dir, "irsa-signing.key")
-	if err := os.WriteFile(opts.SigningKeyFile, ecKeyPEM(t), 0o600); err != nil {
+	if err := os.WriteFile(opts.SigningKeyFile, testpki.ECKeyPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts.Verify = check(2 * time.Minute)
@@ -242,7 +242,7 @@ func writeTestPKI(t *testing.T, dir string) testPKI {
 	}
 	p.servingCert, p.servingKey = issue("serving", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth, "127.0.0.1", "kubernetes")
 	p.adminCert, p.adminKey = issue("admin", pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth)
-	saPEM := rsaKeyPEM(t)
+	saPEM := testpki.RSAKeyPEM(t)
 	p.saKey = filepath.Join(dir, "sa.key")
 	if err := os.WriteFile(p.saKey, saPEM, 0o600); err != nil {
 		t.Fatal(err)
