@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -466,16 +467,12 @@ func createMirrorPod(t *testing.T, client kubernetes.Interface, nodeName string,
 
 func waitPodGone(t *testing.T, client kubernetes.Interface, name string) {
 	t.Helper()
-	for {
-		_, err := client.CoreV1().Pods("kube-system").Get(t.Context(), name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("pod %s not deleted", name)
-		case <-time.After(50 * time.Millisecond):
-		}
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Pods("kube-system").Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s not deleted: %v", name, err)
 	}
 }
 
@@ -513,17 +510,16 @@ func createEKSACRD(t *testing.T, cfg *rest.Config) {
 		t.Fatal(err)
 	}
 	client := kubernetes.NewForConfigOrDie(cfg)
-	for {
-		if _, err := client.Discovery().ServerResourcesForGroupVersion(eksaGroupVersion); err == nil {
-			if _, err := dynamic.NewForConfigOrDie(cfg).Resource(eksaClusters).List(t.Context(), metav1.ListOptions{}); err == nil {
-				return
-			}
+	clusters := dynamic.NewForConfigOrDie(cfg).Resource(eksaClusters)
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if _, err := client.Discovery().ServerResourcesForGroupVersion(eksaGroupVersion); err != nil {
+			return false, nil
 		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal("CRD never served")
-		case <-time.After(100 * time.Millisecond):
-		}
+		_, err := clusters.List(ctx, metav1.ListOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("CRD never served: %v", err)
 	}
 }
 

@@ -438,20 +438,19 @@ func startEtcd(t *testing.T, dir string) string {
 			<-done
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var last error
+	err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(clientURL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return clientURL
-			}
+		if last = err; err != nil {
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd on %s not healthy: %v", clientURL, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("etcd on %s not healthy: %v (last: %v)", clientURL, err, last)
 	}
+	return clientURL
 }
 
 // kubeadmIssuer is the issuer kubeadm configures, the one the test manifest starts with.
