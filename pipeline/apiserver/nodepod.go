@@ -216,7 +216,7 @@ func (s kubeadm) waitPodDone(ctx context.Context, name, nodeName string, timeout
 	err := wait.PollUntilContextTimeout(ctx, s.opts.PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
 		pod, err := s.client.CoreV1().Pods(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
-		case ctx.Err() != nil:
+		case cutShort(ctx):
 			// The deadline cut this request short: the timeout error reports what was seen before it.
 			return false, nil
 		case err != nil:

@@ -207,7 +207,7 @@ func (s *Stage) waitServed(ctx context.Context, timeout time.Duration, what stri
 		case err == nil && want(issuer):
 			served = issuer
 			return true, nil
-		case ctx.Err() != nil:
+		case cutShort(ctx):
 			// The deadline cut this request short: the timeout error reports what was seen before it.
 			return false, nil
 		case err != nil:
@@ -222,4 +222,11 @@ func (s *Stage) waitServed(ctx context.Context, timeout time.Duration, what stri
 		return "", fmt.Errorf("apiserver did not serve %s within %s; last observed: %s", what, timeout, observed)
 	}
 	return served, nil
+}
+
+// cutShort says whether the poll's deadline has come, so that a failed request says nothing about the cluster:
+// the context may not be done yet when client-go's rate limiter already refuses a request because of its deadline.
+func cutShort(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(deadline))
 }
