@@ -220,7 +220,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		want string
 	}{
 		{"unknown cluster type", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: "openshift"}, `cluster type "openshift": want one of kubeadm, kind, eks-anywhere, external`},
-		{"http issuer", Options{IssuerURL: "http://x", Audience: "sts.amazonaws.com"}, "must be https"},
+		{"http issuer", Options{IssuerURL: "http://x", Audience: "sts.amazonaws.com"}, "must use https"},
 		{"bad key", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", SigningKey: []byte("not a key")}, "signing key: no PEM block"},
 		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: testpki.ECKeyPEM(t)}, "only the kubeadm cluster type"},
 		{"negative timeout", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", Timeout: -time.Second}, "must not be negative"},

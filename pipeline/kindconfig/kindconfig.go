@@ -10,12 +10,12 @@ package kindconfig
 
 import (
 	"fmt"
-	"net/url"
 	"path/filepath"
-	"strings"
 
 	kind "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // DefaultNodeImage is the node image kind v0.33.0 uses by default, pinned by digest.
@@ -52,17 +52,14 @@ const (
 	nodePublicKey  = "/etc/kubernetes/pki/sa.pub"
 )
 
-// Validate checks the options.
+// Validate checks the options: the issuer URL and the audience by irsa's one set of rules (config.ValidateIssuerURL,
+// config.ValidateAudience).
 func (o Options) Validate() error {
-	u, err := url.Parse(o.IssuerURL)
-	if err != nil {
-		return fmt.Errorf("issuer URL %q: %w", o.IssuerURL, err)
+	if err := config.ValidateIssuerURL(o.IssuerURL); err != nil {
+		return err
 	}
-	if u.Scheme != "https" || u.Host == "" || strings.HasSuffix(o.IssuerURL, "/") {
-		return fmt.Errorf("issuer URL %q: must be https://host[/path] without a trailing slash", o.IssuerURL)
-	}
-	if o.Audience == "" || strings.Contains(o.Audience, ",") {
-		return fmt.Errorf("audience %q: must be one non-empty value without commas", o.Audience)
+	if err := config.ValidateAudience(o.Audience); err != nil {
+		return err
 	}
 	if o.Workers < 0 {
 		return fmt.Errorf("workers %d: must not be negative", o.Workers)

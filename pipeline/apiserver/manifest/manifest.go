@@ -8,13 +8,14 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"path"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // Flags of kube-apiserver that irsa changes.
@@ -71,20 +72,14 @@ type record struct {
 	Flags map[string][]string `json:"flags"`
 }
 
-// Validate checks the options before anything is read or written.
+// Validate checks the options before anything is read or written: the issuer URL and the audience by irsa's one
+// set of rules (config.ValidateIssuerURL, config.ValidateAudience), key paths absolute.
 func (o PatchOptions) Validate() error {
-	u, err := url.Parse(o.IssuerURL)
-	if err != nil {
-		return fmt.Errorf("issuer URL %q: %w", o.IssuerURL, err)
+	if err := config.ValidateIssuerURL(o.IssuerURL); err != nil {
+		return err
 	}
-	if u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("issuer URL %q: must be https://host[/path] without query or fragment", o.IssuerURL)
-	}
-	if strings.HasSuffix(o.IssuerURL, "/") {
-		return fmt.Errorf("issuer URL %q: must not end with a slash (the iss claim must match the URL IAM knows exactly)", o.IssuerURL)
-	}
-	if o.Audience == "" || strings.Contains(o.Audience, ",") {
-		return fmt.Errorf("audience %q: must be one non-empty value without commas", o.Audience)
+	if err := config.ValidateAudience(o.Audience); err != nil {
+		return err
 	}
 	if k := o.SigningKey; k != nil {
 		if !path.IsAbs(k.PrivateKey) || !path.IsAbs(k.PublicKey) {

@@ -148,9 +148,9 @@ func TestPatchRejectsBadInput(t *testing.T) {
 		modify   func(*PatchOptions)
 		want     string
 	}{
-		{"http issuer", string(kubeadm), func(o *PatchOptions) { o.IssuerURL = "http://oidc.example.com" }, "must be https"},
-		{"issuer with trailing slash", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "/" }, "must not end with a slash"},
-		{"issuer with query", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "?a=b" }, "without query"},
+		{"http issuer", string(kubeadm), func(o *PatchOptions) { o.IssuerURL = "http://oidc.example.com" }, "must use https"},
+		{"issuer with trailing slash", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "/" }, "must not end with '/'"},
+		{"issuer with query", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "?a=b" }, "must not have a query"},
 		{"no audience", string(kubeadm), func(o *PatchOptions) { o.Audience = "" }, `audience ""`},
 		{"relative key path", string(kubeadm), func(o *PatchOptions) {
 			o.SigningKey = &KeyFiles{PrivateKey: "irsa-sa.key", PublicKey: "/p/irsa-sa.pub"}

@@ -276,7 +276,7 @@ func TestNodeBadInput(t *testing.T) {
 			o.SigningKeyFile = filepath.Join(filepath.Dir(o.PKIDir), "sa.pub")
 			_ = os.WriteFile(o.SigningKeyFile, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600)
 		}, `PEM block "PUBLIC KEY"`},
-		{"http issuer", kubeadm, func(o *Options) { o.IssuerURL = "http://x" }, "must be https"},
+		{"http issuer", kubeadm, func(o *Options) { o.IssuerURL = "http://x" }, "must use https"},
 		{"not a pod", []byte("kind: ConfigMap\napiVersion: v1\n"), func(*Options) {}, `kind "ConfigMap"`},
 	}
 	for _, tt := range tests {
@@ -348,7 +348,7 @@ func TestRunNodeResultLine(t *testing.T) {
 	opts.IssuerURL = "http://not-https"
 	err = Run(ctx, PatchCommand, opts, 0, &out)
 	res, perr := LastResult([]byte(out.String()))
-	if err == nil || perr != nil || !strings.Contains(res.Error, "must be https") || res.Manifest != opts.ManifestPath {
+	if err == nil || perr != nil || !strings.Contains(res.Error, "must use https") || res.Manifest != opts.ManifestPath {
 		t.Errorf("failed Run: err=%v, result %+v (%v); want the error in the result line", err, res, perr)
 	}
 
