@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -68,8 +67,6 @@ type Stage struct {
 
 var _ stage.Stage = (*Stage)(nil)
 
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$`)
-
 // New validates opts and returns the stage.
 func New(client kubernetes.Interface, opts Options, log *slog.Logger) (*Stage, error) {
 	if opts.Namespace == "" {
@@ -112,14 +109,14 @@ func New(client kubernetes.Interface, opts Options, log *slog.Logger) (*Stage, e
 			errs = append(errs, fmt.Errorf("webhook: %s %q: %s", what, v, strings.Join(msgs, "; ")))
 		}
 	}
-	if !regionPattern.MatchString(opts.Region) {
-		errs = append(errs, fmt.Errorf("webhook: region %q: want an AWS region such as us-east-1", opts.Region))
+	if err := config.ValidateRegion(opts.Region); err != nil {
+		errs = append(errs, fmt.Errorf("webhook: %w", err))
 	}
 	if strings.ContainsAny(opts.Image, " \t\n\"'") || opts.Image == "" {
 		errs = append(errs, fmt.Errorf("webhook: image %q is not an image reference", opts.Image))
 	}
-	if strings.ContainsAny(opts.Audience, " \t\n\"',") {
-		errs = append(errs, fmt.Errorf("webhook: audience %q must be one value without spaces or commas", opts.Audience))
+	if err := config.ValidateAudience(opts.Audience); err != nil {
+		errs = append(errs, fmt.Errorf("webhook: %w", err))
 	}
 	if opts.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("webhook: replicas %d: want at least 1", opts.Replicas))
