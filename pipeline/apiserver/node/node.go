@@ -51,7 +51,7 @@ type Options struct {
 	// SigningKeyFile is a PEM private key (RSA or ECDSA) to sign tokens with; empty keeps the cluster's own key.
 	SigningKeyFile string
 	// AcceptOnly (Patch) makes the apiserver accept irsa's tokens without issuing them (see
-	// PatchOptions.AcceptOnly); KeepAccepting (Restore) only demotes (see Demote).
+	// manifest.PatchOptions.AcceptOnly); KeepAccepting (Restore) only demotes (see manifest.Demote).
 	AcceptOnly    bool
 	KeepAccepting bool
 	// Verify, when set, is called after the new manifest is written; an error puts the previous manifest and keys
@@ -118,7 +118,7 @@ type fileState struct {
 	mode    fs.FileMode
 }
 
-// Patch patches the kube-apiserver manifest on this node (see Patch): it installs the signing key pair when one
+// Patch patches the kube-apiserver manifest on this node (see manifest.Patch): it installs the signing key pair when one
 // is given (private key 0600), keeps a backup of the original manifest (taken only from a manifest irsa has not
 // patched, so a backup is never replaced by a patched file), writes the new manifest atomically and, if
 // opts.Verify fails, puts the previous manifest and keys back. A second call with the same options changes
@@ -233,9 +233,9 @@ func removeUnreferencedKeys(dir string, content []byte, suffix string) error {
 }
 
 // Restore undoes Patch: the manifest goes back to the backup when the backup is what irsa patched (the
-// exact original bytes), else to Unpatch of the current manifest (which keeps changes others made since); irsa's
+// exact original bytes), else to manifest.Unpatch of the current manifest (which keeps changes others made since); irsa's
 // key files and the backup are removed afterwards. A manifest irsa has not patched is left alone. With
-// opts.KeepAccepting it only demotes (Demote): the backup stays, and so do irsa's public keys.
+// opts.KeepAccepting it only demotes (manifest.Demote): the backup stays, and so do irsa's public keys.
 func Restore(ctx context.Context, opts Options) (Result, error) {
 	opts.defaults()
 	res := Result{Manifest: opts.ManifestPath}
