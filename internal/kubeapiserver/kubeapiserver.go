@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -283,23 +284,20 @@ func (s *Server) run(cmd *exec.Cmd, logFile string) error {
 	return nil
 }
 
+// poll asks ready every 100 ms until it says yes, the process exits or the timeout passes.
 func (s *Server) poll(ctx context.Context, cmd *exec.Cmd, timeout time.Duration, ready func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ready() {
-			return nil
-		}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		select {
 		case <-s.exited[cmd]:
-			return fmt.Errorf("process exited: %s", cmd.ProcessState)
-		case <-ctx.Done():
-			return fmt.Errorf("not ready after %s: %w", timeout, ctx.Err())
-		case <-tick.C:
+			return false, fmt.Errorf("process exited: %s", cmd.ProcessState)
+		default:
 		}
+		return ready(), nil
+	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("not ready after %s: %w", timeout, err)
 	}
+	return err
 }
 
 // Stop ends kube-apiserver, then etcd, by PID, and waits for both to exit.

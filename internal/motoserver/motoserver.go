@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/irsa-anywhere/irsa/internal/testpki"
 )
 
@@ -165,25 +167,32 @@ func (s *Server) PID() int {
 	return s.cmd.Process.Pid
 }
 
+// waitReady asks moto's API every 100 ms until it answers, moto_server exits or the timeout passes.
 func (s *Server) waitReady(timeout time.Duration) error {
 	exited := make(chan struct{})
 	s.exited = exited
 	go func() { _ = s.cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-exited:
-			return fmt.Errorf("moto_server exited")
+			return false, fmt.Errorf("moto_server exited")
 		default:
 		}
-		resp, err := s.HTTPClient.Get(s.URL + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return nil
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/moto-api/", nil)
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(100 * time.Millisecond)
+		resp, err := s.HTTPClient.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return true, nil
+	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("moto_server not ready after %s", timeout)
 	}
-	return fmt.Errorf("timeout")
+	return err
 }
 
 // Reset wipes all of moto's state.

@@ -1,10 +1,7 @@
 package apiserver
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -14,15 +11,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/node"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
-)
-
-// The node subcommands the node pod runs (`irsa node patch-apiserver`, `irsa node restore-apiserver`); RunNode
-// implements them.
-const (
-	NodePatchCommand   = "patch-apiserver"
-	NodeRestoreCommand = "restore-apiserver"
 )
 
 // Labels and mount points of the node pod.
@@ -46,7 +38,7 @@ var stuckReasons = map[string]bool{
 
 type keySecret struct{ namespace, name string }
 
-func (s *Stage) labels() map[string]string {
+func (s kubeadm) labels() map[string]string {
 	l := map[string]string{config.ManagedByTagKey: config.ManagedByValue, ComponentLabel: NodePodComponent}
 	if s.opts.ClusterName != "" {
 		l[config.ClusterLabel] = s.opts.ClusterName
@@ -55,7 +47,7 @@ func (s *Stage) labels() map[string]string {
 }
 
 // createKeySecret puts the signing key where the node pods can mount it. It exists only while they run.
-func (s *Stage) createKeySecret(ctx context.Context) (*keySecret, error) {
+func (s kubeadm) createKeySecret(ctx context.Context) (*keySecret, error) {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: keySecretName, Namespace: s.opts.Namespace, Labels: s.labels()},
 		Type:       corev1.SecretTypeOpaque,
@@ -73,7 +65,7 @@ func (s *Stage) createKeySecret(ctx context.Context) (*keySecret, error) {
 	return &keySecret{namespace: s.opts.Namespace, name: keySecretName}, nil
 }
 
-func (s *Stage) deleteKeySecret(k *keySecret) {
+func (s kubeadm) deleteKeySecret(k *keySecret) {
 	// Cleanup runs even when the caller's context is cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -86,8 +78,8 @@ func (s *Stage) deleteKeySecret(k *keySecret) {
 var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // nodePodName is irsa-<op>-<node>, cut to a valid pod name.
-func nodePodName(op, node string) string {
-	name := "irsa-" + strings.TrimSuffix(op, "-apiserver") + "-apiserver-" + nonName.ReplaceAllString(strings.ToLower(node), "-")
+func nodePodName(op, nodeName string) string {
+	name := "irsa-" + strings.TrimSuffix(op, "-apiserver") + "-apiserver-" + nonName.ReplaceAllString(strings.ToLower(nodeName), "-")
 	if len(name) > 63 {
 		name = name[:63]
 	}
@@ -97,18 +89,18 @@ func nodePodName(op, node string) string {
 // nodePod is the short-lived pod that runs the node subcommand on one control-plane node. It runs as root (the
 // manifest and keys are root's 0600 files) with no capabilities, on the host network so that it can ask the local
 // apiserver whether it came back with the new issuer.
-func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration, extraArgs ...string) *corev1.Pod {
+func (s kubeadm) nodePod(op, nodeName string, key *keySecret, timeout time.Duration, extraArgs ...string) *corev1.Pod {
 	verifyTimeout := max(timeout-nodeVerifyMargin, timeout/2)
 	cmd := append([]string{BinaryPath, "node", op, "--verify-timeout=" + verifyTimeout.String()}, extraArgs...)
-	if op == NodePatchCommand {
+	if op == node.PatchCommand {
 		cmd = append(cmd, "--issuer-url="+s.opts.IssuerURL, "--audience="+s.opts.Audience)
 	}
 	root, no, yes := int64(0), false, true
 	hostPathDir := corev1.HostPathDirectory
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: nodePodName(op, node), Namespace: s.opts.Namespace, Labels: s.labels()},
+		ObjectMeta: metav1.ObjectMeta{Name: nodePodName(op, nodeName), Namespace: s.opts.Namespace, Labels: s.labels()},
 		Spec: corev1.PodSpec{
-			NodeName:                     node,
+			NodeName:                     nodeName,
 			RestartPolicy:                corev1.RestartPolicyNever,
 			HostNetwork:                  true,
 			DNSPolicy:                    corev1.DNSClusterFirstWithHostNet,
@@ -159,18 +151,18 @@ func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration, 
 
 // runNodePod runs the node subcommand on one node, waits for it to finish and returns the Result it printed.
 // The pod is deleted afterwards, also on failure.
-func (s *Stage) runNodePod(ctx context.Context, node, op string, key *keySecret, timeout time.Duration, extraArgs ...string) (Result, error) {
+func (s kubeadm) runNodePod(ctx context.Context, nodeName, op string, key *keySecret, timeout time.Duration, extraArgs ...string) (node.Result, error) {
 	pods := s.client.CoreV1().Pods(s.opts.Namespace)
-	pod := s.nodePod(op, node, key, timeout, extraArgs...)
+	pod := s.nodePod(op, nodeName, key, timeout, extraArgs...)
 	// A pod left by an interrupted run would make Create fail; it is irsa's own, so it goes.
 	if err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return Result{}, fmt.Errorf("delete leftover pod %s/%s: %w", pod.Namespace, pod.Name, explain(err))
+		return node.Result{}, fmt.Errorf("delete leftover pod %s/%s: %w", pod.Namespace, pod.Name, explain(err))
 	}
 	if err := s.waitGone(ctx, pod.Name); err != nil {
-		return Result{}, err
+		return node.Result{}, err
 	}
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{FieldManager: config.FieldManager}); err != nil {
-		return Result{}, fmt.Errorf("create pod %s/%s on node %s: %w", pod.Namespace, pod.Name, node, explain(err))
+		return node.Result{}, fmt.Errorf("create pod %s/%s on node %s: %w", pod.Namespace, pod.Name, nodeName, explain(err))
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -180,101 +172,75 @@ func (s *Stage) runNodePod(ctx context.Context, node, op string, key *keySecret,
 		}
 	}()
 
-	done, err := s.waitPodDone(ctx, pod.Name, node, timeout)
+	done, err := s.waitPodDone(ctx, pod.Name, nodeName, timeout)
 	if err != nil {
-		return Result{}, err
+		return node.Result{}, err
 	}
 	logs, logErr := pods.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "irsa"}).DoRaw(ctx)
-	res, parseErr := lastResult(logs)
+	res, parseErr := node.LastResult(logs)
 	if parseErr != nil {
 		msg := terminationMessage(done)
 		if logErr != nil {
-			return Result{}, fmt.Errorf("node pod %s on %s ended %s (%s) and its log could not be read: %w", pod.Name, node, done.Status.Phase, msg, logErr)
+			return node.Result{}, fmt.Errorf("node pod %s on %s ended %s (%s) and its log could not be read: %w", pod.Name, nodeName, done.Status.Phase, msg, logErr)
 		}
-		return Result{}, fmt.Errorf("node pod %s on %s ended %s (%s) without a result line: %w; log: %s", pod.Name, node, done.Status.Phase, msg, parseErr, truncate(logs))
+		return node.Result{}, fmt.Errorf("node pod %s on %s ended %s (%s) without a result line: %w; log: %s", pod.Name, nodeName, done.Status.Phase, msg, parseErr, truncate(logs))
 	}
 	if res.Error != "" || done.Status.Phase != corev1.PodSucceeded {
 		rolled := ""
 		if res.RolledBack {
 			rolled = " (the node put its previous manifest back)"
 		}
-		return res, fmt.Errorf("%s on node %s failed%s: %s", op, node, rolled, res.Error)
+		return res, fmt.Errorf("%s on node %s failed%s: %s", op, nodeName, rolled, res.Error)
 	}
-	s.log.Debug("node pod done", "node", node, "changed", res.Changed, "issuers", res.Issuers)
+	s.log.Debug("node pod done", "node", nodeName, "changed", res.Changed, "issuers", res.Issuers)
 	return res, nil
 }
 
-func (s *Stage) waitGone(ctx context.Context, name string) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
+// waitGone waits up to a minute for a leftover pod to be deleted.
+func (s kubeadm) waitGone(ctx context.Context, name string) error {
+	err := wait.PollUntilContextTimeout(ctx, s.opts.PollInterval, time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := s.client.CoreV1().Pods(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("leftover pod %s/%s is still being deleted after a minute", s.opts.Namespace, name)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(s.opts.PollInterval):
-		}
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		return fmt.Errorf("leftover pod %s/%s is still being deleted after a minute: %w", s.opts.Namespace, name, err)
 	}
+	return nil
 }
 
 // waitPodDone polls the pod until it succeeds or fails. Errors reading it are expected while the apiserver
 // restarts (the pod restarts it) and are only remembered for the timeout message.
-func (s *Stage) waitPodDone(ctx context.Context, name, node string, timeout time.Duration) (*corev1.Pod, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+func (s kubeadm) waitPodDone(ctx context.Context, name, nodeName string, timeout time.Duration) (*corev1.Pod, error) {
 	observed := "nothing yet"
-	for {
+	var done *corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, s.opts.PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
 		pod, err := s.client.CoreV1().Pods(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
-		case ctx.Err() != nil:
-			// The deadline cut this request short: report what was seen before it.
+		case cutShort(ctx):
+			// The deadline cut this request short: the timeout error reports what was seen before it.
+			return false, nil
 		case err != nil:
 			observed = "error reading the pod: " + err.Error()
+			return false, nil
 		case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
-			return pod, nil
-		default:
-			observed = "phase " + string(pod.Status.Phase)
-			for _, cs := range pod.Status.ContainerStatuses {
-				if w := cs.State.Waiting; w != nil {
-					observed += fmt.Sprintf(", container waiting: %s %s", w.Reason, w.Message)
-					if stuckReasons[w.Reason] {
-						return nil, fmt.Errorf("node pod %s on %s cannot start: %s: %s (the image %s must be importable on the node: load it with `make image` and import it, or pass --image)", name, node, w.Reason, w.Message, s.opts.Image)
-					}
+			done = pod
+			return true, nil
+		}
+		observed = "phase " + string(pod.Status.Phase)
+		for _, cs := range pod.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				observed += fmt.Sprintf(", container waiting: %s %s", w.Reason, w.Message)
+				if stuckReasons[w.Reason] {
+					return false, fmt.Errorf("node pod %s on %s cannot start: %s: %s (the image %s must be importable on the node: load it with `make image` and import it, or pass --image)", name, nodeName, w.Reason, w.Message, s.opts.Image)
 				}
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("node pod %s/%s on %s did not finish within %s; last observed: %s", s.opts.Namespace, name, node, timeout, observed)
-		case <-time.After(s.opts.PollInterval):
-		}
+		return false, nil
+	})
+	if wait.Interrupted(err) {
+		return nil, fmt.Errorf("node pod %s/%s on %s did not finish within %s; last observed: %s", s.opts.Namespace, name, nodeName, timeout, observed)
 	}
-}
-
-// lastResult finds the last line of the log that is a JSON Result.
-func lastResult(logs []byte) (Result, error) {
-	var found *Result
-	sc := bufio.NewScanner(bytes.NewReader(logs))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 || line[0] != '{' {
-			continue
-		}
-		var r Result
-		if err := json.Unmarshal(line, &r); err == nil && r.Manifest != "" {
-			found = &r
-		}
-	}
-	if found == nil {
-		return Result{}, fmt.Errorf("no JSON result line in the node pod's log")
-	}
-	return *found, nil
+	return done, err
 }
 
 func terminationMessage(pod *corev1.Pod) string {

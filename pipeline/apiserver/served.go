@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/node"
 )
 
 // Cluster types: how the apiserver is configured.
@@ -26,7 +28,7 @@ var ClusterTypes = []string{ClusterKubeadm, ClusterKind, ClusterEKSAnywhere, Clu
 
 // Paths the apiserver serves its OIDC documents at (ServiceAccountIssuerDiscovery).
 const (
-	DiscoveryPath = "/.well-known/openid-configuration"
+	DiscoveryPath = node.DiscoveryPath
 	JWKSPath      = "/openid/v1/jwks"
 )
 

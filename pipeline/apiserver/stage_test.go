@@ -8,26 +8,30 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/internal/testpki"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/node"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
+
+const testIssuer = "https://irsa-demo-oidc.s3.eu-west-1.amazonaws.com/prod-1"
 
 // kubeadmIssuer is the issuer kubeadm configures; the test apiserver keeps it as a second issuer, the way a
 // patched kubeadm cluster does.
@@ -148,17 +152,17 @@ func TestServedIssuerAndKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, kid, err := keyFromPEM(priv); err != nil || kid != wantKid {
-		t.Errorf("keyFromPEM kid = %q, %v; the apiserver serves %q", kid, err, wantKid)
+	if _, _, kid, err := node.ParseSigningKey(priv); err != nil || kid != wantKid {
+		t.Errorf("ParseSigningKey kid = %q, %v; the apiserver serves %q", kid, err, wantKid)
 	}
 
 	// After patching with a provided key, Apply checks that the apiserver verifies with it.
 	served := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, SigningKey: priv})
-	if err := served.checkServedKey(ctx); err != nil {
+	if err := (kubeadm{served}).checkServedKey(ctx); err != nil {
 		t.Errorf("checkServedKey with the served key: %v", err)
 	}
-	other := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, SigningKey: ecKeyPEM(t)})
-	if err := other.checkServedKey(ctx); err == nil || !strings.Contains(err.Error(), "it serves "+wantKid) {
+	other := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, SigningKey: testpki.ECKeyPEM(t)})
+	if err := (kubeadm{other}).checkServedKey(ctx); err == nil || !strings.Contains(err.Error(), "it serves "+wantKid) {
 		t.Errorf("checkServedKey with a key the apiserver does not serve: %v", err)
 	}
 }
@@ -216,9 +220,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		want string
 	}{
 		{"unknown cluster type", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: "openshift"}, `cluster type "openshift": want one of kubeadm, kind, eks-anywhere, external`},
-		{"http issuer", Options{IssuerURL: "http://x", Audience: "sts.amazonaws.com"}, "must be https"},
+		{"http issuer", Options{IssuerURL: "http://x", Audience: "sts.amazonaws.com"}, "must use https"},
 		{"bad key", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", SigningKey: []byte("not a key")}, "signing key: no PEM block"},
-		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: ecKeyPEM(t)}, "only the kubeadm cluster type"},
+		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: testpki.ECKeyPEM(t)}, "only the kubeadm cluster type"},
 		{"negative timeout", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", Timeout: -time.Second}, "must not be negative"},
 	}
 	for _, tt := range tests {
@@ -286,8 +290,8 @@ func TestKubeadm(t *testing.T) {
 		t.Errorf("Plan without control-plane nodes: %v", err)
 	}
 
-	original := readFile(t, "testdata/inputs/kubeadm.yaml")
-	patched, _, err := Patch(original, PatchOptions{IssuerURL: testIssuer, Audience: config.DefaultAudience})
+	original := readFile(t, "manifest/testdata/inputs/kubeadm.yaml")
+	patched, _, err := manifest.Patch(original, manifest.PatchOptions{IssuerURL: testIssuer, Audience: config.DefaultAudience})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +320,7 @@ func TestKubeadm(t *testing.T) {
 	}
 
 	// What the two passes see: cp-1 accepts irsa and issues for it (not demoted); cp-2 neither.
-	states, err := s.nodesToPatch(ctx)
+	states, err := kubeadm{s}.nodesToPatch(ctx)
 	if err != nil || len(states) != 2 {
 		t.Fatalf("nodesToPatch = %+v, %v", states, err)
 	}
@@ -330,7 +334,7 @@ func TestKubeadm(t *testing.T) {
 	// With a signing key both nodes need the node pod. Apply creates it on cp-1 first (accepted by the real
 	// apiserver's validation); it never runs here: the stage gives up at its deadline, says what it saw, deletes its
 	// pod (gracefully: it stays Terminating without a kubelet) and the key Secret.
-	withKey := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second, SigningKey: ecKeyPEM(t), ClusterName: "c1"})
+	withKey := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second, SigningKey: testpki.ECKeyPEM(t), ClusterName: "c1"})
 	_, err = withKey.Apply(ctx)
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 5s") || !strings.Contains(err.Error(), "on cp-1") || !strings.Contains(err.Error(), "phase Pending") {
 		t.Errorf("Apply without a kubelet: %v; want a timeout naming the node and the pod's phase", err)
@@ -346,7 +350,7 @@ func TestNodePodSpec(t *testing.T) {
 	t.Parallel()
 	srv := patchedServer(t)
 	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Image: "irsa:test", ClusterName: "c1"})
-	pod := s.nodePod(NodePatchCommand, "cp-1.example.com", &keySecret{namespace: "kube-system", name: keySecretName}, 3*time.Minute)
+	pod := kubeadm{s}.nodePod(node.PatchCommand, "cp-1.example.com", &keySecret{namespace: "kube-system", name: keySecretName}, 3*time.Minute)
 	got, err := srv.Client.CoreV1().Pods("kube-system").Create(t.Context(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
 		t.Fatalf("the apiserver rejects the node pod: %v", err)
@@ -369,67 +373,6 @@ func TestNodePodSpec(t *testing.T) {
 	for what, ok := range checks {
 		if !ok {
 			t.Errorf("node pod: %s is wrong: command %q, spec:\n%+v", what, c.Command, got.Spec)
-		}
-	}
-}
-
-func TestLocalCheck(t *testing.T) {
-	t.Parallel()
-	srv := patchedServer(t)
-	ctx := t.Context()
-	if _, err := srv.Client.CoreV1().ServiceAccounts("kube-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "irsa-node"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := srv.Client.CoreV1().ServiceAccounts("kube-system").CreateToken(ctx, "irsa-node", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte(tr.Status.Token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	good := LocalCheck{URL: srv.URL, CAFile: srv.CAFile, TokenFile: token, Timeout: 30 * time.Second, Interval: 100 * time.Millisecond}
-	if err := good.Verify(ctx, Expectation{Issuer: testIssuer}); err != nil {
-		t.Errorf("Verify of the served issuer: %v", err)
-	}
-	// After a restore, the pod's token may name an issuer the apiserver dropped: 401, then /readyz decides.
-	rejected := good
-	rejected.TokenFile = filepath.Join(dir, "rejected-token")
-	if err := os.WriteFile(rejected.TokenFile, []byte("not-a-token"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := rejected.Verify(ctx, Expectation{Issuer: kubeadmIssuer, Restoring: true}); err != nil {
-		t.Errorf("Verify while restoring with a rejected token: %v", err)
-	}
-
-	// Failures end at the deadline (5s: long enough for a loaded machine to see at least one answer) with what was
-	// observed last.
-	failures := []struct {
-		name   string
-		check  LocalCheck
-		expect Expectation
-		want   string
-	}{
-		{"another issuer", good, Expectation{Issuer: "https://oidc.example.com/other"}, `last observed: issuer "` + testIssuer + `"`},
-		{"rejected token while patching", rejected, Expectation{Issuer: testIssuer}, "last observed: HTTP 401"},
-		{"same issuer, no restart", good, Expectation{Issuer: testIssuer, SameIssuer: true}, "no restart seen yet"},
-	}
-	for _, f := range failures {
-		t.Run(f.name, func(t *testing.T) {
-			t.Parallel()
-			f.check.Timeout = 5 * time.Second
-			if err := f.check.Verify(ctx, f.expect); err == nil || !strings.Contains(err.Error(), f.want) {
-				t.Errorf("Verify: %v; want an error containing %q", err, f.want)
-			}
-		})
-	}
-
-	// The local endpoint comes from the manifest.
-	for name, want := range map[string]string{"kubeadm.yaml": "https://192.168.56.10:6443", "eks-anywhere.yaml": "https://172.18.0.7:6443", "hand-written.yaml": "https://127.0.0.1:6443"} {
-		c, err := NewLocalCheck(readFile(t, "testdata/inputs/"+name), time.Minute)
-		if err != nil || c.URL != want {
-			t.Errorf("NewLocalCheck(%s) = %q, %v; want %q", name, c.URL, err, want)
 		}
 	}
 }
@@ -488,6 +431,15 @@ func TestEKSAnywhere(t *testing.T) {
 	}
 }
 
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func createNode(t *testing.T, client kubernetes.Interface, name, providerID string) {
 	t.Helper()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{ProviderID: providerID}}
@@ -500,14 +452,14 @@ func createNode(t *testing.T, client kubernetes.Interface, name, providerID stri
 }
 
 // createMirrorPod stands in for the kubelet's mirror pod of the node's static kube-apiserver pod.
-func createMirrorPod(t *testing.T, client kubernetes.Interface, node string, manifest []byte) {
+func createMirrorPod(t *testing.T, client kubernetes.Interface, nodeName string, content []byte) {
 	t.Helper()
-	pod, err := parseManifest(manifest)
+	pod, err := manifest.Parse(content)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod.Name = "kube-apiserver-" + node
-	pod.Spec.NodeName = node
+	pod.Name = "kube-apiserver-" + nodeName
+	pod.Spec.NodeName = nodeName
 	if _, err := client.CoreV1().Pods("kube-system").Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -515,16 +467,12 @@ func createMirrorPod(t *testing.T, client kubernetes.Interface, node string, man
 
 func waitPodGone(t *testing.T, client kubernetes.Interface, name string) {
 	t.Helper()
-	for {
-		_, err := client.CoreV1().Pods("kube-system").Get(t.Context(), name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("pod %s not deleted", name)
-		case <-time.After(50 * time.Millisecond):
-		}
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Pods("kube-system").Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s not deleted: %v", name, err)
 	}
 }
 
@@ -562,17 +510,16 @@ func createEKSACRD(t *testing.T, cfg *rest.Config) {
 		t.Fatal(err)
 	}
 	client := kubernetes.NewForConfigOrDie(cfg)
-	for {
-		if _, err := client.Discovery().ServerResourcesForGroupVersion(eksaGroupVersion); err == nil {
-			if _, err := dynamic.NewForConfigOrDie(cfg).Resource(eksaClusters).List(t.Context(), metav1.ListOptions{}); err == nil {
-				return
-			}
+	clusters := dynamic.NewForConfigOrDie(cfg).Resource(eksaClusters)
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if _, err := client.Discovery().ServerResourcesForGroupVersion(eksaGroupVersion); err != nil {
+			return false, nil
 		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal("CRD never served")
-		case <-time.After(100 * time.Millisecond):
-		}
+		_, err := clusters.List(ctx, metav1.ListOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("CRD never served: %v", err)
 	}
 }
 
@@ -587,8 +534,8 @@ func TestKubeadmPasses(t *testing.T) {
 	if _, err := srv.Client.CoreV1().ServiceAccounts("kube-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	original := readFile(t, "testdata/inputs/kubeadm.yaml")
-	patched, _, err := Patch(original, PatchOptions{IssuerURL: testIssuer, Audience: config.DefaultAudience})
+	original := readFile(t, "manifest/testdata/inputs/kubeadm.yaml")
+	patched, _, err := manifest.Patch(original, manifest.PatchOptions{IssuerURL: testIssuer, Audience: config.DefaultAudience})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,13 +547,13 @@ func TestKubeadmPasses(t *testing.T) {
 	createMirrorPod(t, srv.Client, "cp-c", original)
 
 	var ran []string
-	record := func(_ context.Context, node, op string, _ *keySecret, _ time.Duration, extra ...string) (Result, error) {
-		ran = append(ran, strings.TrimSpace(op+" "+node+" "+strings.Join(extra, " ")))
+	record := func(_ context.Context, nodeName, op string, _ *keySecret, _ time.Duration, extra ...string) (node.Result, error) {
+		ran = append(ran, strings.TrimSpace(op+" "+nodeName+" "+strings.Join(extra, " ")))
 		issuers := []string{testIssuer, kubeadmIssuer}
 		if op == NodeRestoreCommand {
 			issuers = []string{kubeadmIssuer, testIssuer}
 		}
-		return Result{Changed: true, Manifest: DefaultManifestPath, Issuers: issuers}, nil
+		return node.Result{Changed: true, Manifest: DefaultManifestPath, Issuers: issuers}, nil
 	}
 	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second})
 	s.runNode = record

@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/node"
 )
 
 // TestPatchedFlagsKeepOldTokensValid starts a real kube-apiserver with the service account flags Patch writes into
@@ -26,17 +28,15 @@ import (
 // runbook's flags (issuer replaced, --api-audiences=sts.amazonaws.com) reject the old token.
 func TestPatchedFlagsKeepOldTokensValid(t *testing.T) {
 	t.Parallel()
-	patched := readFile(t, "testdata/manifest/kubeadm-first-patch/expected.yaml")
-	pod, err := parseManifest(patched)
+	patched := readFile(t, "manifest/testdata/manifest/kubeadm-first-patch/expected.yaml")
+	issuers, err := manifest.Issuers(patched)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := apiserverContainer(pod)
+	audiences, err := manifest.Audiences(patched)
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags := containerFlags(c)
-	issuers, audiences := flags.values(flagIssuer), flags.sliceValues(flagAudiences)
 	if !slices.Equal(issuers, append([]string{patchedOptions.Issuer}, patchedOptions.ExtraIssuers...)) || !slices.Equal(audiences, patchedOptions.APIAudiences) {
 		t.Fatalf("golden patched flags: issuers %q audiences %q; the shared test apiserver runs with %+v", issuers, audiences, patchedOptions)
 	}
@@ -103,7 +103,7 @@ func oldToken(t *testing.T, srv *kubeapiserver.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, kid, err := keyFromPEM(keyPEM)
+	_, _, kid, err := node.ParseSigningKey(keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

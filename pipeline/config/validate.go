@@ -13,19 +13,22 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 var (
-	clusterNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	regionRE      = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]{1,2}$`)
-	bucketRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	roleNameRE    = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
-	dns1123Label  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	dns1123Sub    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	thumbprintRE  = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
+	regionRE     = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]{1,2}$`)
+	bucketRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	roleNameRE   = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	thumbprintRE = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
+	// hostRE is a DNS name (issuer hosts); pathSegmentRE a segment of an issuer path (ValidateIssuerURL).
 	hostRE        = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 	pathSegmentRE = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
-	policyARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[\w+=,.@/-]+$`)
+	// policyPathRE is IAM's path-and-name of a managed policy, after "policy/" (IAM API reference, Policy).
+	policyPathRE = regexp.MustCompile(`^[\w+=,.@/-]+$`)
+	accountIDRE  = regexp.MustCompile(`^[0-9]{12}$`)
 )
 
 // ClusterTypes are the values of --cluster-type.
@@ -33,7 +36,7 @@ var ClusterTypes = []string{"kubeadm", "kind", "eks-anywhere", "external"}
 
 // ValidateClusterName: a DNS-1123 label of at most 63 characters, because it becomes part of role names and labels.
 func ValidateClusterName(name string) error {
-	if !clusterNameRE.MatchString(name) {
+	if len(validation.IsDNS1123Label(name)) > 0 {
 		return fmt.Errorf("cluster name %q: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit", name)
 	}
 	return nil
@@ -198,10 +201,14 @@ func ValidateRoleName(name string) error {
 	return nil
 }
 
-// ValidatePolicyARN: an IAM managed policy ARN.
-func ValidatePolicyARN(arn string) error {
-	if !policyARNRE.MatchString(arn) {
-		return fmt.Errorf("policy ARN %q: must look like arn:aws:iam::aws:policy/NAME or arn:aws:iam::123456789012:policy/NAME", arn)
+// ValidatePolicyARN: an IAM managed policy ARN, arn:PARTITION:iam::aws|ACCOUNT:policy/[PATH/]NAME, as parsed by the
+// AWS SDK's arn package.
+func ValidatePolicyARN(policyARN string) error {
+	a, err := arn.Parse(policyARN)
+	name, isPolicy := strings.CutPrefix(a.Resource, "policy/")
+	if err != nil || !strings.HasPrefix(a.Partition, "aws") || a.Service != "iam" || a.Region != "" ||
+		(a.AccountID != "aws" && !accountIDRE.MatchString(a.AccountID)) || !isPolicy || !policyPathRE.MatchString(name) {
+		return fmt.Errorf("policy ARN %q: must look like arn:aws:iam::aws:policy/NAME or arn:aws:iam::123456789012:policy/NAME", policyARN)
 	}
 	return nil
 }
@@ -273,17 +280,17 @@ func present(st map[string]json.RawMessage, key string) bool {
 	return ok && len(v) > 0 && string(v) != "null" && string(v) != "[]" && string(v) != `""`
 }
 
-// ValidateDNS1123Label: a Kubernetes namespace name.
+// ValidateDNS1123Label: a Kubernetes namespace name (apimachinery's IsDNS1123Label, the rule the apiserver applies).
 func ValidateDNS1123Label(what, v string) error {
-	if len(v) == 0 || len(v) > 63 || !dns1123Label.MatchString(v) {
+	if len(validation.IsDNS1123Label(v)) > 0 {
 		return fmt.Errorf("%s %q: must be a DNS-1123 label (1-63 lowercase letters, digits or '-', starting and ending with a letter or digit)", what, v)
 	}
 	return nil
 }
 
-// ValidateDNS1123Subdomain: a Kubernetes object name such as a ServiceAccount.
+// ValidateDNS1123Subdomain: a Kubernetes object name such as a ServiceAccount (apimachinery's IsDNS1123Subdomain).
 func ValidateDNS1123Subdomain(what, v string) error {
-	if len(v) == 0 || len(v) > 253 || !dns1123Sub.MatchString(v) {
+	if len(validation.IsDNS1123Subdomain(v)) > 0 {
 		return fmt.Errorf("%s %q: must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)", what, v)
 	}
 	return nil

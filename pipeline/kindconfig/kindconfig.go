@@ -10,11 +10,12 @@ package kindconfig
 
 import (
 	"fmt"
-	"net/url"
 	"path/filepath"
-	"strings"
 
+	kind "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // DefaultNodeImage is the node image kind v0.33.0 uses by default, pinned by digest.
@@ -51,37 +52,14 @@ const (
 	nodePublicKey  = "/etc/kubernetes/pki/sa.pub"
 )
 
-type cluster struct {
-	Kind                 string   `json:"kind"`
-	APIVersion           string   `json:"apiVersion"`
-	Name                 string   `json:"name,omitempty"`
-	Nodes                []node   `json:"nodes"`
-	KubeadmConfigPatches []string `json:"kubeadmConfigPatches"`
-}
-
-type node struct {
-	Role        string  `json:"role"`
-	Image       string  `json:"image"`
-	ExtraMounts []mount `json:"extraMounts,omitempty"`
-}
-
-type mount struct {
-	HostPath      string `json:"hostPath"`
-	ContainerPath string `json:"containerPath"`
-	ReadOnly      bool   `json:"readOnly"`
-}
-
-// Validate checks the options.
+// Validate checks the options: the issuer URL and the audience by irsa's one set of rules (config.ValidateIssuerURL,
+// config.ValidateAudience).
 func (o Options) Validate() error {
-	u, err := url.Parse(o.IssuerURL)
-	if err != nil {
-		return fmt.Errorf("issuer URL %q: %w", o.IssuerURL, err)
+	if err := config.ValidateIssuerURL(o.IssuerURL); err != nil {
+		return err
 	}
-	if u.Scheme != "https" || u.Host == "" || strings.HasSuffix(o.IssuerURL, "/") {
-		return fmt.Errorf("issuer URL %q: must be https://host[/path] without a trailing slash", o.IssuerURL)
-	}
-	if o.Audience == "" || strings.Contains(o.Audience, ",") {
-		return fmt.Errorf("audience %q: must be one non-empty value without commas", o.Audience)
+	if err := config.ValidateAudience(o.Audience); err != nil {
+		return err
 	}
 	if o.Workers < 0 {
 		return fmt.Errorf("workers %d: must not be negative", o.Workers)
@@ -120,22 +98,22 @@ func Generate(o Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode kubeadm config patch: %w", err)
 	}
-	controlPlane := node{Role: "control-plane", Image: image}
+	controlPlane := kind.Node{Role: kind.ControlPlaneRole, Image: image}
 	if k := o.SigningKey; k != nil {
-		controlPlane.ExtraMounts = []mount{
-			{HostPath: k.PrivateKey, ContainerPath: nodePrivateKey, ReadOnly: true},
-			{HostPath: k.PublicKey, ContainerPath: nodePublicKey, ReadOnly: true},
+		controlPlane.ExtraMounts = []kind.Mount{
+			{HostPath: k.PrivateKey, ContainerPath: nodePrivateKey, Readonly: true},
+			{HostPath: k.PublicKey, ContainerPath: nodePublicKey, Readonly: true},
 		}
 	}
-	c := cluster{
-		Kind:                 "Cluster",
-		APIVersion:           "kind.x-k8s.io/v1alpha4",
+	// kind's defaults (kind.SetDefaultsCluster) are left to kind: the file holds only what irsa decides.
+	c := kind.Cluster{
+		TypeMeta:             kind.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Name:                 o.Name,
-		Nodes:                []node{controlPlane},
+		Nodes:                []kind.Node{controlPlane},
 		KubeadmConfigPatches: []string{string(patch)},
 	}
 	for range o.Workers {
-		c.Nodes = append(c.Nodes, node{Role: "worker", Image: image})
+		c.Nodes = append(c.Nodes, kind.Node{Role: kind.WorkerRole, Image: image})
 	}
 	out, err := yaml.Marshal(c)
 	if err != nil {

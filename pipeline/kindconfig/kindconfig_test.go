@@ -72,7 +72,7 @@ func TestGenerateRejectsBadInput(t *testing.T) {
 		want   string
 	}{
 		{"http issuer", func(o *Options) { o.IssuerURL = "http://example.com" }, `issuer URL "http://example.com"`},
-		{"trailing slash", func(o *Options) { o.IssuerURL += "/" }, "trailing slash"},
+		{"trailing slash", func(o *Options) { o.IssuerURL += "/" }, "must not end with '/'"},
 		{"empty audience", func(o *Options) { o.Audience = "" }, `audience ""`},
 		{"two audiences", func(o *Options) { o.Audience = "a,b" }, `audience "a,b"`},
 		{"negative workers", func(o *Options) { o.Workers = -1 }, "workers -1"},

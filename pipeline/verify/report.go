@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
@@ -102,11 +103,12 @@ func ParseOutput(logs string) (Output, error) {
 // AssumedRoleARN is the caller ARN STS reports for a session of roleARN, without the session name:
 // arn:aws:iam::111122223333:role/path/name → arn:aws:sts::111122223333:assumed-role/name.
 func AssumedRoleARN(roleARN string) (string, error) {
-	parts := strings.SplitN(roleARN, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") {
+	role, err := arn.Parse(roleARN)
+	pathAndName, isRole := strings.CutPrefix(role.Resource, "role/")
+	if err != nil || role.Service != "iam" || !isRole || pathAndName == "" {
 		return "", fmt.Errorf("role ARN %q: want arn:PARTITION:iam::ACCOUNT:role/NAME", roleARN)
 	}
-	return fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s", parts[1], parts[4], path.Base(parts[5])), nil
+	return arn.ARN{Partition: role.Partition, Service: "sts", AccountID: role.AccountID, Resource: "assumed-role/" + path.Base(pathAndName)}.String(), nil
 }
 
 // Evaluate decides PASS from the pod as the apiserver stored it (after the webhook mutated it) and its logs.

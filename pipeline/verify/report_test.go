@@ -138,6 +138,8 @@ func TestAssumedRoleARN(t *testing.T) {
 		"arn:aws-us-gov:iam::123456789012:role/app":           "arn:aws-us-gov:sts::123456789012:assumed-role/app",
 		"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess":      "",
 		"arn:aws:sts::123456789012:assumed-role/app/session1": "",
+		"arn:aws:iam::123456789012:role/":                     "",
+		"role/app":                                            "",
 	}
 	for in, want := range cases {
 		got, err := AssumedRoleARN(in)

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -333,37 +334,36 @@ func (s *Stage) job() *batchv1.Job {
 	}
 }
 
-// waitJob polls the Job until it completes or fails, or the timeout.
+// waitJob polls the Job until it completes or fails, or the timeout; the timeout error says what the Job showed
+// last.
 func (s *Stage) waitJob(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	last := "not started"
-	for {
+	err := wait.PollUntilContextTimeout(ctx, time.Second, s.opts.Timeout, true, func(ctx context.Context) (bool, error) {
 		j, err := s.client.BatchV1().Jobs(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			for _, c := range j.Status.Conditions {
-				if c.Status != corev1.ConditionTrue {
-					continue
-				}
-				switch c.Type {
-				case batchv1.JobComplete:
-					return nil
-				case batchv1.JobFailed:
-					return fmt.Errorf("job %s failed: %s %s", name, c.Reason, c.Message)
-				}
+		if err != nil {
+			if ctx.Err() == nil {
+				last = err.Error()
 			}
-			last = fmt.Sprintf("%d active, %d succeeded, %d failed", j.Status.Active, j.Status.Succeeded, j.Status.Failed)
-		} else if ctx.Err() == nil {
-			last = err.Error()
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("job %s/%s did not finish within %s (%s)", s.opts.Namespace, name, s.opts.Timeout, last)
-		case <-tick.C:
+		for _, c := range j.Status.Conditions {
+			if c.Status != corev1.ConditionTrue {
+				continue
+			}
+			switch c.Type {
+			case batchv1.JobComplete:
+				return true, nil
+			case batchv1.JobFailed:
+				return false, fmt.Errorf("job %s failed: %s %s", name, c.Reason, c.Message)
+			}
 		}
+		last = fmt.Sprintf("%d active, %d succeeded, %d failed", j.Status.Active, j.Status.Succeeded, j.Status.Failed)
+		return false, nil
+	})
+	if err != nil && wait.Interrupted(err) {
+		return fmt.Errorf("job %s/%s did not finish within %s (%s)", s.opts.Namespace, name, s.opts.Timeout, last)
 	}
+	return err
 }
 
 // jobPod is the Job's newest pod, or nil if it made none.

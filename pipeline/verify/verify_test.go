@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
@@ -71,19 +72,20 @@ func TestNewValidates(t *testing.T) {
 
 func waitForJob(t *testing.T, c kubernetes.Interface, ns string) *batchv1.Job {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for {
+	var job *batchv1.Job
+	var last error
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		jobs, err := c.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: config.ManagedByTagKey + "=" + config.ManagedByValue})
-		if err == nil && len(jobs.Items) == 1 {
-			return &jobs.Items[0]
+		if last = err; err != nil || len(jobs.Items) != 1 {
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no verify job appeared: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
+		job = &jobs.Items[0]
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("no verify job appeared: %v (last: %v)", err, last)
 	}
+	return job
 }
 
 func TestStageAgainstAPIServer(t *testing.T) {

@@ -15,10 +15,16 @@ import (
 	"text/template"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
@@ -119,113 +125,113 @@ func splitYAML(b []byte) ([]object, error) {
 	}
 }
 
-// resource is how to reach one kind through the typed clientset's REST clients, so server-side apply works on
-// rendered JSON without a dynamic client.
-type resource struct {
-	client rest.Interface
-	plural string
+// objectClient reaches any kind a manifest holds: discovery's REST mapper finds the resource and its scope, the
+// dynamic client reads, applies (server-side, field manager config.FieldManager) and deletes it.
+type objectClient struct {
+	mapper meta.RESTMapper
+	dyn    dynamic.Interface
 }
 
-func resourceFor(c kubernetes.Interface, o object) (resource, error) {
-	switch o.APIVersion + "/" + o.Kind {
-	case "v1/Namespace":
-		return resource{c.CoreV1().RESTClient(), "namespaces"}, nil
-	case "v1/Secret":
-		return resource{c.CoreV1().RESTClient(), "secrets"}, nil
-	case "v1/ServiceAccount":
-		return resource{c.CoreV1().RESTClient(), "serviceaccounts"}, nil
-	case "v1/Service":
-		return resource{c.CoreV1().RESTClient(), "services"}, nil
-	case "rbac.authorization.k8s.io/v1/ClusterRole":
-		return resource{c.RbacV1().RESTClient(), "clusterroles"}, nil
-	case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
-		return resource{c.RbacV1().RESTClient(), "clusterrolebindings"}, nil
-	case "apps/v1/Deployment":
-		return resource{c.AppsV1().RESTClient(), "deployments"}, nil
-	case "policy/v1/PodDisruptionBudget":
-		return resource{c.PolicyV1().RESTClient(), "poddisruptionbudgets"}, nil
-	case "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration":
-		return resource{c.AdmissionregistrationV1().RESTClient(), "mutatingwebhookconfigurations"}, nil
+// newObjectClient builds the mapper and the dynamic client on the clientset's own HTTP client, rate limiter and
+// server URL, so they share its credentials and its connections.
+func newObjectClient(c kubernetes.Interface) (*objectClient, error) {
+	rc, ok := c.Discovery().RESTClient().(*rest.RESTClient)
+	if !ok || rc == nil || rc.Client == nil {
+		return nil, errors.New("webhook: the Kubernetes client has no HTTP client to build a dynamic client on")
 	}
-	return resource{}, fmt.Errorf("manifest %s: unsupported kind %s/%s", o.ID(), o.APIVersion, o.Kind)
+	cfg := &rest.Config{Host: rc.Get().URL().String(), RateLimiter: rc.GetRateLimiter()}
+	dyn, err := dynamic.NewForConfigAndClient(cfg, rc.Client)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: dynamic client for %s: %w", cfg.Host, err)
+	}
+	return &objectClient{mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Discovery())), dyn: dyn}, nil
+}
+
+// resource is how to reach o: namespaced or cluster-wide, as the apiserver serves its kind.
+func (c *objectClient) resource(o object) (dynamic.ResourceInterface, error) {
+	gv, err := schema.ParseGroupVersion(o.APIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: apiVersion %q: %w", o.ID(), o.APIVersion, err)
+	}
+	m, err := c.mapper.RESTMapping(gv.WithKind(o.Kind).GroupKind(), gv.Version)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: kind %s/%s is not served by the apiserver: %w", o.ID(), o.APIVersion, o.Kind, err)
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return c.dyn.Resource(m.Resource).Namespace(o.Namespace), nil
+	}
+	return c.dyn.Resource(m.Resource), nil
 }
 
 // live is an object as the apiserver returned it; nil when it does not exist.
-type live map[string]any
+type live = *unstructured.Unstructured
 
-func (r resource) get(ctx context.Context, o object) (live, error) {
-	b, err := r.client.Get().NamespaceIfScoped(o.Namespace, o.Namespace != "").Resource(r.plural).Name(o.Name).DoRaw(ctx)
+func (c *objectClient) get(ctx context.Context, o object) (live, error) {
+	r, err := c.resource(o)
+	if err != nil {
+		return nil, err
+	}
+	u, err := r.Get(ctx, o.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", o.ID(), err)
 	}
-	return decode(b)
+	return u, nil
 }
 
-func (r resource) apply(ctx context.Context, o object, dryRun bool) (live, error) {
-	req := r.client.Patch(types.ApplyPatchType).NamespaceIfScoped(o.Namespace, o.Namespace != "").Resource(r.plural).Name(o.Name).
-		Param("fieldManager", config.FieldManager).Param("force", "true").Body(o.JSON)
-	if dryRun {
-		req = req.Param("dryRun", "All")
+func (c *objectClient) apply(ctx context.Context, o object, dryRun bool) (live, error) {
+	r, err := c.resource(o)
+	if err != nil {
+		return nil, err
 	}
-	b, err := req.DoRaw(ctx)
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(o.JSON); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", o.ID(), err)
+	}
+	opts := metav1.ApplyOptions{FieldManager: config.FieldManager, Force: true}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	after, err := r.Apply(ctx, o.Name, u, opts)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", o.ID(), err)
 	}
-	return decode(b)
+	return after, nil
 }
 
-func (r resource) delete(ctx context.Context, o object) error {
-	err := r.client.Delete().NamespaceIfScoped(o.Namespace, o.Namespace != "").Resource(r.plural).Name(o.Name).
-		Param("propagationPolicy", "Background").Do(ctx).Error()
-	if err != nil && !apierrors.IsNotFound(err) {
+func (c *objectClient) delete(ctx context.Context, o object) error {
+	r, err := c.resource(o)
+	if err != nil {
+		return err
+	}
+	background := metav1.DeletePropagationBackground
+	if err := r.Delete(ctx, o.Name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete %s: %w", o.ID(), err)
 	}
 	return nil
 }
 
-func decode(b []byte) (live, error) {
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decode apiserver response: %w", err)
-	}
-	return m, nil
-}
-
-func (l live) labels() map[string]any {
-	md, _ := l["metadata"].(map[string]any)
-	lb, _ := md["labels"].(map[string]any)
-	return lb
-}
-
-func (l live) resourceVersion() string {
-	md, _ := l["metadata"].(map[string]any)
-	rv, _ := md["resourceVersion"].(string)
-	return rv
+// ownedByIrsa says whether the object carries irsa's managed-by label.
+func ownedByIrsa(l live) bool {
+	return l.GetLabels()[config.ManagedByTagKey] == config.ManagedByValue
 }
 
 // deleting says whether the object is already being deleted (a namespace waiting for its finalizers).
-func (l live) deleting() bool {
-	md, _ := l["metadata"].(map[string]any)
-	return md["deletionTimestamp"] != nil
-}
-
-// ownedByIrsa says whether the object carries irsa's managed-by label.
-func (l live) ownedByIrsa() bool {
-	return l.labels()[config.ManagedByTagKey] == config.ManagedByValue
+func deleting(l live) bool {
+	return l.GetDeletionTimestamp() != nil
 }
 
 // diffPaths lists the fields that differ between two versions of an object, ignoring what the apiserver maintains.
 func diffPaths(before, after live) []string {
 	var out []string
-	walkDiff("", normalize(before), normalize(after), &out)
+	walkDiff("", normalize(before.Object), normalize(after.Object), &out)
 	sort.Strings(out)
 	return out
 }
 
-func normalize(l live) map[string]any {
+func normalize(l map[string]any) map[string]any {
 	m := map[string]any{}
 	for k, v := range l {
 		if k != "status" {

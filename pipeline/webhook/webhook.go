@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -62,11 +61,11 @@ type Stage struct {
 	client kubernetes.Interface
 	opts   Options
 	log    *slog.Logger
+	// objects reaches the rendered objects whatever their kind.
+	objects *objectClient
 }
 
 var _ stage.Stage = (*Stage)(nil)
-
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$`)
 
 // New validates opts and returns the stage.
 func New(client kubernetes.Interface, opts Options, log *slog.Logger) (*Stage, error) {
@@ -110,14 +109,14 @@ func New(client kubernetes.Interface, opts Options, log *slog.Logger) (*Stage, e
 			errs = append(errs, fmt.Errorf("webhook: %s %q: %s", what, v, strings.Join(msgs, "; ")))
 		}
 	}
-	if !regionPattern.MatchString(opts.Region) {
-		errs = append(errs, fmt.Errorf("webhook: region %q: want an AWS region such as us-east-1", opts.Region))
+	if err := config.ValidateRegion(opts.Region); err != nil {
+		errs = append(errs, fmt.Errorf("webhook: %w", err))
 	}
 	if strings.ContainsAny(opts.Image, " \t\n\"'") || opts.Image == "" {
 		errs = append(errs, fmt.Errorf("webhook: image %q is not an image reference", opts.Image))
 	}
-	if strings.ContainsAny(opts.Audience, " \t\n\"',") {
-		errs = append(errs, fmt.Errorf("webhook: audience %q must be one value without spaces or commas", opts.Audience))
+	if err := config.ValidateAudience(opts.Audience); err != nil {
+		errs = append(errs, fmt.Errorf("webhook: %w", err))
 	}
 	if opts.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("webhook: replicas %d: want at least 1", opts.Replicas))
@@ -125,10 +124,17 @@ func New(client kubernetes.Interface, opts Options, log *slog.Logger) (*Stage, e
 	if opts.TokenExpiration < 10*time.Minute {
 		errs = append(errs, fmt.Errorf("webhook: token expiration %s: want at least 10m", opts.TokenExpiration))
 	}
+	var objects *objectClient
+	if client != nil {
+		var err error
+		if objects, err = newObjectClient(client); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Stage{client: client, opts: opts, log: log}, nil
+	return &Stage{client: client, opts: opts, log: log, objects: objects}, nil
 }
 
 // Name implements stage.Stage.
@@ -248,11 +254,7 @@ func (s *Stage) run(ctx context.Context, dryRun bool) ([]stage.Change, error) {
 }
 
 func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons []string) (*stage.Change, error) {
-	r, err := resourceFor(s.client, o)
-	if err != nil {
-		return nil, err
-	}
-	before, err := r.get(ctx, o)
+	before, err := s.objects.get(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +263,7 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 	if o.Namespace != "" {
 		name = o.Namespace + "/" + o.Name
 	}
-	if before != nil && !before.ownedByIrsa() {
+	if before != nil && !ownedByIrsa(before) {
 		if o.Kind == "Namespace" {
 			s.log.Debug("webhook: namespace exists and is not irsa's; using it as is", "namespace", o.Name)
 			return nil, nil
@@ -272,7 +274,7 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 	if before == nil && dryRun {
 		return &stage.Change{Action: stage.Create, Kind: kind, Name: name}, nil
 	}
-	after, err := r.apply(ctx, o, dryRun)
+	after, err := s.objects.apply(ctx, o, dryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +282,7 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 		s.log.Debug("webhook: created", "object", o.ID())
 		return &stage.Change{Action: stage.Create, Kind: kind, Name: name}, nil
 	}
-	if !dryRun && after.resourceVersion() == before.resourceVersion() {
+	if !dryRun && after.GetResourceVersion() == before.GetResourceVersion() {
 		return nil, nil
 	}
 	paths := diffPaths(before, after)
@@ -295,30 +297,28 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 	return &stage.Change{Action: stage.Update, Kind: kind, Name: name, Detail: detail}, nil
 }
 
-// waitAvailable polls the Deployment until its pods are updated and available, or the timeout.
+// waitAvailable polls the Deployment until its pods are updated and available, or the timeout; the error says
+// what the Deployment showed last.
 func (s *Stage) waitAvailable(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
 	var last string
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, s.opts.Timeout, true, func(ctx context.Context) (bool, error) {
 		d, err := s.client.AppsV1().Deployments(s.opts.Namespace).Get(ctx, s.opts.Name, metav1.GetOptions{})
-		if err == nil {
-			if deploymentAvailable(d) {
-				return nil
-			}
+		switch {
+		case err == nil && deploymentAvailable(d):
+			return true, nil
+		case err == nil:
 			last = deploymentStatus(d)
-		} else {
+		case ctx.Err() == nil:
+			// The deadline cutting this request short is no observation.
 			last = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("deployment %s/%s not available after %s (%s): check `kubectl -n %s describe pods -l app.kubernetes.io/name=%s`",
-				s.opts.Namespace, s.opts.Name, s.opts.Timeout, last, s.opts.Namespace, s.opts.Name)
-		case <-tick.C:
-		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("deployment %s/%s not available after %s (%s): check `kubectl -n %s describe pods -l app.kubernetes.io/name=%s`",
+			s.opts.Namespace, s.opts.Name, s.opts.Timeout, last, s.opts.Namespace, s.opts.Name)
 	}
+	return nil
 }
 
 func deploymentAvailable(d *appsv1.Deployment) bool {
@@ -351,15 +351,11 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 	var changes []stage.Change
 	for i := len(objs) - 1; i >= 0; i-- {
 		o := objs[i]
-		r, err := resourceFor(s.client, o)
+		cur, err := s.objects.get(ctx, o)
 		if err != nil {
 			return changes, err
 		}
-		cur, err := r.get(ctx, o)
-		if err != nil {
-			return changes, err
-		}
-		if cur == nil || cur.deleting() || !cur.ownedByIrsa() || cur.labels()[config.ClusterLabel] != s.opts.ClusterName {
+		if cur == nil || deleting(cur) || !ownedByIrsa(cur) || cur.GetLabels()[config.ClusterLabel] != s.opts.ClusterName {
 			continue
 		}
 		if o.Kind == "Namespace" {
@@ -370,7 +366,7 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 				continue
 			}
 		}
-		if err := r.delete(ctx, o); err != nil {
+		if err := s.objects.delete(ctx, o); err != nil {
 			return changes, err
 		}
 		name := o.Name

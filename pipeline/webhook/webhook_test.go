@@ -214,6 +214,14 @@ func TestStageAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a kind the apiserver does not serve is named in the error", func(t *testing.T) {
+		o := object{APIVersion: "example.com/v1", Kind: "Widget", Namespace: "default", Name: "w", JSON: []byte(`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"default"}}`)}
+		_, err := st.objects.apply(ctx, o, true)
+		if err == nil || !strings.Contains(err.Error(), "kind example.com/v1/Widget is not served") {
+			t.Errorf("apply of an unknown kind: %v", err)
+		}
+	})
+
 	t.Run("RBAC forbidden", func(t *testing.T) {
 		st5 := newStage(t, srv.UserClient(t, "nobody"), nil)
 		_, err := st5.Apply(ctx)

@@ -1,4 +1,4 @@
-package apiserver
+package node
 
 import (
 	"bytes"
@@ -21,19 +21,22 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
 	"github.com/irsa-anywhere/irsa/internal/testpki"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
-// TestRunNodeRestartsTheRealAPIServer runs the node subcommand's body (RunNode with LocalCheck) against a real
+// TestRunNodeRestartsTheRealAPIServer runs the node subcommand's body (Run with LocalCheck) against a real
 // kube-apiserver started from the static pod manifest by a stand-in for the kubelet: it restarts the process with
 // the manifest's command whenever the file changes. This is the node pod's whole job except the container around
 // it: patch, wait for the restarted apiserver to serve the new issuer with a token issued before, undo a change
@@ -70,7 +73,7 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts := NodeOptions{ManifestPath: manifestPath, StateDir: filepath.Join(dir, "irsa"), PKIDir: filepath.Join(dir, "pki"),
+	opts := Options{ManifestPath: manifestPath, StateDir: filepath.Join(dir, "irsa"), PKIDir: filepath.Join(dir, "pki"),
 		IssuerURL: testIssuer, Audience: config.DefaultAudience}
 	check := func(timeout time.Duration) func(context.Context, Expectation) error {
 		c, err := NewLocalCheck(readFile(t, manifestPath), timeout)
@@ -87,14 +90,14 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	opts.AcceptOnly = true
 	start := time.Now()
 	var out bytes.Buffer
-	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
+	if err := Run(ctx, PatchCommand, opts, 0, &out); err != nil {
 		t.Fatalf("accept-only patch after %d apiserver starts: %v\n%s\napiserver log:\n%s", kubelet.starts(), err, out.String(), kubelet.logTail())
 	}
 	if kubelet.starts() != 2 {
 		t.Errorf("accept-only patch verified after %d apiserver starts, want 2 (the check must wait for the restart)", kubelet.starts())
 	}
 	t.Logf("accept-only patch verified after %s", time.Since(start).Round(time.Millisecond))
-	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
+	if got, _ := servedIssuer(ctx, client); got != kubeadmIssuer {
 		t.Errorf("served issuer after accept-only patch %q, want %q", got, kubeadmIssuer)
 	}
 
@@ -102,11 +105,11 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	opts.AcceptOnly = false
 	start = time.Now()
 	out.Reset()
-	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
+	if err := Run(ctx, PatchCommand, opts, 0, &out); err != nil {
 		t.Fatalf("patch: %v\n%s\napiserver log:\n%s", err, out.String(), kubelet.logTail())
 	}
 	t.Logf("patch verified on the restarted apiserver after %s (%d apiserver starts)", time.Since(start).Round(time.Millisecond), kubelet.starts())
-	if got, _ := ServedIssuer(ctx, client); got != testIssuer {
+	if got, _ := servedIssuer(ctx, client); got != testIssuer {
 		t.Errorf("served issuer after patch %q", got)
 	}
 
@@ -115,8 +118,8 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	opts.IssuerURL = "https://oidc.example.com/never-verified"
 	opts.Verify = check(time.Millisecond)
 	out.Reset()
-	err = RunNode(ctx, NodePatchCommand, opts, 0, &out)
-	res, perr := lastResult(out.Bytes())
+	err = Run(ctx, PatchCommand, opts, 0, &out)
+	res, perr := LastResult(out.Bytes())
 	if err == nil || perr != nil || !res.RolledBack {
 		t.Fatalf("patch that cannot verify: err=%v result=%+v (%v); want a rollback", err, res, perr)
 	}
@@ -131,46 +134,50 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 	opts.KeepAccepting = true
 	start = time.Now()
 	out.Reset()
-	if err := RunNode(ctx, NodeRestoreCommand, opts, 0, &out); err != nil {
+	if err := Run(ctx, RestoreCommand, opts, 0, &out); err != nil {
 		t.Fatalf("demote: %v\n%s", err, out.String())
 	}
-	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
+	if got, _ := servedIssuer(ctx, client); got != kubeadmIssuer {
 		t.Errorf("served issuer after demote %q", got)
 	}
 	opts.KeepAccepting = false
 	startsBefore := kubelet.starts()
 	out.Reset()
-	if err := RunNode(ctx, NodeRestoreCommand, opts, 0, &out); err != nil {
+	if err := Run(ctx, RestoreCommand, opts, 0, &out); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out.String())
 	}
 	t.Logf("demote and restore verified after %s", time.Since(start).Round(time.Millisecond))
 	if kubelet.starts() != startsBefore+1 {
 		t.Errorf("restore verified after %d apiserver starts, want one more than %d", kubelet.starts(), startsBefore)
 	}
-	if got, _ := ServedIssuer(ctx, client); got != kubeadmIssuer {
+	if got, _ := servedIssuer(ctx, client); got != kubeadmIssuer {
 		t.Errorf("served issuer after restore %q", got)
 	}
 
 	// With a provided key: the apiserver signs with it and serves both keys; the pre-patch token still verifies.
 	opts.IssuerURL = testIssuer
 	opts.SigningKeyFile = filepath.Join(dir, "irsa-signing.key")
-	if err := os.WriteFile(opts.SigningKeyFile, ecKeyPEM(t), 0o600); err != nil {
+	if err := os.WriteFile(opts.SigningKeyFile, testpki.ECKeyPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts.Verify = check(2 * time.Minute)
 	out.Reset()
-	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
+	if err := Run(ctx, PatchCommand, opts, 0, &out); err != nil {
 		t.Fatalf("patch with a key: %v\n%s\napiserver log:\n%s", err, out.String(), kubelet.logTail())
 	}
-	res, err = lastResult(out.Bytes())
+	res, err = LastResult(out.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := ServedKeys(ctx, client)
+	raw, err := client.CoreV1().RESTClient().Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, clusterKid, _ := keyFromPEM(readFile(t, pki.saKey))
+	var keys jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		t.Fatal(err)
+	}
+	_, _, clusterKid, _ := ParseSigningKey(readFile(t, pki.saKey))
 	var kids []string
 	for _, k := range keys.Keys {
 		kids = append(kids, k.KeyID)
@@ -186,7 +193,7 @@ func TestRunNodeRestartsTheRealAPIServer(t *testing.T) {
 		t.Errorf("new token header %v, want kid %q and ES256", header, res.KeyID)
 	}
 	out.Reset()
-	if err := RunNode(ctx, NodeRestoreCommand, opts, 0, &out); err != nil {
+	if err := Run(ctx, RestoreCommand, opts, 0, &out); err != nil {
 		t.Fatalf("restore after the key patch: %v\n%s", err, out.String())
 	}
 	if left, _ := filepath.Glob(filepath.Join(opts.PKIDir, "irsa-*")); len(left) != 0 {
@@ -235,12 +242,12 @@ func writeTestPKI(t *testing.T, dir string) testPKI {
 	}
 	p.servingCert, p.servingKey = issue("serving", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth, "127.0.0.1", "kubernetes")
 	p.adminCert, p.adminKey = issue("admin", pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth)
-	saPEM := rsaKeyPEM(t)
+	saPEM := testpki.RSAKeyPEM(t)
 	p.saKey = filepath.Join(dir, "sa.key")
 	if err := os.WriteFile(p.saKey, saPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, pub, _, err := keyFromPEM(saPEM)
+	_, pub, _, err := ParseSigningKey(saPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +266,7 @@ func writeTestManifest(t *testing.T, path, etcdURL string, port int, p testPKI) 
 		ObjectMeta: metav1.ObjectMeta{Name: "kube-apiserver", Namespace: "kube-system",
 			Annotations: map[string]string{advertiseEndpoint: "127.0.0.1:" + strconv.Itoa(port)}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
-			Name:  ContainerName,
+			Name:  manifest.ContainerName,
 			Image: "registry.k8s.io/kube-apiserver:" + kubeapiserver.KubernetesVersion,
 			Command: []string{"kube-apiserver",
 				"--advertise-address=127.0.0.1",
@@ -335,12 +342,12 @@ func startFakeKubelet(t *testing.T, manifestPath, dir string) *fakeKubelet {
 	return k
 }
 
-func (k *fakeKubelet) start(manifest []byte) error {
-	pod, err := parseManifest(manifest)
+func (k *fakeKubelet) start(content []byte) error {
+	pod, err := manifest.Parse(content)
 	if err != nil {
 		return err
 	}
-	c, err := apiserverContainer(pod)
+	c, err := manifest.Container(pod)
 	if err != nil {
 		return err
 	}
@@ -431,37 +438,48 @@ func startEtcd(t *testing.T, dir string) string {
 			<-done
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var last error
+	err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(clientURL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return clientURL
-			}
+		if last = err; err != nil {
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd on %s not healthy: %v", clientURL, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("etcd on %s not healthy: %v (last: %v)", clientURL, err, last)
 	}
+	return clientURL
 }
+
+// kubeadmIssuer is the issuer kubeadm configures, the one the test manifest starts with.
+const kubeadmIssuer = "https://kubernetes.default.svc.cluster.local"
 
 func waitIssuer(t *testing.T, client kubernetes.Interface, want string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last string
-	for {
-		got, err := ServedIssuer(t.Context(), client)
-		if err == nil && got == want {
-			return
-		}
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		got, err := servedIssuer(ctx, client)
 		last = fmt.Sprintf("%q %v", got, err)
-		if time.Now().After(deadline) {
-			t.Fatalf("apiserver did not serve %q within %s; last %s", want, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return err == nil && got == want, nil
+	})
+	if err != nil {
+		t.Fatalf("apiserver did not serve %q within %s; last %s", want, timeout, last)
 	}
+}
+
+// servedIssuer is the issuer of the apiserver's discovery document.
+func servedIssuer(ctx context.Context, client kubernetes.Interface) (string, error) {
+	raw, err := client.CoreV1().RESTClient().Get().AbsPath(DiscoveryPath).DoRaw(ctx)
+	if err != nil {
+		return "", err
+	}
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	err = json.Unmarshal(raw, &doc)
+	return doc.Issuer, err
 }
 
 func freeTestPort(t *testing.T) int {

@@ -1,15 +1,21 @@
-package apiserver
+// Package manifest edits the kube-apiserver static pod manifest so that the apiserver issues service account tokens
+// for the irsa issuer (Patch), accepts them without issuing them (PatchOptions.AcceptOnly), issues with the original
+// issuer again (Demote) or goes back to its original flags (Unpatch). The functions are pure: bytes in, bytes out,
+// pinned by the cases in testdata/manifest. The node package writes the result on a control-plane node; the
+// apiserver stage applies the same edits to a copy of a node's mirror pod to see whether the node needs a change.
+package manifest
 
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"path"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // Flags of kube-apiserver that irsa changes.
@@ -66,20 +72,14 @@ type record struct {
 	Flags map[string][]string `json:"flags"`
 }
 
-// Validate checks the options before anything is read or written.
+// Validate checks the options before anything is read or written: the issuer URL and the audience by irsa's one
+// set of rules (config.ValidateIssuerURL, config.ValidateAudience), key paths absolute.
 func (o PatchOptions) Validate() error {
-	u, err := url.Parse(o.IssuerURL)
-	if err != nil {
-		return fmt.Errorf("issuer URL %q: %w", o.IssuerURL, err)
+	if err := config.ValidateIssuerURL(o.IssuerURL); err != nil {
+		return err
 	}
-	if u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("issuer URL %q: must be https://host[/path] without query or fragment", o.IssuerURL)
-	}
-	if strings.HasSuffix(o.IssuerURL, "/") {
-		return fmt.Errorf("issuer URL %q: must not end with a slash (the iss claim must match the URL IAM knows exactly)", o.IssuerURL)
-	}
-	if o.Audience == "" || strings.Contains(o.Audience, ",") {
-		return fmt.Errorf("audience %q: must be one non-empty value without commas", o.Audience)
+	if err := config.ValidateAudience(o.Audience); err != nil {
+		return err
 	}
 	if k := o.SigningKey; k != nil {
 		if !path.IsAbs(k.PrivateKey) || !path.IsAbs(k.PublicKey) {
@@ -107,11 +107,11 @@ func Patch(manifest []byte, opts PatchOptions) ([]byte, bool, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, false, err
 	}
-	pod, err := parseManifest(manifest)
+	pod, err := Parse(manifest)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := patchPod(pod, opts); err != nil {
+	if err := PatchPod(pod, opts); err != nil {
 		return nil, false, err
 	}
 	return render(manifest, pod)
@@ -121,7 +121,7 @@ func Patch(manifest []byte, opts PatchOptions) ([]byte, bool, error) {
 // irsa's volume and annotations removed: the original issuer is first again. A manifest without the record was
 // not patched by irsa (or was rewritten since, by kubeadm upgrade for example) and is returned unchanged.
 func Unpatch(manifest []byte) ([]byte, bool, error) {
-	pod, err := parseManifest(manifest)
+	pod, err := Parse(manifest)
 	if err != nil {
 		return nil, false, err
 	}
@@ -135,7 +135,7 @@ func Unpatch(manifest []byte) ([]byte, bool, error) {
 // first again and the original signing key signs, while irsa's issuer, audience and public key stay accepted, so
 // tokens issued by apiservers not yet demoted keep working everywhere. Unpatch afterwards removes the rest.
 func Demote(manifest []byte) ([]byte, bool, error) {
-	pod, err := parseManifest(manifest)
+	pod, err := Parse(manifest)
 	if err != nil {
 		return nil, false, err
 	}
@@ -148,20 +148,44 @@ func Demote(manifest []byte) ([]byte, bool, error) {
 // Issuers returns the --service-account-issuer values of a manifest, first (the one the apiserver issues for)
 // first.
 func Issuers(manifest []byte) ([]string, error) {
-	pod, err := parseManifest(manifest)
+	pod, err := Parse(manifest)
 	if err != nil {
 		return nil, err
 	}
-	c, err := apiserverContainer(pod)
+	return PodIssuers(pod)
+}
+
+// Audiences returns the --api-audiences values of a manifest, each value of a comma-separated list on its own.
+func Audiences(manifest []byte) ([]string, error) {
+	pod, err := Parse(manifest)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Container(pod)
+	if err != nil {
+		return nil, err
+	}
+	return containerFlags(c).sliceValues(flagAudiences), nil
+}
+
+// PodIssuers returns the --service-account-issuer values of the kube-apiserver container of pod, first first.
+func PodIssuers(pod *corev1.Pod) ([]string, error) {
+	c, err := Container(pod)
 	if err != nil {
 		return nil, err
 	}
 	return containerFlags(c).values(flagIssuer), nil
 }
 
+// FlagValues returns every value the container gives the kube-apiserver flag name (without its dashes), in order,
+// in both the --name=value and the --name value forms.
+func FlagValues(c *corev1.Container, name string) []string {
+	return containerFlags(c).values(name)
+}
+
 // IsPatched says whether the manifest carries irsa's record, that is whether irsa patched it.
 func IsPatched(manifest []byte) (bool, error) {
-	pod, err := parseManifest(manifest)
+	pod, err := Parse(manifest)
 	if err != nil {
 		return false, err
 	}
@@ -169,7 +193,8 @@ func IsPatched(manifest []byte) (bool, error) {
 	return ok, nil
 }
 
-func parseManifest(manifest []byte) (*corev1.Pod, error) {
+// Parse reads a kube-apiserver manifest as a v1 Pod, strictly.
+func Parse(manifest []byte) (*corev1.Pod, error) {
 	var pod corev1.Pod
 	// Strict: a field this version of the Pod type does not know would be dropped when writing the manifest back.
 	if err := yaml.UnmarshalStrict(manifest, &pod); err != nil {
@@ -181,14 +206,42 @@ func parseManifest(manifest []byte) (*corev1.Pod, error) {
 	return &pod, nil
 }
 
-func jsonOf(pod *corev1.Pod) (string, error) {
-	b, err := json.Marshal(pod)
-	return string(b), err
+// SamePod says whether two manifests hold the same Pod, however they are formatted; an unreadable one is never the
+// same.
+func SamePod(a, b []byte) bool {
+	pa, err := Parse(a)
+	if err != nil {
+		return false
+	}
+	pb, err := Parse(b)
+	if err != nil {
+		return false
+	}
+	ja, errA := json.Marshal(pa)
+	jb, errB := json.Marshal(pb)
+	return errA == nil && errB == nil && string(ja) == string(jb)
+}
+
+// Unchanged says whether change leaves a copy of pod (a node's mirror pod) as it is.
+func Unchanged(pod *corev1.Pod, change func(*corev1.Pod) error) (bool, error) {
+	c := pod.DeepCopy()
+	before, err := json.Marshal(c)
+	if err != nil {
+		return false, fmt.Errorf("encode pod %s: %w", pod.Name, err)
+	}
+	if err := change(c); err != nil {
+		return false, err
+	}
+	after, err := json.Marshal(c)
+	if err != nil {
+		return false, fmt.Errorf("encode pod %s: %w", pod.Name, err)
+	}
+	return string(before) == string(after), nil
 }
 
 // render writes the pod back, or returns the original bytes when the pod did not change.
 func render(manifest []byte, pod *corev1.Pod) ([]byte, bool, error) {
-	before, err := parseManifest(manifest)
+	before, err := Parse(manifest)
 	if err != nil {
 		return nil, false, err
 	}
@@ -210,7 +263,9 @@ func render(manifest []byte, pod *corev1.Pod) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-func apiserverContainer(pod *corev1.Pod) (*corev1.Container, error) {
+// Container returns the kube-apiserver container of the static pod; an error when there is none or when it runs
+// kube-apiserver through a shell, whose command line irsa does not edit.
+func Container(pod *corev1.Pod) (*corev1.Container, error) {
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		if c.Name != ContainerName {
@@ -246,8 +301,9 @@ func flagsInCommand(c *corev1.Container) bool {
 	return len(c.Command) > 1 || len(c.Args) == 0
 }
 
-func patchPod(pod *corev1.Pod, opts PatchOptions) error {
-	c, err := apiserverContainer(pod)
+// PatchPod is Patch on a parsed Pod (a copy of a node's mirror pod, say), changed in place.
+func PatchPod(pod *corev1.Pod, opts PatchOptions) error {
+	c, err := Container(pod)
 	if err != nil {
 		return err
 	}
@@ -300,6 +356,9 @@ func patchPod(pod *corev1.Pod, opts PatchOptions) error {
 	return nil
 }
 
+// DemotePod is Demote on a parsed Pod, changed in place.
+func DemotePod(pod *corev1.Pod) error { return unpatchPod(pod, true) }
+
 func unpatchPod(pod *corev1.Pod, keepAccepting bool) error {
 	raw, ok := pod.Annotations[RecordAnnotation]
 	if !ok {
@@ -312,7 +371,7 @@ func unpatchPod(pod *corev1.Pod, keepAccepting bool) error {
 	if len(rec.Flags[flagIssuer]) == 0 {
 		return fmt.Errorf("annotation %s %q: records no previous --%s, refusing to leave the apiserver without one", RecordAnnotation, raw, flagIssuer)
 	}
-	c, err := apiserverContainer(pod)
+	c, err := Container(pod)
 	if err != nil {
 		return err
 	}

@@ -1,28 +1,25 @@
-package apiserver
+package node
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/irsa-anywhere/irsa/internal/testpki"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 )
 
 const testIssuer = "https://irsa-demo-oidc.s3.eu-west-1.amazonaws.com/prod-1"
 
 // node lays out a control-plane node's /etc/kubernetes in a temporary directory.
-func node(t *testing.T, manifest []byte) NodeOptions {
+func node(t *testing.T, content []byte) Options {
 	t.Helper()
 	root := t.TempDir()
-	opts := NodeOptions{
+	opts := Options{
 		ManifestPath: filepath.Join(root, "manifests", "kube-apiserver.yaml"),
 		StateDir:     filepath.Join(root, "irsa"),
 		PKIDir:       filepath.Join(root, "pki"),
@@ -34,8 +31,8 @@ func node(t *testing.T, manifest []byte) NodeOptions {
 			t.Fatal(err)
 		}
 	}
-	if manifest != nil {
-		if err := os.WriteFile(opts.ManifestPath, manifest, 0o600); err != nil {
+	if content != nil {
+		if err := os.WriteFile(opts.ManifestPath, content, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,7 +42,7 @@ func node(t *testing.T, manifest []byte) NodeOptions {
 func TestPatchNodeThenRestore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
 	opts := node(t, original)
 	var verified []string
 	opts.Verify = func(_ context.Context, want Expectation) error {
@@ -53,11 +50,11 @@ func TestPatchNodeThenRestore(t *testing.T) {
 		return nil
 	}
 
-	res, err := PatchNode(ctx, opts)
+	res, err := Patch(ctx, opts)
 	if err != nil {
-		t.Fatalf("PatchNode: %v", err)
+		t.Fatalf("Patch: %v", err)
 	}
-	want, _, _ := Patch(original, PatchOptions{IssuerURL: testIssuer, Audience: "sts.amazonaws.com"})
+	want, _, _ := manifest.Patch(original, manifest.PatchOptions{IssuerURL: testIssuer, Audience: "sts.amazonaws.com"})
 	if !res.Changed || res.Issuers[0] != testIssuer || res.Backup == "" {
 		t.Errorf("result %+v: want changed, issuer first, a backup", res)
 	}
@@ -75,20 +72,20 @@ func TestPatchNodeThenRestore(t *testing.T) {
 
 	// Second run: nothing to do, nothing written, nothing verified.
 	before := stat(t, opts.ManifestPath)
-	res, err = PatchNode(ctx, opts)
+	res, err = Patch(ctx, opts)
 	if err != nil || res.Changed {
-		t.Fatalf("second PatchNode: changed=%v err=%v, want no change", res.Changed, err)
+		t.Fatalf("second Patch: changed=%v err=%v, want no change", res.Changed, err)
 	}
 	if after := stat(t, opts.ManifestPath); !after.ModTime().Equal(before.ModTime()) {
-		t.Errorf("second PatchNode rewrote the manifest")
+		t.Errorf("second Patch rewrote the manifest")
 	}
 	if len(verified) != 1 {
-		t.Errorf("second PatchNode verified again")
+		t.Errorf("second Patch verified again")
 	}
 
-	res, err = RestoreNode(ctx, opts)
+	res, err = Restore(ctx, opts)
 	if err != nil {
-		t.Fatalf("RestoreNode: %v", err)
+		t.Fatalf("Restore: %v", err)
 	}
 	if !res.Changed || res.Issuers[0] != "https://kubernetes.default.svc.cluster.local" {
 		t.Errorf("restore result %+v: want changed with the kubeadm issuer first", res)
@@ -104,24 +101,24 @@ func TestPatchNodeThenRestore(t *testing.T) {
 	}
 
 	// Restoring again: nothing to do.
-	if res, err := RestoreNode(ctx, opts); err != nil || res.Changed {
-		t.Errorf("second RestoreNode: changed=%v err=%v", res.Changed, err)
+	if res, err := Restore(ctx, opts); err != nil || res.Changed {
+		t.Errorf("second Restore: changed=%v err=%v", res.Changed, err)
 	}
 }
 
 func TestPatchNodeKeepsTheOriginalBackup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
 	opts := node(t, original)
-	if _, err := PatchNode(ctx, opts); err != nil {
+	if _, err := Patch(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
 	// A new issuer (migration): the manifest is already patched, so the backup must stay the original.
 	opts.IssuerURL = "https://oidc.example.com/prod-1-v2"
-	res, err := PatchNode(ctx, opts)
+	res, err := Patch(ctx, opts)
 	if err != nil || !res.Changed {
-		t.Fatalf("migration PatchNode: %+v %v", res, err)
+		t.Fatalf("migration Patch: %+v %v", res, err)
 	}
 	if got := readFile(t, res.Backup); string(got) != string(original) {
 		t.Errorf("backup was overwritten by a patched manifest")
@@ -131,7 +128,7 @@ func TestPatchNodeKeepsTheOriginalBackup(t *testing.T) {
 		t.Errorf("issuers %q, want %q", res.Issuers, want)
 	}
 	// Restore goes all the way back to the original.
-	if _, err := RestoreNode(ctx, opts); err != nil {
+	if _, err := Restore(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
@@ -142,17 +139,17 @@ func TestPatchNodeKeepsTheOriginalBackup(t *testing.T) {
 func TestRestoreNodeWithoutBackupUsesTheRecord(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
 	opts := node(t, original)
-	res, err := PatchNode(ctx, opts)
+	res, err := Patch(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(res.Backup); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RestoreNode(ctx, opts); err != nil {
-		t.Fatalf("RestoreNode without backup: %v", err)
+	if _, err := Restore(ctx, opts); err != nil {
+		t.Fatalf("Restore without backup: %v", err)
 	}
 	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
 		t.Errorf("restore from the record differs from the original:\n%s", got)
@@ -162,18 +159,18 @@ func TestRestoreNodeWithoutBackupUsesTheRecord(t *testing.T) {
 func TestPatchNodeProvidedSigningKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for name, key := range map[string][]byte{"rsa": rsaKeyPEM(t), "ecdsa": ecKeyPEM(t)} {
+	for name, key := range map[string][]byte{"rsa": testpki.RSAKeyPEM(t), "ecdsa": testpki.ECKeyPEM(t)} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			original := readFile(t, "testdata/inputs/kubeadm.yaml")
+			original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
 			opts := node(t, original)
 			opts.SigningKeyFile = filepath.Join(t.TempDir(), "signing.key")
 			if err := os.WriteFile(opts.SigningKeyFile, key, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			res, err := PatchNode(ctx, opts)
+			res, err := Patch(ctx, opts)
 			if err != nil {
-				t.Fatalf("PatchNode: %v", err)
+				t.Fatalf("Patch: %v", err)
 			}
 			_, _, kid, err := readSigningKey(opts.SigningKeyFile)
 			if err != nil {
@@ -190,21 +187,21 @@ func TestPatchNodeProvidedSigningKey(t *testing.T) {
 			if res.KeyID != kid || kid == "" {
 				t.Errorf("key ID %q, want %q", res.KeyID, kid)
 			}
-			manifest := string(readFile(t, opts.ManifestPath))
+			written := string(readFile(t, opts.ManifestPath))
 			for _, want := range []string{
 				"--service-account-signing-key-file=" + priv,
 				"--service-account-key-file=" + pub,
 				"--service-account-key-file=/etc/kubernetes/pki/sa.pub",
-				SigningKeyAnnotation + ": " + kid,
+				manifest.SigningKeyAnnotation + ": " + kid,
 			} {
-				if !strings.Contains(manifest, want) {
+				if !strings.Contains(written, want) {
 					t.Errorf("manifest lacks %q", want)
 				}
 			}
-			if res, err := PatchNode(ctx, opts); err != nil || res.Changed {
-				t.Errorf("second PatchNode with the same key: changed=%v err=%v", res.Changed, err)
+			if res, err := Patch(ctx, opts); err != nil || res.Changed {
+				t.Errorf("second Patch with the same key: changed=%v err=%v", res.Changed, err)
 			}
-			if _, err := RestoreNode(ctx, opts); err != nil {
+			if _, err := Restore(ctx, opts); err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range []string{priv, pub} {
@@ -219,18 +216,18 @@ func TestPatchNodeProvidedSigningKey(t *testing.T) {
 func TestPatchNodeRollsBackWhenVerificationFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	original := readFile(t, "testdata/inputs/kubeadm.yaml")
+	original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
 	opts := node(t, original)
 	opts.SigningKeyFile = filepath.Join(t.TempDir(), "signing.key")
-	if err := os.WriteFile(opts.SigningKeyFile, ecKeyPEM(t), 0o600); err != nil {
+	if err := os.WriteFile(opts.SigningKeyFile, testpki.ECKeyPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts.Verify = func(context.Context, Expectation) error {
 		return errors.New("discovery still shows https://kubernetes.default.svc.cluster.local")
 	}
-	res, err := PatchNode(ctx, opts)
+	res, err := Patch(ctx, opts)
 	if err == nil || !res.RolledBack || !strings.Contains(err.Error(), "put back") || !strings.Contains(err.Error(), "still shows") {
-		t.Fatalf("PatchNode = %+v, %v; want a rolled-back error saying what was observed", res, err)
+		t.Fatalf("Patch = %+v, %v; want a rolled-back error saying what was observed", res, err)
 	}
 	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
 		t.Errorf("manifest not put back after failed verification")
@@ -244,14 +241,14 @@ func TestPatchNodeRollsBackWhenVerificationFails(t *testing.T) {
 func TestRestoreNodeRollsBackWhenVerificationFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	opts := node(t, readFile(t, "testdata/inputs/kubeadm.yaml"))
-	if _, err := PatchNode(ctx, opts); err != nil {
+	opts := node(t, readFile(t, "../manifest/testdata/inputs/kubeadm.yaml"))
+	if _, err := Patch(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
 	patched := readFile(t, opts.ManifestPath)
 	opts.Verify = func(context.Context, Expectation) error { return errors.New("apiserver not ready") }
-	if _, err := RestoreNode(ctx, opts); err == nil {
-		t.Fatal("RestoreNode succeeded although verification failed")
+	if _, err := Restore(ctx, opts); err == nil {
+		t.Fatal("Restore succeeded although verification failed")
 	}
 	if got := readFile(t, opts.ManifestPath); string(got) != string(patched) {
 		t.Errorf("patched manifest not put back after failed restore")
@@ -264,36 +261,36 @@ func TestRestoreNodeRollsBackWhenVerificationFails(t *testing.T) {
 func TestNodeBadInput(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	kubeadm := readFile(t, "testdata/inputs/kubeadm.yaml")
+	kubeadm := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
 	tests := []struct {
 		name     string
 		manifest []byte
-		modify   func(*NodeOptions)
+		modify   func(*Options)
 		want     string
 	}{
-		{"no manifest", nil, func(*NodeOptions) {}, "is this a kubeadm control-plane node"},
-		{"state dir is the manifests dir", kubeadm, func(o *NodeOptions) { o.StateDir = filepath.Dir(o.ManifestPath) }, "must not be the manifests directory"},
-		{"relative manifest path", kubeadm, func(o *NodeOptions) { o.ManifestPath = "kube-apiserver.yaml" }, "must be absolute"},
-		{"missing signing key", kubeadm, func(o *NodeOptions) { o.SigningKeyFile = "/nonexistent/sa.key" }, "read signing key /nonexistent/sa.key"},
-		{"public key given as signing key", kubeadm, func(o *NodeOptions) {
+		{"no manifest", nil, func(*Options) {}, "is this a kubeadm control-plane node"},
+		{"state dir is the manifests dir", kubeadm, func(o *Options) { o.StateDir = filepath.Dir(o.ManifestPath) }, "must not be the manifests directory"},
+		{"relative manifest path", kubeadm, func(o *Options) { o.ManifestPath = "kube-apiserver.yaml" }, "must be absolute"},
+		{"missing signing key", kubeadm, func(o *Options) { o.SigningKeyFile = "/nonexistent/sa.key" }, "read signing key /nonexistent/sa.key"},
+		{"public key given as signing key", kubeadm, func(o *Options) {
 			o.SigningKeyFile = filepath.Join(filepath.Dir(o.PKIDir), "sa.pub")
 			_ = os.WriteFile(o.SigningKeyFile, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600)
 		}, `PEM block "PUBLIC KEY"`},
-		{"http issuer", kubeadm, func(o *NodeOptions) { o.IssuerURL = "http://x" }, "must be https"},
-		{"not a pod", []byte("kind: ConfigMap\napiVersion: v1\n"), func(*NodeOptions) {}, `kind "ConfigMap"`},
+		{"http issuer", kubeadm, func(o *Options) { o.IssuerURL = "http://x" }, "must use https"},
+		{"not a pod", []byte("kind: ConfigMap\napiVersion: v1\n"), func(*Options) {}, `kind "ConfigMap"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			opts := node(t, tt.manifest)
 			tt.modify(&opts)
-			_, err := PatchNode(ctx, opts)
+			_, err := Patch(ctx, opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("PatchNode error = %v, want one containing %q", err, tt.want)
+				t.Errorf("Patch error = %v, want one containing %q", err, tt.want)
 			}
 			if tt.manifest != nil && filepath.IsAbs(opts.ManifestPath) {
 				if got := readFile(t, opts.ManifestPath); string(got) != string(tt.manifest) {
-					t.Errorf("manifest changed although PatchNode failed")
+					t.Errorf("manifest changed although Patch failed")
 				}
 			}
 		})
@@ -308,7 +305,7 @@ func assertMode(t *testing.T, path string, want os.FileMode) {
 }
 
 // assertOnlyManifest checks that no temporary file was ever left in the manifests directory.
-func assertOnlyManifest(t *testing.T, opts NodeOptions) {
+func assertOnlyManifest(t *testing.T, opts Options) {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Dir(opts.ManifestPath))
 	if err != nil {
@@ -332,57 +329,35 @@ func stat(t *testing.T, path string) os.FileInfo {
 	return info
 }
 
-func rsaKeyPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-}
-
-func ecKeyPEM(t *testing.T) []byte {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
-// RunNode's output is what the stage reads back from the node pod's log, on success and on failure.
+// Run's output is what the stage reads back from the node pod's log, on success and on failure.
 func TestRunNodeResultLine(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	opts := node(t, readFile(t, "testdata/inputs/kubeadm.yaml"))
+	opts := node(t, readFile(t, "../manifest/testdata/inputs/kubeadm.yaml"))
 	var out strings.Builder
 	out.WriteString("some log line before\n")
-	if err := RunNode(ctx, NodePatchCommand, opts, 0, &out); err != nil {
-		t.Fatalf("RunNode: %v", err)
+	if err := Run(ctx, PatchCommand, opts, 0, &out); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
-	res, err := lastResult([]byte(out.String()))
+	res, err := LastResult([]byte(out.String()))
 	if err != nil || !res.Changed || res.Issuers[0] != testIssuer || res.Error != "" {
 		t.Errorf("result read back = %+v, %v", res, err)
 	}
 
 	out.Reset()
 	opts.IssuerURL = "http://not-https"
-	err = RunNode(ctx, NodePatchCommand, opts, 0, &out)
-	res, perr := lastResult([]byte(out.String()))
-	if err == nil || perr != nil || !strings.Contains(res.Error, "must be https") || res.Manifest != opts.ManifestPath {
-		t.Errorf("failed RunNode: err=%v, result %+v (%v); want the error in the result line", err, res, perr)
+	err = Run(ctx, PatchCommand, opts, 0, &out)
+	res, perr := LastResult([]byte(out.String()))
+	if err == nil || perr != nil || !strings.Contains(res.Error, "must use https") || res.Manifest != opts.ManifestPath {
+		t.Errorf("failed Run: err=%v, result %+v (%v); want the error in the result line", err, res, perr)
 	}
 
 	out.Reset()
-	if err := RunNode(ctx, "rm-rf", opts, 0, &out); err == nil || !strings.Contains(out.String(), `node command \"rm-rf\"`) {
+	if err := Run(ctx, "rm-rf", opts, 0, &out); err == nil || !strings.Contains(out.String(), `node command \"rm-rf\"`) {
 		t.Errorf("unknown command: %v, output %q", err, out.String())
 	}
-	if _, err := lastResult([]byte("no json here\n{not json}\n")); err == nil {
-		t.Errorf("lastResult found a result in a log without one")
+	if _, err := LastResult([]byte("no json here\n{not json}\n")); err == nil {
+		t.Errorf("LastResult found a result in a log without one")
 	}
 }
 
@@ -391,29 +366,29 @@ func TestRunNodeResultLine(t *testing.T) {
 func TestPatchNodeKeyRotation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	opts := node(t, readFile(t, "testdata/inputs/kubeadm.yaml"))
+	opts := node(t, readFile(t, "../manifest/testdata/inputs/kubeadm.yaml"))
 	keyDir := t.TempDir()
 	var names [][2]string
-	for i, key := range [][]byte{ecKeyPEM(t), rsaKeyPEM(t)} {
+	for i, key := range [][]byte{testpki.ECKeyPEM(t), testpki.RSAKeyPEM(t)} {
 		opts.SigningKeyFile = filepath.Join(keyDir, fmt.Sprintf("key-%d.pem", i))
 		if err := os.WriteFile(opts.SigningKeyFile, key, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		res, err := PatchNode(ctx, opts)
+		res, err := Patch(ctx, opts)
 		if err != nil || !res.Changed {
-			t.Fatalf("PatchNode with key %d: %+v %v", i, res, err)
+			t.Fatalf("Patch with key %d: %+v %v", i, res, err)
 		}
 		priv, pub := KeyFileNames(res.KeyID)
 		names = append(names, [2]string{filepath.Join(opts.PKIDir, priv), filepath.Join(opts.PKIDir, pub)})
 	}
-	manifest := string(readFile(t, opts.ManifestPath))
+	written := string(readFile(t, opts.ManifestPath))
 	for _, want := range []string{
 		"--service-account-signing-key-file=" + names[1][0],
 		"--service-account-key-file=/etc/kubernetes/pki/sa.pub",
 		"--service-account-key-file=" + names[0][1],
 		"--service-account-key-file=" + names[1][1],
 	} {
-		if !strings.Contains(manifest, want) {
+		if !strings.Contains(written, want) {
 			t.Errorf("manifest after rotation lacks %q", want)
 		}
 	}
@@ -423,10 +398,19 @@ func TestPatchNodeKeyRotation(t *testing.T) {
 	for _, p := range []string{names[0][1], names[1][0], names[1][1]} {
 		stat(t, p)
 	}
-	if _, err := RestoreNode(ctx, opts); err != nil {
+	if _, err := Restore(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(opts.PKIDir, "irsa-*")); len(left) != 0 {
 		t.Errorf("key files left after restore: %q", left)
 	}
+}
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,11 +1,10 @@
-package apiserver
+package node
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 )
 
 // In-cluster service account files of the node pod.
@@ -25,7 +27,7 @@ const (
 )
 
 // LocalCheck asks the apiserver of this node (not the load-balanced service) which issuer it serves, with the node
-// pod's own service account token. It is NodeOptions.Verify for the node subcommand.
+// pod's own service account token. It is Options.Verify for the node subcommand.
 type LocalCheck struct {
 	// URL is the local apiserver, https://host:port.
 	URL string
@@ -42,14 +44,14 @@ type LocalCheck struct {
 // NewLocalCheck finds this node's apiserver in its manifest: kubeadm's advertise-address annotation, else the
 // probes' host and --secure-port, else 127.0.0.1:6443 (then the certificate is checked for the name "kubernetes",
 // which kubeadm puts in every apiserver certificate).
-func NewLocalCheck(manifest []byte, timeout time.Duration) (LocalCheck, error) {
+func NewLocalCheck(manifestBytes []byte, timeout time.Duration) (LocalCheck, error) {
 	c := LocalCheck{
 		CAFile:    serviceAccountDir + "/ca.crt",
 		TokenFile: serviceAccountDir + "/token",
 		Timeout:   timeout,
-		Interval:  2 * time.Second,
+		Interval:  defaultCheckInterval,
 	}
-	pod, err := parseManifest(manifest)
+	pod, err := manifest.Parse(manifestBytes)
 	if err != nil {
 		return c, err
 	}
@@ -59,12 +61,12 @@ func NewLocalCheck(manifest []byte, timeout time.Duration) (LocalCheck, error) {
 			return c, nil
 		}
 	}
-	container, err := apiserverContainer(pod)
+	container, err := manifest.Container(pod)
 	if err != nil {
 		return c, err
 	}
 	port := "6443"
-	if v := containerFlags(container).values("secure-port"); len(v) > 0 {
+	if v := manifest.FlagValues(container, "secure-port"); len(v) > 0 {
 		port = v[len(v)-1]
 	}
 	host := ""
@@ -94,18 +96,17 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
 	restarted := !want.SameIssuer
 	observed := "no answer yet"
-	timedOut := func() error {
-		return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, want.Issuer, c.Timeout, observed)
+	interval := c.Interval
+	if interval <= 0 {
+		interval = defaultCheckInterval
 	}
-	for {
+	err = wait.PollUntilContextTimeout(ctx, interval, c.Timeout, true, func(ctx context.Context) (bool, error) {
 		got, status, err := c.get(ctx, client, DiscoveryPath, true)
 		if ctx.Err() != nil {
-			// The deadline cut this request short: report what was seen before it.
-			return timedOut()
+			// The deadline cut this request short: the timeout error reports what was seen before it.
+			return false, nil
 		}
 		switch {
 		case err != nil:
@@ -124,11 +125,11 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 			case !restarted:
 				observed = fmt.Sprintf("issuer %q from the apiserver that ran before the change (no restart seen yet)", doc.Issuer)
 			default:
-				return nil
+				return true, nil
 			}
 		case status == http.StatusUnauthorized && want.Restoring:
 			if _, ready, err := c.get(ctx, client, "/readyz", false); err == nil && ready == http.StatusOK {
-				return nil
+				return true, nil
 			}
 			observed = "401 for the pod's token, /readyz not ready"
 		default:
@@ -137,12 +138,12 @@ func (c LocalCheck) Verify(ctx context.Context, want Expectation) error {
 			}
 			observed = fmt.Sprintf("HTTP %d: %s", status, truncate(got))
 		}
-		select {
-		case <-ctx.Done():
-			return timedOut()
-		case <-time.After(c.Interval):
-		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("local apiserver %s did not serve issuer %q within %s; last observed: %s", c.URL, want.Issuer, c.Timeout, observed)
 	}
+	return nil
 }
 
 func (c LocalCheck) httpClient() (*http.Client, error) {
@@ -183,45 +184,4 @@ func (c LocalCheck) get(ctx context.Context, client *http.Client, path string, a
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return body, resp.StatusCode, err
-}
-
-// RunNode is the body of `irsa node patch-apiserver` and `irsa node restore-apiserver` (command is
-// NodePatchCommand or NodeRestoreCommand): it runs PatchNode or RestoreNode and writes the Result as one JSON line
-// to out, also on failure, for the stage to read from the pod's log. When opts.Verify is nil and verifyTimeout is
-// positive, the change is verified against this node's apiserver (LocalCheck) and undone if it fails.
-func RunNode(ctx context.Context, command string, opts NodeOptions, verifyTimeout time.Duration, out io.Writer) error {
-	opts.defaults()
-	var res Result
-	var err error
-	if opts.Verify == nil && verifyTimeout > 0 {
-		var manifest []byte
-		manifest, err = readManifest(opts.ManifestPath)
-		if err == nil {
-			var check LocalCheck
-			check, err = NewLocalCheck(manifest, verifyTimeout)
-			opts.Verify = check.Verify
-		}
-	}
-	if err == nil {
-		switch command {
-		case NodePatchCommand:
-			res, err = PatchNode(ctx, opts)
-		case NodeRestoreCommand:
-			res, err = RestoreNode(ctx, opts)
-		default:
-			err = fmt.Errorf("node command %q: want %s or %s", command, NodePatchCommand, NodeRestoreCommand)
-		}
-	}
-	res.Manifest = opts.ManifestPath
-	if err != nil {
-		res.Error = err.Error()
-	}
-	line, merr := json.Marshal(res)
-	if merr != nil {
-		return errors.Join(err, fmt.Errorf("encode result: %w", merr))
-	}
-	if _, werr := fmt.Fprintf(out, "%s\n", line); werr != nil {
-		return errors.Join(err, fmt.Errorf("write result: %w", werr))
-	}
-	return err
 }

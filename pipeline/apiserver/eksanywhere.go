@@ -25,6 +25,10 @@ const (
 	eksaResource     = "clusters"
 )
 
+// eksAnywhere is the platform of EKS Anywhere clusters: irsa sets spec.podIamConfig.serviceAccountIssuer on the
+// Cluster object (on the management cluster) and the EKS Anywhere controller rolls the control plane.
+type eksAnywhere struct{ *Stage }
+
 var eksaClusters = schema.GroupVersionResource{Group: "anywhere.eks.amazonaws.com", Version: "v1alpha1", Resource: eksaResource}
 
 // eksaTarget is the Cluster object and the issuer it sets now ("" when podIamConfig is unset).
@@ -45,14 +49,14 @@ func eksaPatch(issuer string) string {
 }
 
 // eksaByHand says how to apply the patch without irsa.
-func (s *Stage) eksaByHand(name, patch string) string {
+func (s eksAnywhere) byHand(name, patch string) string {
 	if name == "" {
 		name = "CLUSTER_NAME"
 	}
 	return fmt.Sprintf("apply it on the management cluster: kubectl patch clusters.anywhere.eks.amazonaws.com %s --type merge -p '%s' (or set spec.podIamConfig.serviceAccountIssuer in the cluster spec and run eksctl anywhere upgrade cluster)", name, patch)
 }
 
-func (s *Stage) eksaTarget(ctx context.Context) (*eksaTarget, error) {
+func (s eksAnywhere) target(ctx context.Context) (*eksaTarget, error) {
 	cfg := s.opts.ManagementConfig
 	if cfg == nil {
 		cfg = s.config
@@ -62,7 +66,7 @@ func (s *Stage) eksaTarget(ctx context.Context) (*eksaTarget, error) {
 	if before, after, ok := strings.Cut(wantName, "/"); ok {
 		ns, name = before, after
 	}
-	byHand := s.eksaByHand(name, eksaPatch(s.opts.IssuerURL))
+	byHand := s.byHand(name, eksaPatch(s.opts.IssuerURL))
 	if cfg == nil {
 		return nil, fmt.Errorf("eks-anywhere: no client configuration for the management cluster; %s", byHand)
 	}
@@ -103,8 +107,9 @@ func (t *eksaTarget) change(want string) stage.Change {
 		Detail: fmt.Sprintf("spec.podIamConfig.serviceAccountIssuer %q -> %q", t.issuer, want)}
 }
 
-func (s *Stage) planEKSAnywhere(ctx context.Context) ([]stage.Change, error) {
-	t, err := s.eksaTarget(ctx)
+// Plan says whether the Cluster object's issuer changes.
+func (s eksAnywhere) Plan(ctx context.Context) ([]stage.Change, error) {
+	t, err := s.target(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +119,9 @@ func (s *Stage) planEKSAnywhere(ctx context.Context) ([]stage.Change, error) {
 	return []stage.Change{t.change(s.opts.IssuerURL)}, nil
 }
 
-func (s *Stage) applyEKSAnywhere(ctx context.Context) ([]stage.Change, error) {
-	t, err := s.eksaTarget(ctx)
+// Apply sets the Cluster object's issuer and waits for the rolled-out control plane to serve it.
+func (s eksAnywhere) Apply(ctx context.Context) ([]stage.Change, error) {
+	t, err := s.target(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +130,7 @@ func (s *Stage) applyEKSAnywhere(ctx context.Context) ([]stage.Change, error) {
 		patch := eksaPatch(s.opts.IssuerURL)
 		s.log.Info("setting the EKS Anywhere cluster's service account issuer", "cluster", t.namespace+"/"+t.name, "issuer", s.opts.IssuerURL)
 		if _, err := t.client.Namespace(t.namespace).Patch(ctx, t.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: config.FieldManager}); err != nil {
-			return nil, fmt.Errorf("eks-anywhere: patch cluster %s/%s: %w; %s", t.namespace, t.name, explain(err), s.eksaByHand(t.name, patch))
+			return nil, fmt.Errorf("eks-anywhere: patch cluster %s/%s: %w; %s", t.namespace, t.name, explain(err), s.byHand(t.name, patch))
 		}
 		changes = append(changes, t.change(s.opts.IssuerURL))
 	}
@@ -136,8 +142,9 @@ func (s *Stage) applyEKSAnywhere(ctx context.Context) ([]stage.Change, error) {
 	return changes, nil
 }
 
-func (s *Stage) deleteEKSAnywhere(ctx context.Context) ([]stage.Change, error) {
-	t, err := s.eksaTarget(ctx)
+// Delete removes irsa's issuer from the Cluster object, only when it is still irsa's value.
+func (s eksAnywhere) Delete(ctx context.Context) ([]stage.Change, error) {
+	t, err := s.target(ctx)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -150,7 +157,7 @@ func (s *Stage) deleteEKSAnywhere(ctx context.Context) ([]stage.Change, error) {
 	}
 	patch := eksaPatch("")
 	if _, err := t.client.Namespace(t.namespace).Patch(ctx, t.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: config.FieldManager}); err != nil {
-		return nil, fmt.Errorf("eks-anywhere: patch cluster %s/%s: %w; %s", t.namespace, t.name, explain(err), s.eksaByHand(t.name, patch))
+		return nil, fmt.Errorf("eks-anywhere: patch cluster %s/%s: %w; %s", t.namespace, t.name, explain(err), s.byHand(t.name, patch))
 	}
 	changes := []stage.Change{t.change("")}
 	if _, err := s.waitServed(ctx, s.timeout(ClusterEKSAnywhere), fmt.Sprintf("an issuer other than %q", s.opts.IssuerURL), func(i string) bool { return i != s.opts.IssuerURL }); err != nil {

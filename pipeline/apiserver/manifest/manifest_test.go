@@ -1,4 +1,4 @@
-package apiserver
+package manifest
 
 import (
 	"encoding/json"
@@ -124,7 +124,7 @@ func TestKubeadmInputsAreSerializerOutput(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"kubeadm.yaml", "kind.yaml"} {
 		in := readFile(t, filepath.Join("testdata/inputs", name))
-		pod, err := parseManifest(in)
+		pod, err := Parse(in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,9 +148,9 @@ func TestPatchRejectsBadInput(t *testing.T) {
 		modify   func(*PatchOptions)
 		want     string
 	}{
-		{"http issuer", string(kubeadm), func(o *PatchOptions) { o.IssuerURL = "http://oidc.example.com" }, "must be https"},
-		{"issuer with trailing slash", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "/" }, "must not end with a slash"},
-		{"issuer with query", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "?a=b" }, "without query"},
+		{"http issuer", string(kubeadm), func(o *PatchOptions) { o.IssuerURL = "http://oidc.example.com" }, "must use https"},
+		{"issuer with trailing slash", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "/" }, "must not end with '/'"},
+		{"issuer with query", string(kubeadm), func(o *PatchOptions) { o.IssuerURL += "?a=b" }, "must not have a query"},
 		{"no audience", string(kubeadm), func(o *PatchOptions) { o.Audience = "" }, `audience ""`},
 		{"relative key path", string(kubeadm), func(o *PatchOptions) {
 			o.SigningKey = &KeyFiles{PrivateKey: "irsa-sa.key", PublicKey: "/p/irsa-sa.pub"}
@@ -194,7 +194,7 @@ func readFile(t *testing.T, name string) []byte {
 
 func podJSON(t *testing.T, manifest []byte) string {
 	t.Helper()
-	pod, err := parseManifest(manifest)
+	pod, err := Parse(manifest)
 	if err != nil {
 		t.Fatal(err)
 	}

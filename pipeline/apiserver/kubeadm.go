@@ -1,0 +1,265 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
+	"github.com/irsa-anywhere/irsa/pipeline/apiserver/node"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
+)
+
+// kubeadm is the platform of kubeadm clusters: irsa edits each control-plane node's kube-apiserver static pod
+// manifest through a short-lived node pod (nodepod.go) that runs `irsa node patch-apiserver` (package node) on it.
+// What a node needs is read from its mirror pod, so Plan and a repeated Apply start no pod.
+type kubeadm struct{ *Stage }
+
+// Plan lists the nodes whose manifest Apply would change.
+func (s kubeadm) Plan(ctx context.Context) ([]stage.Change, error) {
+	nodes, err := s.nodesToPatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return nodeChanges(nodes), nil
+}
+
+// nodeState is a control-plane node and what its mirror pod says about its manifest.
+type nodeState struct {
+	name string
+	// mirror is the node's kube-apiserver mirror pod, nil when there is none.
+	mirror *corev1.Pod
+	// patched: the mirror pod carries irsa's record. upToDate: Patch would change nothing. accepts: it already
+	// accepts irsa's tokens (an accept-only Patch would change nothing). demoted: Demote would change nothing.
+	patched, upToDate, accepts, demoted bool
+	issuers                             []string
+}
+
+func (s kubeadm) controlPlaneNodes(ctx context.Context) ([]nodeState, error) {
+	list, err := s.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: ControlPlaneLabel})
+	if err != nil {
+		return nil, fmt.Errorf("list control-plane nodes (label %s): %w", ControlPlaneLabel, explain(err))
+	}
+	if len(list.Items) == 0 {
+		return nil, fmt.Errorf("no node is labelled %s: irsa patches kube-apiserver static pods on kubeadm control-plane nodes; for a managed or hand-built control plane use --cluster-type external", ControlPlaneLabel)
+	}
+	var nodes []nodeState
+	for _, n := range list.Items {
+		st := nodeState{name: n.Name}
+		mirror, err := s.client.CoreV1().Pods("kube-system").Get(ctx, "kube-apiserver-"+n.Name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			st.mirror = mirror
+		case apierrors.IsNotFound(err):
+		default:
+			return nil, fmt.Errorf("get mirror pod kube-system/kube-apiserver-%s: %w", n.Name, explain(err))
+		}
+		nodes = append(nodes, st)
+	}
+	slices.SortFunc(nodes, func(a, b nodeState) int { return strings.Compare(a.name, b.name) })
+	return nodes, nil
+}
+
+// nodesToPatch returns the control-plane nodes with, for each, whether its manifest already is what Apply wants.
+// A node without a readable mirror pod is assumed to need the node pod (which changes nothing if it is patched).
+func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
+	nodes, err := s.controlPlaneNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience}
+	if s.opts.SigningKey != nil {
+		_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
+		if err != nil {
+			return nil, err
+		}
+		privName, pubName := node.KeyFileNames(kid)
+		want.SigningKey = &manifest.KeyFiles{PrivateKey: node.DefaultPKIDir + "/" + privName, PublicKey: node.DefaultPKIDir + "/" + pubName, KeyID: kid}
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if n.mirror == nil {
+			continue
+		}
+		_, n.patched = n.mirror.Annotations[manifest.RecordAnnotation]
+		var err error
+		if n.issuers, err = manifest.PodIssuers(n.mirror); err != nil {
+			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+		accept := want
+		accept.AcceptOnly = true
+		if n.upToDate, err = manifest.Unchanged(n.mirror, func(p *corev1.Pod) error { return manifest.PatchPod(p, want) }); err != nil {
+			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+		if n.accepts, err = manifest.Unchanged(n.mirror, func(p *corev1.Pod) error { return manifest.PatchPod(p, accept) }); err != nil {
+			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+		if n.demoted, err = manifest.Unchanged(n.mirror, manifest.DemotePod); err != nil {
+			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+	}
+	return nodes, nil
+}
+
+func nodeChanges(nodes []nodeState) []stage.Change {
+	var changes []stage.Change
+	for _, n := range nodes {
+		if n.upToDate {
+			continue
+		}
+		detail := "mirror pod not found: the node pod will check the manifest"
+		if n.mirror != nil {
+			detail = fmt.Sprintf("--service-account-issuer %s", strings.Join(n.issuers, ","))
+		}
+		changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name, Detail: detail})
+	}
+	return changes
+}
+
+// Apply runs the node pod on every control-plane node whose manifest is not what irsa wants (with several, in two
+// passes: every apiserver accepts irsa's tokens before any issues them), then waits for the apiserver to serve the
+// issuer and, with a provided key, to verify with it.
+func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
+	nodes, err := s.nodesToPatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var todo []nodeState
+	for _, n := range nodes {
+		if !n.upToDate {
+			todo = append(todo, n)
+		}
+	}
+	timeout := s.timeout(ClusterKubeadm)
+	var changes []stage.Change
+	if len(todo) > 0 {
+		var keyMount *keySecret
+		if s.opts.SigningKey != nil {
+			keyMount, err = s.createKeySecret(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer s.deleteKeySecret(keyMount)
+		}
+		if len(nodes) > 1 {
+			// First pass: every apiserver accepts irsa's tokens before any issues them, or a token issued by a
+			// patched apiserver would fail on the others (and stay failing if a later node cannot be patched).
+			for _, n := range nodes {
+				if n.accepts {
+					continue
+				}
+				s.log.Info("making kube-apiserver accept the irsa issuer (first pass)", "node", n.name, "issuer", s.opts.IssuerURL)
+				res, err := s.runNode(ctx, n.name, node.PatchCommand, keyMount, timeout, "--accept-only")
+				if err != nil {
+					return changes, err
+				}
+				if res.Changed {
+					changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
+						Detail: "accepts --service-account-issuer " + strings.Join(res.Issuers, ",")})
+				}
+			}
+		}
+		for _, n := range todo {
+			s.log.Info("patching kube-apiserver", "node", n.name, "issuer", s.opts.IssuerURL)
+			res, err := s.runNode(ctx, n.name, node.PatchCommand, keyMount, timeout)
+			if err != nil {
+				return changes, err
+			}
+			if res.Changed {
+				changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
+					Detail: "--service-account-issuer " + strings.Join(res.Issuers, ",")})
+			}
+		}
+	}
+	s.log.Info("waiting for the apiserver to serve the issuer", "issuer", s.opts.IssuerURL)
+	if _, err := s.waitServed(ctx, timeout, fmt.Sprintf("issuer %q", s.opts.IssuerURL), func(i string) bool { return i == s.opts.IssuerURL }); err != nil {
+		return changes, fmt.Errorf("%w; every node reported its apiserver serving it: a load balancer in front of the apiservers may still reach an old one (irsa delete restores the previous flags)", err)
+	}
+	if s.opts.SigningKey != nil {
+		if err := s.checkServedKey(ctx); err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
+}
+
+// checkServedKey makes sure the apiserver verifies with irsa's key, so the JWKS the issuer publishes has it.
+func (s kubeadm) checkServedKey(ctx context.Context) error {
+	_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
+	if err != nil {
+		return err
+	}
+	keys, err := ServedKeys(ctx, s.client)
+	if err != nil {
+		return err
+	}
+	var served []string
+	for _, k := range keys.Keys {
+		if k.KeyID == kid {
+			return nil
+		}
+		served = append(served, k.KeyID)
+	}
+	return fmt.Errorf("apiserver serves the issuer but not irsa's signing key %s in %s (it serves %s)", kid, JWKSPath, strings.Join(served, ", "))
+}
+
+// Delete restores every node irsa patched (with several, in two passes: every apiserver issues with the original
+// issuer again before any stops accepting irsa's tokens) and waits for the original issuer to be served.
+func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
+	all, err := s.nodesToPatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []nodeState
+	for _, n := range all {
+		// A node without a mirror pod gets the node pod, which changes nothing where irsa did not patch.
+		if n.mirror == nil || n.patched {
+			nodes = append(nodes, n)
+		}
+	}
+	timeout := s.timeout(ClusterKubeadm)
+	var changes []stage.Change
+	if len(all) > 1 {
+		// First pass: every apiserver issues with the original issuer and key again while still accepting irsa's
+		// tokens, which apiservers not yet demoted keep issuing.
+		for _, n := range nodes {
+			if n.mirror != nil && n.demoted {
+				continue
+			}
+			s.log.Info("making kube-apiserver issue with the original issuer (first pass)", "node", n.name)
+			res, err := s.runNode(ctx, n.name, node.RestoreCommand, nil, timeout, "--keep-accepting")
+			if err != nil {
+				return changes, err
+			}
+			if res.Changed {
+				changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
+					Detail: "issues for " + res.Issuers[0] + ", still accepts " + strings.Join(res.Issuers[1:], ",")})
+			}
+		}
+	}
+	var restoredIssuer string
+	for _, n := range nodes {
+		s.log.Info("restoring kube-apiserver", "node", n.name)
+		res, err := s.runNode(ctx, n.name, node.RestoreCommand, nil, timeout)
+		if err != nil {
+			return changes, err
+		}
+		if res.Changed {
+			restoredIssuer = res.Issuers[0]
+			changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
+				Detail: "--service-account-issuer " + strings.Join(res.Issuers, ",")})
+		}
+	}
+	if restoredIssuer == "" {
+		return changes, nil
+	}
+	if _, err := s.waitServed(ctx, timeout, fmt.Sprintf("the original issuer %q", restoredIssuer), func(i string) bool { return i == restoredIssuer }); err != nil {
+		return changes, err
+	}
+	return changes, nil
+}
