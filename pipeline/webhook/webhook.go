@@ -274,6 +274,17 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 	if before == nil && dryRun {
 		return &stage.Change{Action: stage.Create, Kind: kind, Name: name}, nil
 	}
+	if before != nil && !dryRun {
+		// A dry run first, so an object that is already as wanted gets no write at all: a no-op apply writes
+		// nothing to the cluster.
+		preview, err := s.objects.apply(ctx, o, true)
+		if err != nil {
+			return nil, err
+		}
+		if len(diffPaths(before, preview)) == 0 {
+			return nil, nil
+		}
+	}
 	after, err := s.objects.apply(ctx, o, dryRun)
 	if err != nil {
 		return nil, err
