@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -129,12 +130,7 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var todo []nodeState
-	for _, n := range nodes {
-		if !n.upToDate {
-			todo = append(todo, n)
-		}
-	}
+	todo := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.upToDate })
 	timeout := s.timeout(ClusterKubeadm)
 	var changes []stage.Change
 	if len(todo) > 0 {
@@ -149,31 +145,18 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 		if len(nodes) > 1 {
 			// First pass: every apiserver accepts irsa's tokens before any issues them, or a token issued by a
 			// patched apiserver would fail on the others (and stay failing if a later node cannot be patched).
-			for _, n := range nodes {
-				if n.accepts {
-					continue
-				}
-				s.log.Info("making kube-apiserver accept the irsa issuer (first pass)", "node", n.name, "issuer", s.opts.IssuerURL)
-				res, err := s.runNode(ctx, n.name, node.PatchCommand, keyMount, timeout, "--accept-only")
-				if err != nil {
-					return changes, err
-				}
-				if res.Changed {
-					changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
-						Detail: "accepts --service-account-issuer " + strings.Join(res.Issuers, ",")})
-				}
-			}
-		}
-		for _, n := range todo {
-			s.log.Info("patching kube-apiserver", "node", n.name, "issuer", s.opts.IssuerURL)
-			res, err := s.runNode(ctx, n.name, node.PatchCommand, keyMount, timeout)
-			if err != nil {
+			accepting := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.accepts })
+			acceptPass := pass{op: node.PatchCommand, args: []string{"--accept-only"}, key: keyMount, timeout: timeout,
+				progress: "making kube-apiserver accept the irsa issuer (first pass)",
+				detail:   func(r node.Result) string { return "accepts --service-account-issuer " + strings.Join(r.Issuers, ",") }}
+			if _, err := s.run(ctx, acceptPass, accepting, &changes); err != nil {
 				return changes, err
 			}
-			if res.Changed {
-				changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
-					Detail: "--service-account-issuer " + strings.Join(res.Issuers, ",")})
-			}
+		}
+		patchPass := pass{op: node.PatchCommand, key: keyMount, timeout: timeout, progress: "patching kube-apiserver",
+			detail: func(r node.Result) string { return "--service-account-issuer " + strings.Join(r.Issuers, ",") }}
+		if _, err := s.run(ctx, patchPass, todo, &changes); err != nil {
+			return changes, err
 		}
 	}
 	s.log.Info("waiting for the apiserver to serve the issuer", "issuer", s.opts.IssuerURL)
@@ -215,45 +198,32 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var nodes []nodeState
-	for _, n := range all {
-		// A node without a mirror pod gets the node pod, which changes nothing where irsa did not patch.
-		if n.mirror == nil || n.patched {
-			nodes = append(nodes, n)
-		}
-	}
+	// A node without a mirror pod gets the node pod, which changes nothing where irsa did not patch.
+	nodes := slices.DeleteFunc(slices.Clone(all), func(n nodeState) bool { return n.mirror != nil && !n.patched })
 	timeout := s.timeout(ClusterKubeadm)
 	var changes []stage.Change
 	if len(all) > 1 {
 		// First pass: every apiserver issues with the original issuer and key again while still accepting irsa's
 		// tokens, which apiservers not yet demoted keep issuing.
-		for _, n := range nodes {
-			if n.mirror != nil && n.demoted {
-				continue
-			}
-			s.log.Info("making kube-apiserver issue with the original issuer (first pass)", "node", n.name)
-			res, err := s.runNode(ctx, n.name, node.RestoreCommand, nil, timeout, "--keep-accepting")
-			if err != nil {
-				return changes, err
-			}
-			if res.Changed {
-				changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
-					Detail: "issues for " + res.Issuers[0] + ", still accepts " + strings.Join(res.Issuers[1:], ",")})
-			}
-		}
-	}
-	var restoredIssuer string
-	for _, n := range nodes {
-		s.log.Info("restoring kube-apiserver", "node", n.name)
-		res, err := s.runNode(ctx, n.name, node.RestoreCommand, nil, timeout)
-		if err != nil {
+		demoting := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.mirror != nil && n.demoted })
+		demotePass := pass{op: node.RestoreCommand, args: []string{"--keep-accepting"}, timeout: timeout,
+			progress: "making kube-apiserver issue with the original issuer (first pass)",
+			detail: func(r node.Result) string {
+				return "issues for " + r.Issuers[0] + ", still accepts " + strings.Join(r.Issuers[1:], ",")
+			}}
+		if _, err := s.run(ctx, demotePass, demoting, &changes); err != nil {
 			return changes, err
 		}
-		if res.Changed {
-			restoredIssuer = res.Issuers[0]
-			changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name,
-				Detail: "--service-account-issuer " + strings.Join(res.Issuers, ",")})
-		}
+	}
+	restorePass := pass{op: node.RestoreCommand, timeout: timeout, progress: "restoring kube-apiserver",
+		detail: func(r node.Result) string { return "--service-account-issuer " + strings.Join(r.Issuers, ",") }}
+	restored, err := s.run(ctx, restorePass, nodes, &changes)
+	if err != nil {
+		return changes, err
+	}
+	var restoredIssuer string
+	if len(restored) > 0 {
+		restoredIssuer = restored[len(restored)-1].Issuers[0]
 	}
 	if restoredIssuer == "" {
 		return changes, nil
@@ -262,4 +232,35 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 		return changes, err
 	}
 	return changes, nil
+}
+
+// pass is one round of the node subcommand over control-plane nodes.
+type pass struct {
+	// op is node.PatchCommand or node.RestoreCommand; args are its extra flags (--accept-only, --keep-accepting).
+	op   string
+	args []string
+	// key is the Secret with the signing key the node pods mount, nil for none.
+	key     *keySecret
+	timeout time.Duration
+	// progress is the log line for each node; detail describes a node's change from its Result.
+	progress string
+	detail   func(node.Result) string
+}
+
+// run runs the pass on each node in turn and stops at the first failure. A node that reports a change adds one to
+// changes; the Results of those nodes are returned in order.
+func (s kubeadm) run(ctx context.Context, p pass, nodes []nodeState, changes *[]stage.Change) ([]node.Result, error) {
+	var changed []node.Result
+	for _, n := range nodes {
+		s.log.Info(p.progress, "node", n.name, "command", p.op)
+		res, err := s.runNode(ctx, n.name, p.op, p.key, p.timeout, p.args...)
+		if err != nil {
+			return changed, err
+		}
+		if res.Changed {
+			changed = append(changed, res)
+			*changes = append(*changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name, Detail: p.detail(res)})
+		}
+	}
+	return changed, nil
 }
