@@ -87,7 +87,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"cluster name too long", []string{"apply", "--cluster-name", strings.Repeat("c", 64)}, "must be 1-63"},
 		{"cluster type", []string{"apply", "--cluster-type", "gke"}, `cluster type "gke": must be one of`},
 		{"endpoint scheme", []string{"apply", "--aws-endpoint-url", "ftp://127.0.0.1:1"}, `AWS endpoint URL "ftp://127.0.0.1:1"`},
-		{"output", []string{"apply", "-o", "yaml"}, `output "yaml": must be text or json`},
+		{"output", []string{"apply", "-o", "xml"}, `output "xml": must be text, json or yaml`},
 		{"only unknown stage", []string{"apply", "--only", "keys,bogus"}, `stage "bogus": unknown`},
 		{"kubeconfig missing", []string{"apply", "--kubeconfig", "/nonexistent/kubeconfig"}, `kubeconfig "/nonexistent/kubeconfig"`},
 		{"only a cluster stage without a cluster", []string{"apply", "--only", "webhook"}, "stage webhook needs a cluster"},

@@ -76,8 +76,8 @@ it with eks.amazonaws.com/role-arn.`,
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return writeJSON(g.stdout, map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)})
+			if g.structured() {
+				return g.write(map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)})
 			}
 			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
@@ -129,8 +129,8 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return writeJSON(g.stdout, map[string]any{"serviceAccount": args[0], "changes": nonNil(changes)})
+			if g.structured() {
+				return g.write(map[string]any{"serviceAccount": args[0], "changes": nonNil(changes)})
 			}
 			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is unbound\n", args[0])

@@ -60,8 +60,8 @@ Exit status 1 when any line fails.`,
 				}
 			}
 			rep := doctor.Run(cmd.Context(), in)
-			if g.output == "json" {
-				if err := writeJSON(g.stdout, rep); err != nil {
+			if g.structured() {
+				if err := g.write(rep); err != nil {
 					return err
 				}
 			} else {

@@ -39,8 +39,8 @@ replacing a signing key invalidates every token the cluster has issued.`,
 			if created {
 				verb = "generated"
 			}
-			if g.output == "json" {
-				return writeJSON(g.stdout, map[string]any{"privateKey": p.PrivateKeyPath, "publicKey": p.PublicKeyPath, "kid": kid, "created": created})
+			if g.structured() {
+				return g.write(map[string]any{"privateKey": p.PrivateKeyPath, "publicKey": p.PublicKeyPath, "kid": kid, "created": created})
 			}
 			fmt.Fprintf(g.stdout, "%s keypair\n  private key: %s\n  public key:  %s\n  kid:         %s\n", verb, p.PrivateKeyPath, p.PublicKeyPath, kid)
 			return nil

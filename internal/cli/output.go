@@ -8,12 +8,40 @@ import (
 	"encoding/json"
 	"fmt"
 	"golang.org/x/term"
+	"sigs.k8s.io/yaml"
 	"io"
 	"time"
 
 	"github.com/irsa-anywhere/irsa/pipeline/runner"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
+
+// Output formats of -o.
+const (
+	outputText = "text"
+	outputJSON = "json"
+	outputYAML = "yaml"
+)
+
+// structured says whether results are printed as JSON or YAML rather than text.
+func (g *globalOptions) structured() bool { return g.output == outputJSON || g.output == outputYAML }
+
+// write prints v as JSON or YAML, as -o asks; the shape is the same in both.
+func (g *globalOptions) write(v any) error {
+	if g.output == outputYAML {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		y, err := yaml.JSONToYAML(data)
+		if err != nil {
+			return err
+		}
+		_, err = g.stdout.Write(y)
+		return err
+	}
+	return writeJSON(g.stdout, v)
+}
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -100,6 +128,9 @@ func writeChanges(w io.Writer, indent string, changes []stage.Change) {
 			line += " (" + c.Detail + ")"
 		}
 		fmt.Fprintln(w, line)
+		if c.Disruption != "" {
+			fmt.Fprintf(w, "%s  ! %s\n", indent, c.Disruption)
+		}
 	}
 }
 

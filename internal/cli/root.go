@@ -37,19 +37,28 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCommand(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	var ee *exitError
-	switch {
-	case err == nil:
+	if err == nil {
 		return 0
-	case errors.As(err, &ee):
-		if ee.err != nil {
-			fmt.Fprintln(stderr, "irsa:", ee.err)
-		}
-		return ee.code
-	default:
-		fmt.Fprintln(stderr, "irsa:", err)
-		return 1
 	}
+	code, msg := 1, err
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, msg = ee.code, ee.err
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		code = 130 // interrupted, as shells report SIGINT
+	}
+	if msg == nil {
+		return code
+	}
+	if format, _ := root.PersistentFlags().GetString("output"); format == outputJSON || format == outputYAML {
+		// A stable shape, whatever failed: {"error": {"message": ..., "exitCode": ...}} on stderr (stdout may hold
+		// the report of a run that failed halfway).
+		_ = writeJSON(stderr, map[string]any{"error": map[string]any{"message": msg.Error(), "exitCode": code}})
+		return code
+	}
+	fmt.Fprintln(stderr, "irsa:", msg)
+	return code
 }
 
 // globalOptions holds every flag's value. Only -o and -v are on every command; the others are registered by the
@@ -79,7 +88,8 @@ type globalOptions struct {
 	podEndpoint    string
 	podSTSEndpoint string
 	podCABundle    string
-	verbose        bool
+	verbosity      int
+	quiet          bool
 
 	// flags is the running command's flag set, to tell set flags from defaults.
 	flags  *pflag.FlagSet
@@ -100,8 +110,11 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			g.flags = cmd.Flags()
-			if g.output != "text" && g.output != "json" {
-				return fmt.Errorf("output %q: must be text or json", g.output)
+			if g.output != outputText && g.output != outputJSON && g.output != outputYAML {
+				return fmt.Errorf("output %q: must be text, json or yaml", g.output)
+			}
+			if g.verbosity < 0 || g.verbosity > 9 {
+				return fmt.Errorf("verbosity %d: must be 0-9", g.verbosity)
 			}
 			return nil
 		},
@@ -109,8 +122,10 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	f := root.PersistentFlags()
-	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging on stderr")
+	f.StringVarP(&g.output, "output", "o", outputText, "output format: text, json or yaml")
+	f.IntVarP(&g.verbosity, "verbose", "v", 0, "log level on stderr: 0 warnings, 1-2 progress details, 3 and up debug (-v alone is 4)")
+	f.Lookup("verbose").NoOptDefVal = "4"
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress, only results and errors")
 
 	root.AddCommand(
 		newKeysCommand(g),
@@ -125,6 +140,7 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	for _, extra := range extraCommands {
 		root.AddCommand(extra(g))
 	}
+	addExamples(root)
 	return root
 }
 
@@ -159,6 +175,9 @@ func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
 // addOnlyFlag registers --only on the commands that run stages.
 func addOnlyFlag(cmd *cobra.Command, g *globalOptions) {
 	cmd.Flags().StringSliceVar(&g.only, "only", nil, "run only these stages (comma-separated): "+strings.Join(stage.Order, ", "))
+	_ = cmd.RegisterFlagCompletionFunc("only", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return stage.Order, cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // extraCommands are added by other files of this package (cluster-side commands).
@@ -166,8 +185,13 @@ var extraCommands []func(*globalOptions) *cobra.Command
 
 func (g *globalOptions) logger() *slog.Logger {
 	level := slog.LevelWarn
-	if g.verbose {
+	switch {
+	case g.quiet:
+		level = slog.LevelError
+	case g.verbosity >= 3:
 		level = slog.LevelDebug
+	case g.verbosity >= 1:
+		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }

@@ -12,8 +12,8 @@ var runDocs = map[runner.Mode][2]string{
 	runner.Apply: {"Set up IRSA: publish the issuer, trust it in IAM, configure the cluster, bind roles",
 		`apply runs the stages along the stage graph: keys, issuer and provider while the webhook rolls out, then
 bindings, then the apiserver (the one step that restarts something) and, when something changed (or with --verify),
-verify. Each stage finds what exists and changes
-only what differs, so running it again changes nothing and makes no writes.`},
+verify. Each stage finds what exists and changes only what differs, so running it again changes nothing and makes no
+writes. Progress goes to stderr, the report to stdout.`},
 	runner.Delete: {"Remove everything irsa made for this cluster",
 		"teardown removes the cluster objects, then gives the apiserver its original issuer back, then removes the AWS side;\nit removes only what irsa owns (found by its tags and labels); what is already\ngone counts as removed. The apiserver gets its original issuer back."},
 }
@@ -76,11 +76,13 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 		}
 	}
 	r := env.Runner(o.forceVerify)
-	r.Progress = progressPrinter(g.stderr)
+	if !g.quiet {
+		r.Progress = progressPrinter(g.stderr)
+	}
 	rep, runErr := r.Run(cmd.Context(), mode, only)
 	rep.Calls = env.Calls()
-	if g.output == "json" {
-		if err := writeJSON(g.stdout, rep); err != nil {
+	if g.structured() {
+		if err := g.write(rep); err != nil {
 			return rep, err
 		}
 	} else if rep != nil {

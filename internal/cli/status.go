@@ -33,8 +33,8 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 				"cluster": t.ClusterName, "issuer": t.Issuer.URL, "jwksURI": t.Issuer.JWKSURL,
 				"provider": providerARN, "audience": t.Audience, "inSync": !rep.Changed, "drift": rep.Stages,
 			}
-			if g.output == "json" {
-				return writeJSON(g.stdout, st)
+			if g.structured() {
+				return g.write(st)
 			}
 			fmt.Fprintf(g.stdout, "cluster:  %s\nissuer:   %s\nprovider: %s\naudience: %s\n", t.ClusterName, t.Issuer.URL, providerARN, t.Audience)
 			var unchecked []string

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"strings"
+
+	"sigs.k8s.io/yaml"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -32,12 +35,17 @@ The Job, ServiceAccount and role are removed afterwards unless --keep is given.`
 			}
 			rep, _, runErr := s.Run(cmd.Context())
 			if rep != nil {
-				if g.output == "json" {
+				if g.structured() {
 					data, err := rep.JSON()
 					if err != nil {
 						return err
 					}
-					fmt.Fprintln(g.stdout, string(data))
+					if g.output == outputYAML {
+						if data, err = yaml.JSONToYAML(data); err != nil {
+							return err
+						}
+					}
+					fmt.Fprintln(g.stdout, strings.TrimRight(string(data), "\n"))
 				} else {
 					fmt.Fprint(g.stdout, rep.Text())
 				}

@@ -117,7 +117,8 @@ func nodeChanges(nodes []nodeState) []stage.Change {
 		if n.mirror != nil {
 			detail = fmt.Sprintf("--service-account-issuer %s", strings.Join(n.issuers, ","))
 		}
-		changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name, Detail: detail})
+		changes = append(changes, stage.Change{Action: stage.Update, Kind: "kube-apiserver-manifest", Name: n.name, Detail: detail,
+			Disruption: "kube-apiserver on " + n.name + " restarts: the API is unreachable there for 10-20 s, and kube-controller-manager may lose its leader lease"})
 	}
 	return changes
 }

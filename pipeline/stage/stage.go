@@ -21,6 +21,9 @@ type Change struct {
 	Name string `json:"name"`
 	// Detail says what differs, for updates.
 	Detail string `json:"detail,omitempty"`
+	// Disruption says what the change interrupts, when it does (an apiserver restart, machines rolling); plan shows
+	// it before apply does it.
+	Disruption string `json:"disruption,omitempty"`
 }
 
 // Stage is one idempotent step of the pipeline.

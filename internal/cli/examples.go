@@ -1,0 +1,47 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// examples are shown in each command's help, copy-pasteable as they stand.
+var examples = map[string]string{
+	"plan": `  # What apply would change, exit 2 if anything
+  irsa plan -f irsa.yaml --kubeconfig ~/.kube/config
+  # The AWS side only, as JSON
+  irsa plan --cluster-name prod --region eu-west-1 --bucket prod-oidc --only keys,issuer,provider -o json`,
+	"apply": `  # Everything, on the cluster of the current kubeconfig context
+  irsa apply --cluster-name prod --region eu-west-1 --bucket prod-oidc
+  # From a file, with the proof run even if nothing changed
+  irsa apply -f irsa.yaml --verify`,
+	"teardown": `  # Remove what irsa made (asks first on a terminal)
+  irsa teardown -f irsa.yaml
+  # In a script, after the cluster is gone
+  irsa teardown -f irsa.yaml --aws-only --yes`,
+	"status": `  irsa status -f irsa.yaml
+  irsa status -f irsa.yaml -o yaml`,
+	"bind": `  # An application's ServiceAccount gets a role that can read S3
+  irsa bind apps/uploader --policy-arn arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess -f irsa.yaml
+  # With an inline policy and a one-hour token
+  irsa bind apps/uploader --inline-policy policy.json --token-expiration 1h -f irsa.yaml`,
+	"unbind": `  irsa unbind apps/uploader -f irsa.yaml
+  irsa unbind apps/uploader -f irsa.yaml --yes`,
+	"verify": `  irsa verify -f irsa.yaml
+  irsa verify -f irsa.yaml --keep -o json`,
+	"doctor": `  # The whole chain, link by link
+  irsa doctor -f irsa.yaml
+  # One ServiceAccount, calling STS for real
+  irsa doctor apps/uploader -f irsa.yaml --live`,
+	"keys": `  irsa keys --out ./keys`,
+	"jwks": `  irsa jwks --public-key ./keys/sa-signer.pub > keys.json
+  # During a key rotation, both keys
+  irsa jwks --public-key old.pub --public-key new.pub`,
+	"kind-config": `  irsa kind-config --bucket prod-oidc --region eu-west-1 > kind.yaml && kind create cluster --config kind.yaml`,
+}
+
+// addExamples sets each command's example from examples.
+func addExamples(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if ex, ok := examples[c.Name()]; ok && c.Example == "" {
+			c.Example = ex
+		}
+	}
+}
