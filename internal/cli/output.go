@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"golang.org/x/term"
-	"sigs.k8s.io/yaml"
 	"io"
+	"sigs.k8s.io/yaml"
 	"time"
 
 	"github.com/irsa-anywhere/irsa/pipeline/runner"

@@ -3,8 +3,8 @@ package cli
 import (
 	"strings"
 
-	"sigs.k8s.io/yaml"
 	"fmt"
+	"sigs.k8s.io/yaml"
 
 	"github.com/spf13/cobra"
 
