@@ -17,12 +17,12 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 	var keep bool
 	cmd := &cobra.Command{
 		Use:   "verify [--keep]",
-		Short: "Prove IRSA works: a Job assumes a role with the injected web identity and lists S3",
+		Short: "Prove IRSA works: a pod assumes a role with the injected web identity and lists S3",
 		Long: `verify binds a dedicated ServiceAccount (default/irsa-verify) to a role with AmazonS3ReadOnlyAccess, runs a
-Job that calls sts get-caller-identity and s3 ls, and reports PASS only if the pod had AWS_ROLE_ARN,
+pod that calls sts get-caller-identity and s3 ls, and reports PASS only if the pod had AWS_ROLE_ARN,
 AWS_WEB_IDENTITY_TOKEN_FILE and the projected token with the audience injected, the caller is the assumed role, and
 the listing contains the issuer bucket. A failure report says which of these failed, with the pod's events and logs.
-The Job, ServiceAccount and role are removed afterwards unless --keep is given.`,
+The pod, ServiceAccount and role are removed afterwards unless --keep is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			env, err := g.connect(cmd.Context())
@@ -56,17 +56,17 @@ The Job, ServiceAccount and role are removed afterwards unless --keep is given.`
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&keep, "keep", false, "leave the Job, ServiceAccount and role in place for debugging")
+	cmd.Flags().BoolVar(&keep, "keep", false, "leave the pod, ServiceAccount and role in place for debugging")
 	addTargetFlags(cmd, g)
 	return cmd
 }
 
-// newProbeCommand is what the verify Job runs in irsa's own image: get-caller-identity and a bucket listing, printed
+// newProbeCommand is what the verify pod runs in irsa's own image: get-caller-identity and a bucket listing, printed
 // as the aws CLI prints them.
 func newProbeCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:    "probe",
-		Short:  "Call STS and list S3 with the pod's web identity (run by the verify Job)",
+		Short:  "Call STS and list S3 with the pod's web identity (run by the verify pod)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -18,7 +18,7 @@ import (
 
 // Check names, in the order a report lists them.
 const (
-	CheckJob         = "job-succeeded"
+	CheckPod         = "pod-succeeded"
 	CheckInjectedEnv = "role-env-injected"
 	CheckTokenVolume = "token-volume-projected"
 	CheckCaller      = "caller-is-assumed-role"
@@ -37,7 +37,6 @@ type Report struct {
 	Pass           bool     `json:"pass"`
 	ServiceAccount string   `json:"serviceAccount"`
 	RoleARN        string   `json:"roleARN"`
-	Job            string   `json:"job,omitempty"`
 	Pod            string   `json:"pod,omitempty"`
 	CallerARN      string   `json:"callerARN,omitempty"`
 	Buckets        []string `json:"buckets,omitempty"`
@@ -118,16 +117,16 @@ func Evaluate(pod *corev1.Pod, logs string, want Expect) Report {
 		r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(detail, args...)})
 	}
 	if pod == nil {
-		add(CheckJob, false, "no pod was created for the Job")
+		add(CheckPod, false, "no verify pod was created")
 		add(CheckInjectedEnv, false, "no pod")
 		add(CheckTokenVolume, false, "no pod")
 	} else {
 		r.Pod = pod.Namespace + "/" + pod.Name
 		r.ServiceAccount = pod.Namespace + "/" + pod.Spec.ServiceAccountName
 		if pod.Status.Phase == corev1.PodSucceeded {
-			add(CheckJob, true, "pod %s succeeded", pod.Name)
+			add(CheckPod, true, "pod %s succeeded", pod.Name)
 		} else {
-			add(CheckJob, false, "pod %s is %s%s", pod.Name, pod.Status.Phase, containerState(pod, want.Container))
+			add(CheckPod, false, "pod %s is %s%s", pod.Name, pod.Status.Phase, containerState(pod, want.Container))
 		}
 		ok, detail := injectedEnv(pod, want)
 		add(CheckInjectedEnv, ok, "%s", detail)

@@ -68,8 +68,8 @@ func TestEvaluate(t *testing.T) {
 		{"no-bucket", "pod-mutated.yaml", "awscli-no-bucket.txt", []string{CheckBucket}},
 		{"no-provider", "pod-mutated.yaml", "awscli-no-provider.txt", []string{CheckCaller, CheckBucket}},
 		{"wrong-audience", "pod-wrong-audience.yaml", "awscli-pass.txt", []string{CheckTokenVolume}},
-		{"not-mutated", "pod-unmutated.yaml", "awscli-no-credentials.txt", []string{CheckJob, CheckInjectedEnv, CheckTokenVolume, CheckCaller, CheckBucket}},
-		{"no-pod", "", "", []string{CheckJob, CheckInjectedEnv, CheckTokenVolume, CheckCaller, CheckBucket}},
+		{"not-mutated", "pod-unmutated.yaml", "awscli-no-credentials.txt", []string{CheckPod, CheckInjectedEnv, CheckTokenVolume, CheckCaller, CheckBucket}},
+		{"no-pod", "", "", []string{CheckPod, CheckInjectedEnv, CheckTokenVolume, CheckCaller, CheckBucket}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

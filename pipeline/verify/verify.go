@@ -1,7 +1,11 @@
 // Package verify proves IRSA works end to end, the runbook's check automated: a dedicated ServiceAccount bound to a
-// role with AmazonS3ReadOnlyAccess, a Job whose pod calls STS and lists S3 with the web identity the webhook
-// injected, and a Report that passes only if the pod was mutated as expected, the caller was the assumed role and
-// the issuer bucket was listed.
+// role with AmazonS3ReadOnlyAccess, a pod that calls STS and lists S3 with the web identity the webhook injected, and
+// a Report that passes only if the pod was mutated as expected, the caller was the assumed role and the issuer bucket
+// was listed.
+//
+// The runbook runs a Job; irsa runs a bare pod placed on a Ready node. Right after apply restarts kube-apiserver,
+// kube-controller-manager and kube-scheduler have lost their leader leases and take 18-24 s to win them back
+// (measured on a kubeadm node): a Job would wait for both, a placed pod needs only the apiserver and the kubelet.
 //
 // The verify ServiceAccount lives outside config.WebhookNamespace on purpose: the webhook skips its own namespace.
 package verify
@@ -11,13 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -37,11 +42,11 @@ const (
 	DefaultServiceAccount = "irsa-verify"
 	// S3ReadOnlyPolicyARN is the only permission the verify role gets: enough to list buckets.
 	S3ReadOnlyPolicyARN = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
-	// ContainerName is the verify container in the Job's pod.
+	// ContainerName is the verify container in the verify pod.
 	ContainerName = "verify"
 	// CAMountPath is where the CA bundle ConfigMap is mounted; AWS_CA_BUNDLE points at CAMountPath/ca.pem.
 	CAMountPath = "/etc/irsa-verify"
-	// NameLabel marks the verify Job, its ConfigMap and pods.
+	// NameLabel marks the verify pod and its ConfigMap.
 	NameLabel = "app.kubernetes.io/name"
 )
 
@@ -87,9 +92,9 @@ type Options struct {
 	S3Endpoint  string
 	// CABundle, PEM, is mounted from a ConfigMap and named by AWS_CA_BUNDLE (emulators with their own CA).
 	CABundle []byte
-	// Timeout bounds the wait for the Job, default 5m.
+	// Timeout bounds the wait for the pod, default 5m.
 	Timeout time.Duration
-	// Keep leaves the Job, ServiceAccount, ConfigMap and role in place after the run, for debugging.
+	// Keep leaves the pod, ServiceAccount, ConfigMap and role in place after the run, for debugging.
 	Keep bool
 }
 
@@ -102,6 +107,8 @@ type Stage struct {
 	report *Report
 	// podLogs reads a container's logs; a test without a kubelet replaces it.
 	podLogs func(ctx context.Context, namespace, pod, container string) (string, error)
+	// createPod creates the verify pod; a test without the webhook replaces it to play the webhook's mutation.
+	createPod func(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error)
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -153,6 +160,9 @@ func New(client kubernetes.Interface, roles Roles, opts Options, log *slog.Logge
 	}
 	s := &Stage{client: client, roles: roles, opts: opts, log: log}
 	s.podLogs = s.readLogs
+	s.createPod = func(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+		return client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: config.FieldManager})
+	}
 	return s, nil
 }
 
@@ -176,7 +186,7 @@ func (s *Stage) labels() map[string]string {
 
 func (s *Stage) caConfigMap() string { return s.opts.ServiceAccount + "-ca" }
 
-// Plan implements stage.Stage: a verification always runs a new Job with a role that exists only for the run.
+// Plan implements stage.Stage: a verification always runs a new pod with a role that exists only for the run.
 func (s *Stage) Plan(context.Context) ([]stage.Change, error) {
 	// A verification is a check, not state: what it creates (role, ServiceAccount, Job) is gone again when it
 	// ends, so a plan of an applied setup has nothing to change.
@@ -191,7 +201,7 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 		return changes, err
 	}
 	if !r.Pass {
-		return changes, fmt.Errorf("verify: FAIL: %s (run with --keep and inspect job %s)", strings.Join(r.Failed(), ", "), r.Job)
+		return changes, fmt.Errorf("verify: FAIL: %s (run with --keep and inspect pod %s)", strings.Join(r.Failed(), ", "), r.Pod)
 	}
 	if s.opts.Keep {
 		return changes, nil
@@ -200,7 +210,7 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	return nil, nil
 }
 
-// Run binds the verify ServiceAccount, runs the Job, waits for it and evaluates it. The error is for failures to
+// Run binds the verify ServiceAccount, runs the pod, waits for it and evaluates it. The error is for failures to
 // run at all; a verification that ran and failed returns a report with Pass false.
 func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 	start := time.Now()
@@ -246,36 +256,39 @@ func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 	// A pod created before the webhook is in the admission path runs without credentials (the webhook fails
 	// open): wait until a dry run shows the injection, and let the report name the failure if it never comes.
 	if err := bindings.WaitInjected(ctx, s.client, s.opts.Namespace, s.opts.ServiceAccount, roleARN, injectionTimeout); err != nil {
-		s.log.Warn("verify: injection not seen before the job", "error", err)
+		s.log.Warn("verify: injection not seen before the pod", "error", err)
 	}
-	job, err := s.client.BatchV1().Jobs(s.opts.Namespace).Create(ctx, s.job(), metav1.CreateOptions{FieldManager: config.FieldManager})
-	if err != nil {
-		return nil, changes, fmt.Errorf("verify: create job in %s: %w", s.opts.Namespace, err)
-	}
-	changes = append(changes, stage.Change{Action: stage.Create, Kind: "job", Name: job.Namespace + "/" + job.Name})
-	s.log.Debug("verify: job created", "job", job.Name)
-
-	waitErr := s.waitJob(ctx, job.Name)
-	pod, err := s.jobPod(ctx, job.Name)
+	want, err := s.pod(ctx)
 	if err != nil {
 		return nil, changes, err
 	}
+	created, err := s.createPod(ctx, want)
+	if err != nil {
+		return nil, changes, fmt.Errorf("verify: create pod in %s: %w", s.opts.Namespace, err)
+	}
+	changes = append(changes, stage.Change{Action: stage.Create, Kind: "pod", Name: created.Namespace + "/" + created.Name})
+	s.log.Debug("verify: pod created", "pod", created.Name, "node", created.Spec.NodeName)
+
+	pod, waitErr := s.waitPod(ctx, created.Name)
+	if pod == nil {
+		pod = created
+	}
 	logs := ""
-	if pod != nil {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		if logs, err = s.podLogs(ctx, pod.Namespace, pod.Name, ContainerName); err != nil {
 			logs = fmt.Sprintf("(logs unavailable: %v)", err)
 		}
 	}
 	r := Evaluate(pod, logs, Expect{RoleARN: roleARN, Audience: s.opts.Audience, Bucket: s.opts.Bucket, Container: ContainerName})
-	r.Job = job.Namespace + "/" + job.Name
+	r.Pod = pod.Namespace + "/" + pod.Name
 	r.ServiceAccount = s.opts.Namespace + "/" + s.opts.ServiceAccount
 	if waitErr != nil {
 		r.Pass = false
-		r.Checks[0] = Check{Name: CheckJob, OK: false, Detail: waitErr.Error()}
+		r.Checks[0] = Check{Name: CheckPod, OK: false, Detail: waitErr.Error()}
 		r.Logs = logs
 	}
 	if !r.Pass {
-		r.Events = s.events(ctx, job.Name, pod)
+		r.Events = s.events(ctx, pod)
 	}
 	s.report = &r
 	verdict := "PASS"
@@ -286,7 +299,9 @@ func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 	return &r, changes, nil
 }
 
-func (s *Stage) job() *batchv1.Job {
+// pod is the verify pod, placed on a Ready node (see the package documentation); with no Ready node it is left to the
+// scheduler.
+func (s *Stage) pod(ctx context.Context) (*corev1.Pod, error) {
 	env := []corev1.EnvVar{}
 	if s.opts.STSEndpoint != "" {
 		env = append(env, corev1.EnvVar{Name: "AWS_ENDPOINT_URL_STS", Value: s.opts.STSEndpoint})
@@ -302,84 +317,97 @@ func (s *Stage) job() *batchv1.Job {
 			LocalObjectReference: corev1.LocalObjectReference{Name: s.caConfigMap()}}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "ca", MountPath: CAMountPath, ReadOnly: true})
 	}
-	deadline := int64(s.opts.Timeout / time.Second)
-	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: s.opts.ServiceAccount + "-", Namespace: s.opts.Namespace, Labels: s.labels()},
-		Spec: batchv1.JobSpec{
-			BackoffLimit:            ptr.To[int32](0),
-			ActiveDeadlineSeconds:   &deadline,
-			TTLSecondsAfterFinished: ptr.To[int32](3600),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: s.labels()},
-				Spec: corev1.PodSpec{
-					ServiceAccountName: s.opts.ServiceAccount,
-					RestartPolicy:      corev1.RestartPolicyNever,
-					// The token file must be readable whatever user the image runs as.
-					SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To[int64](65532)},
-					Containers: []corev1.Container{{
-						Name:         ContainerName,
-						Image:        s.opts.Image,
-						Command:      s.opts.Command,
-						Env:          env,
-						VolumeMounts: mounts,
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-					}},
-					Volumes: volumes,
-				},
-			},
-		},
+	node, err := s.node(ctx)
+	if err != nil {
+		return nil, err
 	}
+	deadline := int64(s.opts.Timeout / time.Second)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: s.opts.ServiceAccount + "-", Namespace: s.opts.Namespace, Labels: s.labels()},
+		Spec: corev1.PodSpec{
+			NodeName:              node,
+			ServiceAccountName:    s.opts.ServiceAccount,
+			RestartPolicy:         corev1.RestartPolicyNever,
+			ActiveDeadlineSeconds: &deadline,
+			// The token file must be readable whatever user the image runs as.
+			SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To[int64](65532)},
+			Containers: []corev1.Container{{
+				Name:         ContainerName,
+				Image:        s.opts.Image,
+				Command:      s.opts.Command,
+				Env:          env,
+				VolumeMounts: mounts,
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+			}},
+			Volumes: volumes,
+		},
+	}, nil
 }
 
-// waitJob polls the Job until it completes or fails, or the timeout; the timeout error says what the Job showed
-// last.
-func (s *Stage) waitJob(ctx context.Context, name string) error {
-	last := "not started"
-	err := wait.PollUntilContextTimeout(ctx, time.Second, s.opts.Timeout, true, func(ctx context.Context) (bool, error) {
-		j, err := s.client.BatchV1().Jobs(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+// node picks where the verify pod runs: a Ready, schedulable node without NoExecute taints (the kubelet does not
+// check NoSchedule taints for a placed pod, but NoExecute ones evict it), workers before control-plane nodes, by
+// name for a stable choice. Empty when there is none.
+func (s *Stage) node(ctx context.Context) (string, error) {
+	list, err := s.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("verify: list nodes: %w", err)
+	}
+	var workers, controlPlane []string
+	for _, n := range list.Items {
+		ready := false
+		for _, c := range n.Status.Conditions {
+			ready = ready || (c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue)
+		}
+		noExecute := slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Effect == corev1.TaintEffectNoExecute })
+		if !ready || noExecute || n.Spec.Unschedulable {
+			continue
+		}
+		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; cp {
+			controlPlane = append(controlPlane, n.Name)
+		} else {
+			workers = append(workers, n.Name)
+		}
+	}
+	slices.Sort(workers)
+	slices.Sort(controlPlane)
+	if all := append(workers, controlPlane...); len(all) > 0 {
+		return all[0], nil
+	}
+	return "", nil
+}
+
+// waitPod polls the pod until it succeeds or fails, or the timeout; the timeout error says what the pod showed last.
+// It returns the pod as last read.
+func (s *Stage) waitPod(ctx context.Context, name string) (*corev1.Pod, error) {
+	last := "not read yet"
+	var pod *corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, s.opts.Timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := s.client.CoreV1().Pods(s.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			if ctx.Err() == nil {
 				last = err.Error()
 			}
 			return false, nil
 		}
-		for _, c := range j.Status.Conditions {
-			if c.Status != corev1.ConditionTrue {
-				continue
-			}
-			switch c.Type {
-			case batchv1.JobComplete:
-				return true, nil
-			case batchv1.JobFailed:
-				return false, fmt.Errorf("job %s failed: %s %s", name, c.Reason, c.Message)
-			}
+		pod = p
+		switch p.Status.Phase {
+		case corev1.PodSucceeded:
+			return true, nil
+		case corev1.PodFailed:
+			return false, fmt.Errorf("pod %s failed: %s %s", name, p.Status.Reason, p.Status.Message)
 		}
-		last = fmt.Sprintf("%d active, %d succeeded, %d failed", j.Status.Active, j.Status.Succeeded, j.Status.Failed)
+		last = "phase " + string(p.Status.Phase) + containerState(p, ContainerName)
 		return false, nil
 	})
 	if err != nil && wait.Interrupted(err) {
-		return fmt.Errorf("job %s/%s did not finish within %s (%s)", s.opts.Namespace, name, s.opts.Timeout, last)
+		return pod, fmt.Errorf("pod %s/%s did not finish within %s (%s)", s.opts.Namespace, name, s.opts.Timeout, last)
 	}
-	return err
-}
-
-// jobPod is the Job's newest pod, or nil if it made none.
-func (s *Stage) jobPod(ctx context.Context, job string) (*corev1.Pod, error) {
-	sel := labels.SelectorFromSet(labels.Set{batchv1.JobNameLabel: job}).String()
-	pods, err := s.client.CoreV1().Pods(s.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, fmt.Errorf("verify: list pods of job %s/%s: %w", s.opts.Namespace, job, err)
-	}
-	if len(pods.Items) == 0 {
-		return nil, nil
-	}
-	sort.Slice(pods.Items, func(i, j int) bool {
-		return pods.Items[i].CreationTimestamp.After(pods.Items[j].CreationTimestamp.Time)
-	})
-	return &pods.Items[0], nil
+	return pod, err
 }
 
 func (s *Stage) readLogs(ctx context.Context, namespace, pod, container string) (string, error) {
@@ -390,21 +418,14 @@ func (s *Stage) readLogs(ctx context.Context, namespace, pod, container string) 
 	return string(b), nil
 }
 
-// events lists the Job's and its pod's events, oldest first, as "Reason: message" lines.
-func (s *Stage) events(ctx context.Context, job string, pod *corev1.Pod) []string {
-	names := []string{job}
-	if pod != nil {
-		names = append(names, pod.Name)
+// events lists the pod's events, oldest first, as "Reason: message" lines.
+func (s *Stage) events(ctx context.Context, pod *corev1.Pod) []string {
+	list, err := s.client.CoreV1().Events(s.opts.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", pod.Name).String()})
+	if err != nil {
+		return []string{fmt.Sprintf("(events unavailable: %v)", err)}
 	}
-	var evs []corev1.Event
-	for _, n := range names {
-		list, err := s.client.CoreV1().Events(s.opts.Namespace).List(ctx, metav1.ListOptions{
-			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", n).String()})
-		if err != nil {
-			return []string{fmt.Sprintf("(events unavailable: %v)", err)}
-		}
-		evs = append(evs, list.Items...)
-	}
+	evs := list.Items
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].LastTimestamp.Before(&evs[j].LastTimestamp) })
 	out := make([]string, 0, len(evs))
 	for _, e := range evs {
@@ -413,25 +434,21 @@ func (s *Stage) events(ctx context.Context, job string, pod *corev1.Pod) []strin
 	return out
 }
 
-// Delete implements stage.Stage: it removes the verify Jobs, ConfigMap, ServiceAccount binding and role.
+// Delete implements stage.Stage: it removes the verify pods, ConfigMap, ServiceAccount binding and role.
 func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 	var changes []stage.Change
 	sel := labels.SelectorFromSet(s.labels()).String()
-	jobs, err := s.client.BatchV1().Jobs(s.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	pods, err := s.client.CoreV1().Pods(s.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return nil, fmt.Errorf("verify: list jobs in %s: %w", s.opts.Namespace, err)
+		return nil, fmt.Errorf("verify: list pods in %s: %w", s.opts.Namespace, err)
 	}
-	for _, j := range jobs.Items {
-		err := s.client.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+	for _, p := range pods.Items {
+		// No grace period: the pod has finished, or is a failed verification being cleaned up.
+		err := s.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return changes, fmt.Errorf("verify: delete job %s/%s: %w", j.Namespace, j.Name, err)
+			return changes, fmt.Errorf("verify: delete pod %s/%s: %w", p.Namespace, p.Name, err)
 		}
-		changes = append(changes, stage.Change{Action: stage.Delete, Kind: "job", Name: j.Namespace + "/" + j.Name})
-	}
-	// Pods go with their Job through the garbage collector; delete them here too so none outlives the
-	// ServiceAccount, also where no garbage collector runs.
-	if err := s.client.CoreV1().Pods(s.opts.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel}); err != nil && !apierrors.IsNotFound(err) {
-		return changes, fmt.Errorf("verify: delete pods of verify jobs in %s: %w", s.opts.Namespace, err)
+		changes = append(changes, stage.Change{Action: stage.Delete, Kind: "pod", Name: p.Namespace + "/" + p.Name})
 	}
 	cm, err := s.client.CoreV1().ConfigMaps(s.opts.Namespace).Get(ctx, s.caConfigMap(), metav1.GetOptions{})
 	if err == nil && cm.Labels[config.ManagedByTagKey] == config.ManagedByValue {

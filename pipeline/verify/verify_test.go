@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,22 +69,22 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func waitForJob(t *testing.T, c kubernetes.Interface, ns string) *batchv1.Job {
+func waitForPod(t *testing.T, c kubernetes.Interface, ns string) *corev1.Pod {
 	t.Helper()
-	var job *batchv1.Job
+	var pod *corev1.Pod
 	var last error
 	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		jobs, err := c.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: config.ManagedByTagKey + "=" + config.ManagedByValue})
-		if last = err; err != nil || len(jobs.Items) != 1 {
+		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: config.ManagedByTagKey + "=" + config.ManagedByValue})
+		if last = err; err != nil || len(pods.Items) != 1 {
 			return false, nil
 		}
-		job = &jobs.Items[0]
+		pod = &pods.Items[0]
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("no verify job appeared: %v (last: %v)", err, last)
+		t.Fatalf("no verify pod appeared: %v (last: %v)", err, last)
 	}
-	return job
+	return pod
 }
 
 func TestStageAgainstAPIServer(t *testing.T) {
@@ -97,9 +96,9 @@ func TestStageAgainstAPIServer(t *testing.T) {
 	roleName := config.RoleNameFor("test", DefaultNamespace, DefaultServiceAccount)
 	roleARN := "arn:aws:iam::123456789012:role/irsa/test/" + roleName
 
-	// No kubelet runs here, so the Job never starts: the run ends at its deadline with a FAIL report, and with
+	// No kubelet runs here, so the pod never starts: the run ends at its deadline with a FAIL report, and with
 	// --keep everything it made stays for inspection.
-	t.Run("job that never runs: FAIL report, kept objects, then delete", func(t *testing.T) {
+	t.Run("pod that never runs: FAIL report, kept objects, then delete", func(t *testing.T) {
 		roles := &recordingRoles{}
 		st, err := New(c, roles, Options{ClusterName: "test", Bucket: "irsa-test-issuer", Timeout: 2 * time.Second, Keep: true,
 			STSEndpoint: "https://10.0.0.1:4566", S3Endpoint: "https://10.0.0.1:4566", CABundle: []byte("-----BEGIN CERTIFICATE-----\n...\n")}, nil)
@@ -107,11 +106,11 @@ func TestStageAgainstAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = st.Apply(ctx)
-		if err == nil || !strings.Contains(err.Error(), "verify: FAIL: "+CheckJob) {
+		if err == nil || !strings.Contains(err.Error(), "verify: FAIL: "+CheckPod) {
 			t.Fatalf("apply err = %v, want FAIL", err)
 		}
 		r := st.Report()
-		if r == nil || r.Pass || !strings.Contains(r.Checks[0].Detail, "did not finish") || r.Job == "" {
+		if r == nil || r.Pass || !strings.Contains(r.Checks[0].Detail, "did not finish") || r.Pod == "" {
 			t.Fatalf("report = %+v", r)
 		}
 		if len(roles.ensured) != 1 || roles.ensured[0].RoleName != roleName || !slices.Equal(roles.ensured[0].PolicyARNs, []string{S3ReadOnlyPolicyARN}) {
@@ -125,12 +124,12 @@ func TestStageAgainstAPIServer(t *testing.T) {
 		if err != nil || sa.Annotations[config.RoleARNAnnotation] != roleARN {
 			t.Fatalf("service account = %+v, %v", sa, err)
 		}
-		job := waitForJob(t, c, DefaultNamespace)
-		spec := job.Spec.Template.Spec
+		pod := waitForPod(t, c, DefaultNamespace)
+		spec := pod.Spec
 		ctr := spec.Containers[0]
 		if spec.ServiceAccountName != DefaultServiceAccount || ctr.Image != config.DefaultVerifyImage || !slices.Equal(ctr.Command, DefaultCommand) ||
-			*job.Spec.BackoffLimit != 0 || spec.RestartPolicy != corev1.RestartPolicyNever {
-			t.Errorf("job = %+v", job.Spec)
+			spec.ActiveDeadlineSeconds == nil || *spec.ActiveDeadlineSeconds != 2 || spec.RestartPolicy != corev1.RestartPolicyNever {
+			t.Errorf("pod = %+v", pod.Spec)
 		}
 		env := map[string]string{}
 		for _, e := range ctr.Env {
@@ -154,7 +153,7 @@ func TestStageAgainstAPIServer(t *testing.T) {
 		for _, ch := range changes {
 			kinds = append(kinds, ch.Kind)
 		}
-		if !slices.Equal(kinds, []string{"job", "configmap", "serviceaccount", "iam-role"}) {
+		if !slices.Equal(kinds, []string{"pod", "configmap", "serviceaccount", "iam-role"}) {
 			t.Errorf("delete = %+v", changes)
 		}
 		if _, err := c.CoreV1().ServiceAccounts(DefaultNamespace).Get(ctx, DefaultServiceAccount, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -165,8 +164,9 @@ func TestStageAgainstAPIServer(t *testing.T) {
 		}
 	})
 
-	// The kubelet's part played by the test: the pod the webhook would have mutated, its success and the Job's.
-	t.Run("completed job: PASS report and cleanup", func(t *testing.T) {
+	// The webhook's and the kubelet's parts played by the test (neither runs in this test; the e2e runs both): the
+	// pod is created as the webhook would have mutated it, then marked succeeded.
+	t.Run("completed pod: PASS report and cleanup", func(t *testing.T) {
 		roles := &recordingRoles{}
 		st, err := New(c, roles, Options{ClusterName: "test", Bucket: "irsa-test-issuer", Timeout: time.Minute}, nil)
 		if err != nil {
@@ -178,6 +178,15 @@ func TestStageAgainstAPIServer(t *testing.T) {
 			}
 			return fmt.Sprintf("{\n    \"UserId\": \"AROAEXAMPLE:s1\",\n    \"Account\": \"123456789012\",\n    \"Arn\": \"arn:aws:sts::123456789012:assumed-role/%s/s1\"\n}\n2026-11-25 21:40:00 irsa-test-issuer\n", roleName), nil
 		}
+		mutated := readPod(t, "pod-mutated.yaml")
+		st.createPod = func(ctx context.Context, want *corev1.Pod) (*corev1.Pod, error) {
+			pod := want.DeepCopy()
+			pod.Spec.Containers[0].Env = append(pod.Spec.Containers[0].Env, mutated.Spec.Containers[0].Env...)
+			pod.Spec.Containers[0].Env[3].Value = roleARN
+			pod.Spec.Volumes = append(pod.Spec.Volumes, mutated.Spec.Volumes[0])
+			pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts, mutated.Spec.Containers[0].VolumeMounts[1:]...)
+			return c.CoreV1().Pods(want.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		}
 		type result struct {
 			changes []stage.Change
 			err     error
@@ -188,30 +197,9 @@ func TestStageAgainstAPIServer(t *testing.T) {
 			done <- result{ch, err}
 		}()
 
-		job := waitForJob(t, c, DefaultNamespace)
-		pod := readPod(t, "pod-mutated.yaml")
-		pod.Name, pod.Namespace = job.Name+"-abcde", DefaultNamespace
-		pod.Labels = job.Spec.Template.Labels
-		pod.Labels[batchv1.JobNameLabel] = job.Name
-		pod.Spec.Containers[0].Env[3].Value = roleARN
-		pod.Spec.Volumes = pod.Spec.Volumes[:1] // the apiserver adds its own kube-api-access volume
-		pod.Spec.Containers[0].VolumeMounts = pod.Spec.Containers[0].VolumeMounts[1:]
-		status := pod.Status
-		pod.Status = corev1.PodStatus{}
-		created, err := c.CoreV1().Pods(DefaultNamespace).Create(ctx, pod, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		created.Status = status
-		if _, err := c.CoreV1().Pods(DefaultNamespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		now := metav1.Now()
-		job.Status = batchv1.JobStatus{StartTime: &now, CompletionTime: &now, Succeeded: 1, Conditions: []batchv1.JobCondition{
-			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		}}
-		if _, err := c.BatchV1().Jobs(DefaultNamespace).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+		pod := waitForPod(t, c, DefaultNamespace)
+		pod.Status = mutated.Status
+		if _, err := c.CoreV1().Pods(DefaultNamespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -225,9 +213,6 @@ func TestStageAgainstAPIServer(t *testing.T) {
 		}
 		if !slices.Equal(roles.removed, []string{roleName}) {
 			t.Errorf("removed roles = %v", roles.removed)
-		}
-		if jobs, _ := c.BatchV1().Jobs(DefaultNamespace).List(ctx, metav1.ListOptions{}); len(jobs.Items) != 0 {
-			t.Errorf("jobs left: %d", len(jobs.Items))
 		}
 		if pods, _ := c.CoreV1().Pods(DefaultNamespace).List(ctx, metav1.ListOptions{}); len(pods.Items) != 0 {
 			t.Errorf("pods left: %d", len(pods.Items))
