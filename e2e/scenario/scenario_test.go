@@ -231,7 +231,8 @@ func runScenario(t *testing.T, signingKey string) {
 	})
 
 	step("teardown", func(t *testing.T) {
-		mustIrsa(t, "irsa teardown", "teardown", "--yes")
+		r := mustIrsa(t, "irsa teardown", "teardown", "--yes")
+		t.Logf("%s%s", r.Stderr, r.Stdout)
 		served, err := apiserver.ServedIssuer(ctx, k)
 		if err != nil || served != originalIssuer {
 			t.Errorf("served issuer after teardown %q (%v), want the original %q", served, err, originalIssuer)
