@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"crypto"
-	"crypto/rsa"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,8 +69,9 @@ func (c *clusterClients) servedKeys(ctx context.Context) ([]crypto.PublicKey, er
 	}
 	var out []crypto.PublicKey
 	for _, k := range set.Keys {
-		if rk, ok := k.Key.(*rsa.PublicKey); ok {
-			out = append(out, rk)
+		// RSA and ECDSA keys alike: kube-apiserver signs ES256/384/512 with an EC key, and STS accepts those.
+		if _, err := keys.AlgorithmOf(k.Key); err == nil {
+			out = append(out, k.Key)
 		}
 	}
 	return out, nil
