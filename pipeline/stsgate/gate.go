@@ -92,11 +92,27 @@ type Options struct {
 
 // Gate is the proxy. It is an http.Handler.
 type Gate struct {
-	backend  *url.URL
-	proxy    *httputil.ReverseProxy
+	*Checker
+	backend *url.URL
+	proxy   *httputil.ReverseProxy
+	log     *slog.Logger
+}
+
+// Checker decides AssumeRoleWithWebIdentity requests the way STS does, reading IAM OIDC providers and roles from an
+// IAM endpoint (an emulator's, or real AWS's). The gate uses one; `irsa doctor` uses one too, so that doctor's token
+// line and the gate can never disagree. It is safe for concurrent use.
+type Checker struct {
 	verifier *trust.Verifier
 	iam      *iamReader
-	log      *slog.Logger
+}
+
+// NewChecker returns a Checker that reads providers and roles with client, reusing successful reads for iamCacheTTL
+// (0 means DefaultIAMCacheTTL, negative reads IAM on every call), and verifies tokens with verifier.
+func NewChecker(client *iam.Client, verifier *trust.Verifier, iamCacheTTL time.Duration) *Checker {
+	if iamCacheTTL == 0 {
+		iamCacheTTL = DefaultIAMCacheTTL
+	}
+	return &Checker{verifier: verifier, iam: &iamReader{client: client, ttl: iamCacheTTL, now: time.Now}}
 }
 
 // New returns a Gate for opts.
@@ -143,23 +159,14 @@ func New(opts Options) (*Gate, error) {
 		BaseEndpoint:     aws.String(strings.TrimSuffix(backend.String(), "/")),
 		RetryMaxAttempts: 2,
 	})
-	ttl := opts.IAMCacheTTL
-	if ttl == 0 {
-		ttl = DefaultIAMCacheTTL
-	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gate{
-		backend: backend,
-		proxy:   proxy,
-		verifier: trust.New(trust.Options{
-			HTTPClient: opts.IssuerClient, Now: opts.Now, CacheTTL: opts.DocumentCacheTTL, IAMTrustedRoots: opts.IAMTrustedRoots,
-		}),
-		iam: &iamReader{client: iamClient, ttl: ttl, now: time.Now},
-		log: logger,
-	}, nil
+	verifier := trust.New(trust.Options{
+		HTTPClient: opts.IssuerClient, Now: opts.Now, CacheTTL: opts.DocumentCacheTTL, IAMTrustedRoots: opts.IAMTrustedRoots,
+	})
+	return &Gate{Checker: NewChecker(iamClient, verifier, opts.IAMCacheTTL), backend: backend, proxy: proxy, log: logger}, nil
 }
 
 // ServeHTTP checks AssumeRoleWithWebIdentity requests and forwards everything else.
@@ -369,7 +376,7 @@ var oauthProviders = map[string]bool{"www.amazon.com": true, "graph.facebook.com
 
 // Check decides an AssumeRoleWithWebIdentity call the way STS would: parameters first, then the token against the
 // backend's IAM OIDC provider whose URL is the token's iss, then the role's trust policy and session duration.
-func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
+func (g *Checker) Check(ctx context.Context, req Request) *trust.Result {
 	res := &trust.Result{}
 	fail := func(code, message, step, fix, detail string) *trust.Result {
 		res.Steps = append(res.Steps, trust.Step{Name: step, Message: detail, Fix: fix})
