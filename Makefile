@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo fuzz-short gate-image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
@@ -50,6 +50,18 @@ test-docker:
 
 deps:
 	hack/install-deps.sh
+
+# A short fuzz run (FUZZTIME per target, two workers) of the token parser, the NumericDate rule, the trust-policy
+# evaluator, StringLike's matcher and the gate's parameter rules. Seed corpora live in testdata/fuzz of each package;
+# a failure writes its input there, which `go test` then replays on every run.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := pipeline/trust:FuzzParseToken pipeline/trust:FuzzNumericDate pipeline/trust:FuzzEvaluateTrustPolicy \
+	pipeline/trust:FuzzGlob pipeline/stsgate:FuzzRequestParameters
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test ./$${t%%:*}/ -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 2; \
+	done
 
 # The Dagger module (ci/): generated offline with the pinned codegen, built, vetted and tested against a fake engine.
 dagger-check:
