@@ -16,6 +16,15 @@ image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o _output/irsa ./cmd/irsa
 	$(GO) run ./hack/image -ref $(IMAGE) -binary _output/irsa -o _output/irsa-image.tar
 
+# The strict STS gate as an image for other projects (testcontainers/stsgate runs it): irsa's static binary on an
+# empty base, entrypoint `irsa sts-gate`, user 65532, without a Docker daemon. `docker load -i _output/sts-gate-image.tar`.
+GATE_IMAGE ?= ghcr.io/irsa-anywhere/sts-gate:v0.1.0
+gate-image:
+	mkdir -p _output
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o _output/irsa ./cmd/irsa
+	$(GO) run ./hack/image -ref $(GATE_IMAGE) -binary _output/irsa -path /usr/local/bin/irsa \
+		-entrypoint /usr/local/bin/irsa -entrypoint sts-gate -cmd --listen -cmd 0.0.0.0:4567 -o _output/sts-gate-image.tar
+
 # Unit and integration tests: moto_server (preinstalled on the build machines) and, where present, a real
 # kube-apiserver built by hack/build-kubernetes.sh.
 test: kubernetes

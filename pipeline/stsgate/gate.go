@@ -169,8 +169,17 @@ func New(opts Options) (*Gate, error) {
 	return &Gate{Checker: NewChecker(iamClient, verifier, opts.IAMCacheTTL), backend: backend, proxy: proxy, log: logger}, nil
 }
 
+// HealthPath answers 200 "ok" from the gate itself, never forwarded, for readiness probes (the testcontainers-go
+// module polls it). No AWS API uses a path starting with "/_": S3 bucket names cannot start with an underscore.
+const HealthPath = "/_irsa/sts-gate/health"
+
 // ServeHTTP checks AssumeRoleWithWebIdentity requests and forwards everything else.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	}
 	params, err := readParams(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Sender", "MalformedQueryString", err.Error())

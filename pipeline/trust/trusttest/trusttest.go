@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,9 +47,19 @@ func NewServer(tb testing.TB) *Server {
 // NewServerWithCertificate is NewServer serving cert (leaf first, then the intermediates the server sends); nil means
 // httptest's certificate. Its Client trusts the leaf.
 func NewServerWithCertificate(tb testing.TB, cert *tls.Certificate) *Server {
+	return NewServerOn(tb, nil, cert)
+}
+
+// NewServerOn is NewServerWithCertificate listening on l (nil: a loopback port), for issuers that containers reach
+// on a Docker network's gateway address.
+func NewServerOn(tb testing.TB, l net.Listener, cert *tls.Certificate) *Server {
 	tb.Helper()
 	s := &Server{routes: map[string]route{}, hits: map[string]int{}}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if l != nil {
+		_ = s.Server.Listener.Close()
+		s.Server.Listener = l
+	}
 	if cert != nil {
 		s.Server.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
