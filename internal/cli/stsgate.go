@@ -24,11 +24,15 @@ func newSTSGateCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sts-gate --backend URL --listen 127.0.0.1:PORT",
 		Short: "A proxy that makes an AWS emulator's STS check web identity tokens as AWS does",
-		Long: `moto and LocalStack accept any token for AssumeRoleWithWebIdentity. sts-gate sits in front of them:
-AssumeRoleWithWebIdentity requests are checked as STS checks them (issuer discovery and JWKS fetched anonymously,
-kid, RS256 signature, lifetime, audience among the provider's client IDs, the role's trust policy) against the provider
-and role read from the emulator's IAM, and refused with AWS's error codes (InvalidIdentityToken,
-IDPCommunicationError, ExpiredTokenException, AccessDenied). Every other request is forwarded unchanged.
+		Long: `moto, LocalStack and floci accept any token for AssumeRoleWithWebIdentity. sts-gate sits in front of them:
+AssumeRoleWithWebIdentity requests are checked as STS checks them (the request parameters, ProviderId, issuer
+discovery and JWKS fetched anonymously, the thumbprint when the issuer's certificate does not chain to a CA IAM
+trusts, kid, an RS256/384/512 or ES256/384/512 signature, integer dates, lifetime, audience among the provider's client
+IDs, the role's trust policy and MaxSessionDuration) against the provider and role read from the emulator's IAM, and
+refused with AWS's error codes (ValidationError, InvalidIdentityToken, IDPCommunicationError, ExpiredTokenException,
+AccessDenied, ...). Every other request is forwarded unchanged; GET /_irsa/sts-gate/health answers 200.
+--issuer-ca lets the gate reach an issuer behind a private CA; as on AWS, such an issuer then needs its thumbprint in
+the IAM OIDC provider. Every rule: docs/sts-gate.md.
 
   irsa sts-gate --backend https://127.0.0.1:4566 --listen 127.0.0.1:4567
   AWS_ENDPOINT_URL_STS=http://127.0.0.1:4567 your-test`,
