@@ -44,7 +44,9 @@ func TestKeysAndJWKSForEveryAlgorithm(t *testing.T) {
 			if code := Main(context.Background(), []string{"jwks", "--public-key", pub}, &out, &errOut); code != 0 {
 				t.Fatalf("irsa jwks: exit %d: %s", code, errOut.String())
 			}
-			var set struct{ Keys []struct{ Kid, Alg, Kty, Use string } }
+			var set struct {
+				Keys []struct{ Kid, Alg, Kty, Use string }
+			}
 			if err := json.Unmarshal(out.Bytes(), &set); err != nil || len(set.Keys) != 1 {
 				t.Fatalf("jwks %s: %v", out.String(), err)
 			}
