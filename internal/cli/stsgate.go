@@ -20,7 +20,7 @@ import (
 func init() { extraCommands = append(extraCommands, newSTSGateCommand) }
 
 func newSTSGateCommand(g *globalOptions) *cobra.Command {
-	var backend, listen, backendCA, issuerCA, tlsCert, tlsKey string
+	var backend, listen, backendCA, issuerCA, iamCA, tlsCert, tlsKey string
 	cmd := &cobra.Command{
 		Use:   "sts-gate --backend URL --listen 127.0.0.1:PORT",
 		Short: "A proxy that makes an AWS emulator's STS check web identity tokens as AWS does",
@@ -51,6 +51,9 @@ the IAM OIDC provider. Every rule: docs/sts-gate.md.
 				return err
 			}
 			opts.IssuerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: issuerPool}}}
+			if _, opts.IAMTrustedRoots, err = loadCABundle(iamCA); err != nil {
+				return err
+			}
 			gate, err := stsgate.New(opts)
 			if err != nil {
 				return err
@@ -87,6 +90,7 @@ the IAM OIDC provider. Every rule: docs/sts-gate.md.
 	f.StringVar(&listen, "listen", "127.0.0.1:4567", "address to listen on")
 	f.StringVar(&backendCA, "backend-ca", "", "PEM CA bundle for the backend (default: system roots)")
 	f.StringVar(&issuerCA, "issuer-ca", "", "PEM CA bundle for fetching issuer documents (default: system roots)")
+	f.StringVar(&iamCA, "iam-trusted-ca", "", "PEM CA bundle IAM is taken to trust besides the system roots: issuers behind it need no thumbprint (to stand in for a public CA in tests)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate")
 	f.StringVar(&tlsKey, "tls-key", "", "key of --tls-cert")
 	return cmd
