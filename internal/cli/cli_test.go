@@ -382,8 +382,9 @@ func TestRefusesForeignBucket(t *testing.T) {
 
 func TestBadInputFailsBeforeAnyWrite(t *testing.T) {
 	e := newEnv(t)
-	notRSA := filepath.Join(t.TempDir(), "ec.pem")
-	os.WriteFile(notRSA, []byte("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEVs/o5+uQbTjL3chynL4wXgUg2R9\nq9UU8I5mEovUf86QZ7kOBIjJwqnzD1omageEHWwHdBO6B+dFabmdT9POxg==\n-----END PUBLIC KEY-----\n"), 0o644)
+	// ECDSA on P-224: neither kube-apiserver nor STS accepts it (RSA >= 2048 bits or ECDSA P-256/P-384/P-521 only).
+	badKey := filepath.Join(t.TempDir(), "p224.pem")
+	os.WriteFile(badKey, []byte("-----BEGIN PUBLIC KEY-----\nME4wEAYHKoZIzj0CAQYFK4EEACEDOgAEq+yQW4utmgiddMC7qJybc2AQuaUwgShv\njIWm/KCrZ9AdRkiqGuhWuz7nZvsjYTlQdYeQ8W952BQ=\n-----END PUBLIC KEY-----\n"), 0o644)
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")
 	os.WriteFile(garbage, []byte("not a key"), 0o644)
 	cases := []struct {
@@ -406,9 +407,9 @@ func TestBadInputFailsBeforeAnyWrite(t *testing.T) {
 		{"ns/sa shape", []string{"bind", "default", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess"}, "must be NAMESPACE/NAME"},
 		{"namespace dns", []string{"bind", "Default/app", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess"}, "DNS-1123 label"},
 		{"policy arn", []string{"bind", "default/app", "--policy-arn", "AmazonS3ReadOnlyAccess"}, `policy ARN "AmazonS3ReadOnlyAccess"`},
-		{"non-RSA key", []string{"apply", "--public-key", notRSA}, "must be RSA"},
+		{"key outside the rule", []string{"apply", "--public-key", badKey}, "key is ECDSA P-224: service account signing keys must be RSA of at least 2048 bits or ECDSA on P-256, P-384 or P-521"},
 		{"unreadable key", []string{"apply", "--public-key", "/nonexistent/key.pem"}, `read public key "/nonexistent/key.pem"`},
-		{"garbage key", []string{"apply", "--public-key", garbage}, "no PEM public key found"},
+		{"garbage key", []string{"apply", "--public-key", garbage}, "no PEM public key"},
 		{"cluster type", []string{"apply", "--cluster-type", "gke"}, `cluster type "gke": must be one of`},
 		{"output", []string{"apply", "-o", "yaml"}, `output "yaml": must be text or json`},
 	}
