@@ -385,7 +385,7 @@ var oauthProviders = map[string]bool{"www.amazon.com": true, "graph.facebook.com
 
 // Check decides an AssumeRoleWithWebIdentity call the way STS would: parameters first, then the token against the
 // backend's IAM OIDC provider whose URL is the token's iss, then the role's trust policy and session duration.
-func (g *Checker) Check(ctx context.Context, req Request) *trust.Result {
+func (c *Checker) Check(ctx context.Context, req Request) *trust.Result {
 	res := &trust.Result{}
 	fail := func(code, message, step, fix, detail string) *trust.Result {
 		res.Steps = append(res.Steps, trust.Step{Name: step, Message: detail, Fix: fix})
@@ -433,10 +433,10 @@ func (g *Checker) Check(ctx context.Context, req Request) *trust.Result {
 	}
 	pc := make(chan providerResult, 1)
 	go func() {
-		p, err := g.iam.provider(ctx, account, claims.Issuer)
+		p, err := c.iam.provider(ctx, account, claims.Issuer)
 		pc <- providerResult{p, err}
 	}()
-	role, roleErr := g.iam.role(ctx, roleName)
+	role, roleErr := c.iam.role(ctx, roleName)
 	pr := <-pc
 
 	if pr.err != nil {
@@ -462,7 +462,7 @@ func (g *Checker) Check(ctx context.Context, req Request) *trust.Result {
 	default:
 		policy = role.trustPolicy
 	}
-	vres := g.verifier.Verify(ctx, token, *pr.p, policy)
+	vres := c.verifier.Verify(ctx, token, *pr.p, policy)
 	if last := len(vres.Steps) - 1; role == nil && last >= 0 && vres.Steps[last].Name == trust.StepTrustPolicy {
 		// The token checked out; with no role there is no trust policy to evaluate, and STS answers AccessDenied.
 		vres.Steps[last] = trust.Step{Name: trust.StepTrustPolicy,
