@@ -7,8 +7,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
+	"github.com/irsa-anywhere/irsa/pipeline/roles"
+	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
+	"github.com/irsa-anywhere/irsa/pipeline/trust"
+	"github.com/irsa-anywhere/irsa/pipeline/trust/trusttest"
 )
 
 // TestKeysAndJWKSForEveryAlgorithm generates a keypair per --algorithm with `irsa keys`, prints its JWKS with
@@ -67,5 +77,55 @@ func TestKeysRefusesUnknownAlgorithm(t *testing.T) {
 	}
 	if _, err := keys.LoadPrivateKey(keys.PairIn(dir).PrivateKeyPath); err == nil {
 		t.Fatal("a key was written despite the bad flag")
+	}
+}
+
+// TestApplyWithAnECKeyIsAcceptedAsSTSWould runs the issuer, provider and bindings stages with an ECDSA P-256 signing
+// key from `irsa keys --algorithm ES256`, then checks what was published (discovery advertising ES256, the JWKS entry
+// with openssl's kid) and that an ES256 token of the bound ServiceAccount passes the STS gate's checker against moto.
+func TestApplyWithAnECKeyIsAcceptedAsSTSWould(t *testing.T) {
+	e := newEnv(t)
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"keys", "--out", e.keyDir, "--algorithm", "ES256", "--force"}, &out, &errOut); code != 0 {
+		t.Fatalf("irsa keys: exit %d: %s", code, errOut.String())
+	}
+	e.mustRun("apply")
+	e.mustRun("bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+
+	code, body := anonymousGet(t, e.issuer+"/.well-known/openid-configuration")
+	var disc struct {
+		Algs []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if code != 200 || json.Unmarshal(body, &disc) != nil || strings.Join(disc.Algs, ",") != "ES256" {
+		t.Fatalf("discovery document (%d): %s; want id_token_signing_alg_values_supported [ES256]", code, body)
+	}
+	code, body = anonymousGet(t, e.issuer+"/keys.json")
+	var set struct {
+		Keys []struct{ Kid, Alg, Crv string }
+	}
+	if code != 200 || json.Unmarshal(body, &set) != nil || len(set.Keys) != 1 {
+		t.Fatalf("JWKS (%d): %s", code, body)
+	}
+	kid := opensslKID(t, keys.PairIn(e.keyDir).PublicKeyPath)
+	if k := set.Keys[0]; k.Kid != kid || k.Alg != "ES256" || k.Crv != "P-256" {
+		t.Fatalf("JWKS key %+v, want kid %s alg ES256 crv P-256", k, kid)
+	}
+
+	ctx := context.Background()
+	c := clients(t)
+	rs, err := c.IAM.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(roles.Path(e.cluster))})
+	if err != nil || len(rs.Roles) != 1 {
+		t.Fatalf("roles of the cluster: %v, %v", rs, err)
+	}
+	priv, err := keys.LoadPrivateKey(keys.PairIn(e.keyDir).PrivateKeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	token := trusttest.SignWith(t, priv, jose.ES256, kid, trusttest.ServiceAccountClaims(e.issuer, "default", "app", config.DefaultAudience, now.Add(-time.Minute)))
+	checker := stsgate.NewChecker(c.IAM, trust.New(trust.Options{HTTPClient: moto.HTTPClient, CacheTTL: -1}), -1)
+	res := checker.Check(ctx, stsgate.Request{RoleARN: aws.ToString(rs.Roles[0].Arn), RoleSessionName: "ec", WebIdentityToken: token})
+	if !res.OK() {
+		t.Fatalf("the gate's checker refuses the ES256 token: %v", res.Err())
 	}
 }
