@@ -1,19 +1,26 @@
-package stsgate_test
+package doctor_test
 
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/internal/motoserver"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
@@ -27,7 +34,7 @@ import (
 // (base64url(SHA-256(PKIX DER))) with alg ES256/ES384, irsa's JWKS entry for it is the apiserver's own, and a token
 // the apiserver mints passes the gate into moto.
 func TestECKeyApiserverEndToEnd(t *testing.T) {
-	e := newEnv(t, stsgate.Options{})
+	e := newGateEnv(t)
 	ctx := context.Background()
 	for _, alg := range []keys.Algorithm{keys.ES256, keys.ES384} {
 		t.Run(string(alg), func(t *testing.T) {
@@ -76,7 +83,7 @@ func TestECKeyApiserverEndToEnd(t *testing.T) {
 			}
 
 			e.issuers.Publish(t, trusttest.Issuer{Name: "apiserver-" + strings.ToLower(string(alg)), Keys: []crypto.PublicKey{pub}})
-			roleARN := e.addRole(t, "irsa-ec-"+strings.ToLower(string(alg)), allowFor(e.addProvider(t, issuer), issuer, "StringEquals", "system:serviceaccount:default:app"))
+			roleARN := e.addRole(t, "irsa-ec-"+strings.ToLower(string(alg)), e.addProvider(t, issuer), issuer, "system:serviceaccount:default:app")
 			if _, err := api.Client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -96,4 +103,56 @@ func TestECKeyApiserverEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gateEnv is moto behind the STS gate, with issuers served over HTTPS by a test server.
+type gateEnv struct {
+	issuers *trusttest.Server
+	iam     *iam.Client
+	sts     *sts.Client
+}
+
+func newGateEnv(t *testing.T) *gateEnv {
+	t.Helper()
+	moto := motoserver.Start(t)
+	e := &gateEnv{issuers: trusttest.NewServer(t)}
+	gate, err := stsgate.New(stsgate.Options{Backend: moto.URL, BackendCA: moto.CAPool, IssuerClient: e.issuers.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gate)
+	t.Cleanup(srv.Close)
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.TLSClientConfig = &tls.Config{RootCAs: moto.CAPool}
+	})
+	e.iam = iam.New(iam.Options{Region: "us-east-1", HTTPClient: httpClient, BaseEndpoint: aws.String(moto.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	e.sts = sts.New(sts.Options{Region: "us-east-1", HTTPClient: httpClient, BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1})
+	return e
+}
+
+// addProvider creates the IAM OIDC provider of issuer, with the test server's thumbprint, and returns its ARN.
+func (e *gateEnv) addProvider(t *testing.T, issuer string) string {
+	t.Helper()
+	out, err := e.iam.CreateOpenIDConnectProvider(context.Background(), &iam.CreateOpenIDConnectProviderInput{
+		Url: aws.String(issuer), ClientIDList: []string{audience}, ThumbprintList: []string{trust.Thumbprint(e.issuers.Certificate())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.OpenIDConnectProviderArn)
+}
+
+// addRole creates a role that providerARN's tokens with sub may assume and returns its ARN.
+func (e *gateEnv) addRole(t *testing.T, name, providerARN, issuer, sub string) string {
+	t.Helper()
+	prefix := trust.ConditionKeyPrefix(issuer)
+	doc, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+		"Effect": "Allow", "Principal": map[string]any{"Federated": providerARN}, "Action": trust.ActionAssumeRoleWithWebIdentity,
+		"Condition": map[string]any{"StringEquals": map[string]any{prefix + ":sub": sub, prefix + ":aud": audience}},
+	}}})
+	out, err := e.iam.CreateRole(context.Background(), &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(string(doc))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.Role.Arn)
 }
