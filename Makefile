@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo fuzz-short gate-image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
@@ -15,6 +15,15 @@ image:
 	mkdir -p _output
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o _output/irsa ./cmd/irsa
 	$(GO) run ./hack/image -ref $(IMAGE) -binary _output/irsa -o _output/irsa-image.tar
+
+# The strict STS gate as an image for other projects (testcontainers/stsgate runs it): irsa's static binary on an
+# empty base, entrypoint `irsa sts-gate`, user 65532, without a Docker daemon. `docker load -i _output/sts-gate-image.tar`.
+GATE_IMAGE ?= ghcr.io/irsa-anywhere/sts-gate:v0.1.0
+gate-image:
+	mkdir -p _output
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o _output/irsa ./cmd/irsa
+	$(GO) run ./hack/image -ref $(GATE_IMAGE) -binary _output/irsa -path /usr/local/bin/irsa \
+		-entrypoint /usr/local/bin/irsa -entrypoint sts-gate -cmd --listen -cmd 0.0.0.0:4567 -o _output/sts-gate-image.tar
 
 # Unit and integration tests: moto_server (preinstalled on the build machines) and, where present, a real
 # kube-apiserver built by hack/build-kubernetes.sh.
@@ -50,6 +59,18 @@ test-docker:
 
 deps:
 	hack/install-deps.sh
+
+# A short fuzz run (FUZZTIME per target, two workers) of the token parser, the NumericDate rule, the trust-policy
+# evaluator, StringLike's matcher and the gate's parameter rules. Seed corpora live in testdata/fuzz of each package;
+# a failure writes its input there, which `go test` then replays on every run.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := pipeline/trust:FuzzParseToken pipeline/trust:FuzzNumericDate pipeline/trust:FuzzEvaluateTrustPolicy \
+	pipeline/trust:FuzzGlob pipeline/stsgate:FuzzRequestParameters
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test ./$${t%%:*}/ -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 2; \
+	done
 
 # The Dagger module (ci/): generated offline with the pinned codegen, built, vetted and tested against a fake engine.
 dagger-check:

@@ -41,9 +41,10 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 	}
 	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
 	weakKey := pemFile("weak.key", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa1024), nil)
-	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	p521DER, _ := x509.MarshalECPrivateKey(p521)
-	p521Key := pemFile("p521.key", "EC PRIVATE KEY", p521DER, nil)
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	p224DER, _ := x509.MarshalECPrivateKey(p224)
+	p224Key := pemFile("p224.key", "EC PRIVATE KEY", p224DER, nil)
+	p224Pub := pemFile("p224.pub", "PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&p224.PublicKey)), nil)
 	encrypted := pemFile("encrypted.key", "RSA PRIVATE KEY", []byte("opaque"), map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"})
 	garbage := write("garbage.pem", "not a key")
 	pkcs8Encrypted := pemFile("pkcs8enc.key", "ENCRYPTED PRIVATE KEY", []byte("opaque"), nil)
@@ -120,14 +121,15 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"audience too long", []string{"apply", "--audience", strings.Repeat("a", 256)}, "must be 1-255 printable characters"},
 		// Keys.
 		{"signing key unreadable", []string{"apply", "--signing-key", "/nonexistent/sa.key"}, `signing key "/nonexistent/sa.key"`},
-		{"signing key garbage", []string{"apply", "--signing-key", garbage}, "no PEM block found"},
-		{"signing key RSA-1024", []string{"apply", "--signing-key", weakKey}, "RSA key of 1024 bits: must be at least 2048 bits"},
-		{"signing key EC P-521", []string{"apply", "--signing-key", p521Key}, "must be P-256 or P-384"},
-		{"signing key encrypted", []string{"apply", "--signing-key", encrypted}, "the private key is encrypted"},
-		{"signing key PKCS#8 encrypted", []string{"apply", "--signing-key", pkcs8Encrypted}, "the private key is encrypted"},
-		{"key dir mismatched pair", []string{"apply", "--key-dir", mismatched}, "does not match private key"},
+		{"signing key garbage", []string{"apply", "--signing-key", garbage}, "no PEM private key block"},
+		{"signing key RSA-1024", []string{"apply", "--signing-key", weakKey}, "must be RSA of at least 2048 bits"},
+		{"signing key EC P-224", []string{"apply", "--signing-key", p224Key}, "ECDSA on P-256, P-384 or P-521"},
+		{"signing key encrypted", []string{"apply", "--signing-key", encrypted}, "encrypted private keys are not supported"},
+		{"signing key PKCS#8 encrypted", []string{"apply", "--signing-key", pkcs8Encrypted}, "encrypted private keys are not supported"},
+		{"key dir mismatched pair", []string{"apply", "--key-dir", mismatched}, "are not a pair"},
+		{"public key P-224", []string{"apply", "--public-key", p224Pub}, "key is ECDSA P-224"},
 		{"public key unreadable", []string{"apply", "--public-key", "/nonexistent/key.pem"}, `read public key "/nonexistent/key.pem"`},
-		{"public key garbage", []string{"apply", "--public-key", garbage}, "no PEM public key found"},
+		{"public key garbage", []string{"apply", "--public-key", garbage}, "no PEM public key (PUBLIC KEY"},
 		// Bindings on the command line.
 		{"role name too long", bindArgs("--policy-arn", policy, "--role-name", strings.Repeat("r", 65)), "1-64 characters"},
 		{"role name charset", bindArgs("--policy-arn", policy, "--role-name", "bad/name"), `role name "bad/name"`},
@@ -160,7 +162,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"config policy does not exist", config("nopolicy.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: [arn:aws:iam::aws:policy/NoSuchPolicyAnywhere]}\n"), "does not exist"},
 		{"config inline policy shape", config("inline.yaml", "bindings:\n- {namespace: default, serviceAccount: app, inlinePolicy: '{\"Statement\":null}'}\n"), "must have a Statement"},
 		{"config token expiration", config("tokexp.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"], tokenExpiration: 72h}\n"), `token expiration "72h"`},
-		{"config signing key", config("sk.yaml", "signingKey: "+weakKey+"\n"), "must be at least 2048 bits"},
+		{"config signing key", config("sk.yaml", "signingKey: "+weakKey+"\n"), "must be RSA of at least 2048 bits"},
 	}
 	t.Run("KUBECONFIG missing", func(t *testing.T) {
 		t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
@@ -200,4 +202,11 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bad inputs tried: %d\n", len(cases))
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

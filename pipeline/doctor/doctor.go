@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -27,6 +27,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
+	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
 	"github.com/irsa-anywhere/irsa/pipeline/trust"
 )
 
@@ -211,17 +212,27 @@ func (d *doctor) providerChecks(ctx context.Context) {
 	} else {
 		d.pass(name, fmt.Sprintf("%s trusts %s with client ID %s", d.in.ProviderARN, d.provider.IssuerURL(), d.in.Audience))
 	}
-	c := Check{Name: "thumbprint", Info: true, OK: true, Message: "provider thumbprints " + strings.Join(out.ThumbprintList, ", ")}
-	if d.issuer != nil && d.issuer.Thumbprint != "" {
-		if slices.Contains(lower(out.ThumbprintList), strings.ToLower(d.issuer.Thumbprint)) {
-			c.Message += " include the issuer host's current one"
-		} else {
-			c.OK = false
-			c.Message += fmt.Sprintf(" lack the issuer host's current %s (informational: IAM trusts well-known CAs such as S3's itself)", d.issuer.Thumbprint)
-			c.Fix = "run `irsa apply --only provider` to refresh it if your issuer is not on a CA IAM trusts"
-		}
+	d.thumbprint(out.ThumbprintList)
+}
+
+// thumbprint fails exactly when STS would refuse the issuer's certificate: it does not chain to a CA IAM trusts and
+// the provider's thumbprints lack the top certificate of the chain the JWKS host serves (trust.Issuer.ThumbprintOK).
+func (d *doctor) thumbprint(list []string) {
+	const name = "thumbprint"
+	switch {
+	case d.issuer == nil:
+		d.fail(name, "cannot check the thumbprints without the published documents", "fix the published documents line first")
+	case d.issuer.Thumbprint == "":
+		d.pass(name, "the issuer is not served over TLS: no certificate to check")
+	case !d.issuer.ThumbprintRequired:
+		d.pass(name, fmt.Sprintf("the issuer's certificate chains to a CA IAM trusts: STS does not consult the provider's thumbprints (%s)", strings.Join(list, ", ")))
+	case d.issuer.ThumbprintOK(list):
+		d.pass(name, fmt.Sprintf("the issuer's certificate chains to a CA IAM does not trust, and the provider's thumbprints include its top certificate's %s", d.issuer.Thumbprint))
+	default:
+		d.fail(name, fmt.Sprintf("the issuer's certificate chains to a CA IAM does not trust, and the provider's thumbprints [%s] lack its top certificate's %s: STS answers InvalidIdentityToken (%s)",
+			strings.Join(list, ", "), d.issuer.Thumbprint, trust.MessageThumbprint),
+			"run `irsa apply --only provider` to set the thumbprint, or serve the issuer with a certificate from a CA IAM trusts")
 	}
-	d.add(c)
 }
 
 func (d *doctor) webhookChecks(ctx context.Context) {
@@ -295,6 +306,12 @@ func (d *doctor) serviceAccountChecks(ctx context.Context) {
 		d.fail("service account", fmt.Sprintf("service account %s has no %s annotation", ref, config.RoleARNAnnotation), "run `irsa bind "+ref+" --policy-arn ARN`")
 		return
 	}
+	// The webhook passes the annotation to the SDK as RoleArn unchanged; STS refuses anything but an IAM role ARN.
+	if parsed, err := arn.Parse(d.roleARN); err != nil || parsed.Service != "iam" || !strings.HasPrefix(parsed.Resource, "role/") {
+		d.fail("service account", fmt.Sprintf("service account %s is annotated with %q, which is not an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/NAME): STS answers ValidationError or AccessDenied", ref, d.roleARN),
+			"run `irsa bind "+ref+" --policy-arn ARN` to set the annotation to the role's ARN")
+		return
+	}
 	d.pass("service account", fmt.Sprintf("%s is annotated with %s", ref, d.roleARN))
 	d.injection(ctx, ref)
 	d.role(ctx, ref)
@@ -353,6 +370,12 @@ func (d *doctor) role(ctx context.Context, ref string) {
 		d.fail(name, fmt.Sprintf("role %s: %v", d.roleARN, err), "run `irsa bind "+ref+" --policy-arn ARN` to create it")
 		return
 	}
+	if got := aws.ToString(out.Role.Arn); got != d.roleARN {
+		// STS looks the role up by its full ARN: a wrong path or account in the annotation is AccessDenied.
+		d.fail(name, fmt.Sprintf("the annotation names %s, but the role %s is %s: STS answers AccessDenied", d.roleARN, roleName, got),
+			"run `irsa bind "+ref+" --policy-arn ARN` to set the annotation to the role's exact ARN")
+		return
+	}
 	d.trustPolicy, _ = url.QueryUnescape(aws.ToString(out.Role.AssumeRolePolicyDocument))
 	prefix := trust.ConditionKeyPrefix(d.in.IssuerURL)
 	dec, err := trust.EvaluateTrustPolicy(d.trustPolicy, trust.Request{
@@ -388,7 +411,11 @@ func (d *doctor) token(ctx context.Context, ref string) {
 		d.fail(name, fmt.Sprintf("TokenRequest for %s: %v", ref, err), "check that you may create serviceaccounts/token in "+d.in.Namespace)
 		return
 	}
-	res := d.in.Verifier.Verify(ctx, tr.Status.Token, *d.provider, d.trustPolicy)
+	// The same checker as the STS gate's (pipeline/stsgate), with the request the SDK makes from the webhook's env,
+	// so this line and the gate cannot disagree.
+	res := stsgate.NewChecker(d.in.IAM, d.in.Verifier, -1).Check(ctx, stsgate.Request{
+		RoleARN: d.roleARN, RoleSessionName: "irsa-doctor", WebIdentityToken: tr.Status.Token,
+	})
 	if !res.OK() {
 		msg, fix := res.Code+": "+res.Message, "see the failed step"
 		if s := res.Failed(); s != nil {
@@ -416,13 +443,4 @@ func firstCert(data []byte) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("no PEM certificate")
 	}
 	return x509.ParseCertificate(block.Bytes)
-}
-
-func lower(s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[i] = strings.ToLower(v)
-	}
-	sort.Strings(out)
-	return out
 }

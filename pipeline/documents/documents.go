@@ -5,12 +5,7 @@ package documents
 import (
 	"bytes"
 	"crypto"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/url"
 	"sort"
@@ -19,18 +14,12 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/keys"
 )
 
 // KeyID returns the kid kube-apiserver puts in the header of the tokens it signs with key:
-// base64url(SHA-256(PKIX DER of the public key)), unpadded.
-func KeyID(key crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(key)
-	if err != nil {
-		return "", fmt.Errorf("marshal public key: %w", err)
-	}
-	sum := sha256.Sum256(der)
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
-}
+// base64url(SHA-256(PKIX DER of the public key)), unpadded. It is keys.KeyID.
+func KeyID(key crypto.PublicKey) (string, error) { return keys.KeyID(key) }
 
 // Discovery is the OpenID Connect discovery document STS reads from <issuer>/.well-known/openid-configuration.
 type Discovery struct {
@@ -43,20 +32,43 @@ type Discovery struct {
 	ClaimsSupported                  []string `json:"claims_supported"`
 }
 
-// DiscoveryDocument returns the discovery document for issuerURL, whose JWKS is published at <issuer>/keys.json.
-// The issuer field is issuerURL exactly as given (after validation), because STS compares it byte for byte with the
-// token's iss claim and the provider URL.
+// DiscoveryDocument returns the discovery document for issuerURL, whose JWKS is published at <issuer>/keys.json,
+// advertising RS256 (kube-apiserver's default key). The issuer field is issuerURL exactly as given (after
+// validation), because STS compares it byte for byte with the token's iss claim and the provider URL.
 func DiscoveryDocument(issuerURL string) ([]byte, error) {
+	return DiscoveryDocumentFor(issuerURL, nil)
+}
+
+// DiscoveryDocumentFor is DiscoveryDocument whose id_token_signing_alg_values_supported lists the algorithms of
+// signingKeys, sorted (RS256 when there are none), as kube-apiserver's own discovery document does
+// (k8s.io/kubernetes pkg/serviceaccount/openidmetadata.go). Keys that break keys.KeyRule are an error.
+func DiscoveryDocumentFor(issuerURL string, signingKeys []crypto.PublicKey) ([]byte, error) {
 	if err := config.ValidateIssuerURL(issuerURL); err != nil {
 		return nil, err
 	}
+	algs := map[string]bool{}
+	for i, k := range signingKeys {
+		alg, err := keys.AlgorithmOf(k)
+		if err != nil {
+			return nil, fmt.Errorf("build discovery document: key %d: %w", i, err)
+		}
+		algs[string(alg)] = true
+	}
+	if len(algs) == 0 {
+		algs[string(keys.RS256)] = true
+	}
+	supported := make([]string, 0, len(algs))
+	for a := range algs {
+		supported = append(supported, a)
+	}
+	sort.Strings(supported)
 	d := Discovery{
 		Issuer:                           issuerURL,
 		JWKSURI:                          JoinURL(issuerURL, config.JWKSKey),
 		AuthorizationEndpoint:            "urn:kubernetes:programmatic_authorization",
 		ResponseTypesSupported:           []string{"id_token"},
 		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: []string{"RS256"},
+		IDTokenSigningAlgValuesSupported: supported,
 		ClaimsSupported:                  []string{"sub", "iss"},
 	}
 	return marshal(d)
@@ -74,8 +86,9 @@ type JWKSOptions struct {
 	LegacyEmptyKID bool
 }
 
-// JWKS returns the key set for keys: RSA public keys, with kid = KeyID, use "sig" and alg RS256, sorted by kid and
-// deduplicated so the output is the same whatever the input order.
+// JWKS returns the key set for keys: RSA or ECDSA public keys (keys.KeyRule), each with kid = KeyID, use "sig" and
+// the alg kube-apiserver signs with for it (RS256, ES256, ES384, ES512), sorted by kid and deduplicated so the output
+// is the same whatever the input order. An EC key is published with crv, x and y, as kube-apiserver serves it.
 func JWKS(keys []crypto.PublicKey, opts JWKSOptions) ([]byte, error) {
 	set, err := KeySet(keys, opts)
 	if err != nil {
@@ -85,21 +98,21 @@ func JWKS(keys []crypto.PublicKey, opts JWKSOptions) ([]byte, error) {
 }
 
 // KeySet is JWKS as a value.
-func KeySet(keys []crypto.PublicKey, opts JWKSOptions) (jose.JSONWebKeySet, error) {
-	if len(keys) == 0 {
+func KeySet(publicKeys []crypto.PublicKey, opts JWKSOptions) (jose.JSONWebKeySet, error) {
+	if len(publicKeys) == 0 {
 		return jose.JSONWebKeySet{}, fmt.Errorf("build JWKS: no public keys given")
 	}
 	byKID := map[string]jose.JSONWebKey{}
-	for i, k := range keys {
-		rk, ok := k.(*rsa.PublicKey)
-		if !ok {
-			return jose.JSONWebKeySet{}, fmt.Errorf("build JWKS: key %d is %T: service account keys must be RSA (kube-apiserver signs with RS256)", i, k)
+	for i, k := range publicKeys {
+		alg, err := keys.AlgorithmOf(k)
+		if err != nil {
+			return jose.JSONWebKeySet{}, fmt.Errorf("build JWKS: key %d: %w", i, err)
 		}
-		kid, err := KeyID(rk)
+		kid, err := KeyID(k)
 		if err != nil {
 			return jose.JSONWebKeySet{}, err
 		}
-		byKID[kid] = jose.JSONWebKey{Key: rk, KeyID: kid, Algorithm: string(jose.RS256), Use: "sig"}
+		byKID[kid] = jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: string(alg), Use: "sig"}
 	}
 	kids := make([]string, 0, len(byKID))
 	for kid := range byKID {
@@ -120,74 +133,33 @@ func KeySet(keys []crypto.PublicKey, opts JWKSOptions) (jose.JSONWebKeySet, erro
 	return set, nil
 }
 
-// ParsePublicKeyPEM reads RSA public keys from PEM: PKIX "PUBLIC KEY", PKCS#1 "RSA PUBLIC KEY", a certificate, or a
-// private key (its public half). name identifies the source in errors.
+// ParsePublicKeyPEM reads public keys from PEM (keys.ParsePublicKeys: PKIX, PKCS#1, a certificate or a private key),
+// each satisfying keys.KeyRule. name identifies the source in errors.
 func ParsePublicKeyPEM(name string, data []byte) ([]crypto.PublicKey, error) {
-	var keys []crypto.PublicKey
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		var (
-			key any
-			err error
-		)
-		switch block.Type {
-		case "PUBLIC KEY":
-			key, err = x509.ParsePKIXPublicKey(block.Bytes)
-		case "RSA PUBLIC KEY":
-			key, err = x509.ParsePKCS1PublicKey(block.Bytes)
-		case "CERTIFICATE":
-			var c *x509.Certificate
-			if c, err = x509.ParseCertificate(block.Bytes); err == nil {
-				key = c.PublicKey
-			}
-		case "RSA PRIVATE KEY":
-			var p *rsa.PrivateKey
-			if p, err = x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-				key = &p.PublicKey
-			}
-		case "PRIVATE KEY":
-			var p any
-			if p, err = x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-				if s, ok := p.(crypto.Signer); ok {
-					key = s.Public()
-				}
-			}
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("parse %s block in %s: %w", block.Type, name, err)
-		}
-		rk, ok := key.(*rsa.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("key in %s is %T: service account keys must be RSA", name, key)
-		}
-		keys = append(keys, rk)
+	ks, err := keys.ParsePublicKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("no PEM public key found in %s", name)
-	}
-	return keys, nil
+	return ks, nil
 }
 
-// ParseJWKS reads the RSA keys of a JWKS, as served by kube-apiserver at /openid/v1/jwks.
+// ParseJWKS reads the signing keys of a JWKS, as served by kube-apiserver at /openid/v1/jwks: RSA and ECDSA keys
+// that satisfy keys.KeyRule. Other entries (encryption keys, symmetric keys, other curves) are skipped.
 func ParseJWKS(data []byte) ([]crypto.PublicKey, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(data, &set); err != nil {
 		return nil, fmt.Errorf("parse JWKS: %w", err)
 	}
-	var keys []crypto.PublicKey
+	var out []crypto.PublicKey
 	for _, k := range set.Keys {
-		if rk, ok := k.Key.(*rsa.PublicKey); ok {
-			keys = append(keys, rk)
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if _, err := keys.AlgorithmOf(k.Key); err == nil {
+			out = append(out, k.Key)
 		}
 	}
-	return keys, nil
+	return out, nil
 }
 
 // HostPath is the issuer URL without its scheme, the prefix of IAM condition keys (host/path:sub, host/path:aud)

@@ -3,6 +3,13 @@ package documents
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/pem"
 	"flag"
 	"os"
 	"path/filepath"
@@ -125,6 +132,61 @@ func TestHostPath(t *testing.T) {
 	} {
 		if got := HostPath(in); got != want {
 			t.Errorf("HostPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestJWKSWithECKeys pins the key set for an RSA key and two ECDSA keys: each with its alg (RS256, ES256, ES384),
+// crv/x/y for the EC keys, and kid = base64url(SHA-256(PKIX DER)) computed here from the PEM bytes themselves.
+func TestJWKSWithECKeys(t *testing.T) {
+	files := []string{"pub1.pem", "ec-p256.pem", "ec-p384.pem"}
+	got, err := JWKS(testKeys(t, files...), JWKSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "jwks-ec.json", got)
+	set, err := KeySet(testKeys(t, files...), JWKSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for i, f := range files {
+		data, _ := os.ReadFile(filepath.Join("testdata", f))
+		block, _ := pem.Decode(data)
+		sum := sha256.Sum256(block.Bytes)
+		want[base64.RawURLEncoding.EncodeToString(sum[:])] = []string{"RS256", "ES256", "ES384"}[i]
+	}
+	for _, k := range set.Keys {
+		if alg, ok := want[k.KeyID]; !ok || alg != k.Algorithm || k.Use != "sig" {
+			t.Errorf("key kid %q alg %q use %q; want one of %v with its alg and use sig", k.KeyID, k.Algorithm, k.Use, want)
+		}
+	}
+	parsed, err := ParseJWKS(got)
+	if err != nil || len(parsed) != 3 {
+		t.Fatalf("ParseJWKS of the EC set: %d keys, %v", len(parsed), err)
+	}
+}
+
+func TestDiscoveryDocumentForECKeys(t *testing.T) {
+	got, err := DiscoveryDocumentFor("https://oidc.example.com/clusters/ec", testKeys(t, "ec-p256.pem", "pub1.pem", "ec-p256.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "discovery-ec.json", got)
+}
+
+func TestKeySetRefusesKeysOutsideTheRule(t *testing.T) {
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []crypto.PublicKey{&small.PublicKey, &p224.PublicKey} {
+		if _, err := KeySet([]crypto.PublicKey{k}, JWKSOptions{}); err == nil || !strings.Contains(err.Error(), "at least 2048 bits or ECDSA on P-256") {
+			t.Errorf("KeySet(%T): %v, want the key rule", k, err)
 		}
 	}
 }

@@ -74,11 +74,12 @@ func ObjectKeys(issuerURL, bucket string) (discovery, jwks string) {
 
 // Documents builds the two documents.
 func (s *Stage) Documents(ctx context.Context) ([]Document, error) {
-	disc, err := documents.DiscoveryDocument(s.IssuerURL)
+	keys, err := s.Keys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.Keys(ctx)
+	// The discovery document advertises the algorithms of the keys (RS256, ES256, ...), as kube-apiserver's does.
+	disc, err := documents.DiscoveryDocumentFor(s.IssuerURL, keys)
 	if err != nil {
 		return nil, err
 	}

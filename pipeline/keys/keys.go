@@ -1,13 +1,19 @@
-// Package keys is the keys stage: the service account signing keypair (RSA-2048, private key PEM mode 0600, public key
-// PKIX PEM), and the public keys the issuer publishes, from files, a key directory and the cluster.
+// Package keys is the keys stage and irsa's one parser of service account signing keys: it generates the signing
+// keypair (RSA-2048 by default, or ECDSA P-256/P-384/P-521; private key PEM mode 0600, public key PKIX PEM), reads and
+// checks keys against the rule kube-apiserver and STS share (ParsePrivateKey, ParsePublicKey, CheckPair, KeyRule), and
+// gathers the public keys the issuer publishes, from files, a key directory and the cluster.
 package keys
 
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -15,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
@@ -35,69 +40,124 @@ func PairIn(dir string) Pair {
 	return Pair{filepath.Join(dir, PrivateKeyFile), filepath.Join(dir, PublicKeyFile)}
 }
 
-// Generate writes a new RSA-2048 keypair into dir. An existing key is kept unless overwrite is set, because replacing
-// a signing key invalidates every token the cluster has issued with it.
+// Generate writes a new RSA-2048 keypair into dir, or keeps the one there: GenerateWith with no algorithm.
 func Generate(dir string, overwrite bool) (Pair, bool, error) {
+	return GenerateWith(dir, "", overwrite)
+}
+
+// GenerateWith writes a new keypair for alg (empty means DefaultAlgorithm) into dir and reports whether it created
+// one. An existing key is kept unless overwrite is set, because replacing a signing key invalidates every token the
+// cluster has issued with it; an existing key of another algorithm than an explicitly asked alg is an error that
+// says so, rather than a silent keep.
+func GenerateWith(dir string, alg Algorithm, overwrite bool) (Pair, bool, error) {
 	p := PairIn(dir)
 	if _, err := os.Stat(p.PrivateKeyPath); err == nil && !overwrite {
-		if _, err := LoadPrivateKey(p.PrivateKeyPath); err != nil {
+		existing, err := LoadPrivateKey(p.PrivateKeyPath)
+		if err != nil {
 			return p, false, err
 		}
+		if have, _ := AlgorithmOf(existing.Public()); alg != "" && have != alg {
+			return p, false, fmt.Errorf("key directory %q holds a %s key (%s), not the %s key asked for: keep it (drop --algorithm) or replace it with --force, which invalidates every token signed with it",
+				dir, Describe(existing), have, alg)
+		}
 		return p, false, nil
+	}
+	if alg == "" {
+		alg = DefaultAlgorithm
+	}
+	key, err := GenerateKey(alg)
+	if err != nil {
+		return p, false, err
+	}
+	privPEM, pubPEM, err := EncodePair(key)
+	if err != nil {
+		return p, false, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return p, false, fmt.Errorf("create key directory %q: %w", dir, err)
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return p, false, fmt.Errorf("generate RSA key: %w", err)
-	}
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
+	if err := writeAtomic(p.PrivateKeyPath, privPEM, 0o600); err != nil {
 		return p, false, err
 	}
-	priv := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	if err := writeAtomic(p.PrivateKeyPath, priv, 0o600); err != nil {
-		return p, false, err
-	}
-	if err := writeAtomic(p.PublicKeyPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+	if err := writeAtomic(p.PublicKeyPath, pubPEM, 0o644); err != nil {
 		return p, false, err
 	}
 	return p, true, nil
 }
 
-// LoadPrivateKey reads an RSA private key (PKCS#1 or PKCS#8 PEM).
-func LoadPrivateKey(path string) (*rsa.PrivateKey, error) {
+// GenerateKey returns a new signing key for alg: RSA-2048 for RS256, ECDSA on P-256, P-384 or P-521 for ES256, ES384
+// or ES512.
+func GenerateKey(alg Algorithm) (crypto.Signer, error) {
+	var curve elliptic.Curve
+	switch alg {
+	case RS256:
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, fmt.Errorf("generate RSA-2048 key: %w", err)
+		}
+		return key, nil
+	case ES256:
+		curve = elliptic.P256()
+	case ES384:
+		curve = elliptic.P384()
+	case ES512:
+		curve = elliptic.P521()
+	default:
+		_, err := ParseAlgorithm(string(alg))
+		if err == nil {
+			err = fmt.Errorf("algorithm %q: use ParseAlgorithm to read it", alg)
+		}
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate ECDSA %s key: %w", curve.Params().Name, err)
+	}
+	return key, nil
+}
+
+// EncodePair returns key as PEM, the way kubeadm writes service account keys ("RSA PRIVATE KEY" PKCS#1 or "EC PRIVATE
+// KEY" SEC 1, both of which kube-apiserver reads), and its public half as PKIX "PUBLIC KEY" PEM.
+func EncodePair(key crypto.Signer) (private, public []byte, err error) {
+	var block *pem.Block
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		block = &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}
+	case *ecdsa.PrivateKey:
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode %s private key: %w", Describe(k), err)
+		}
+		block = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+	default:
+		return nil, nil, fmt.Errorf("private key is %s: %s", Describe(key), KeyRule)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode %s public key: %w", Describe(key), err)
+	}
+	return pem.EncodeToMemory(block), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+func kidOf(pkixDER []byte) string {
+	sum := sha256.Sum256(pkixDER)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// LoadPrivateKey reads a signing key file with ParsePrivateKey; errors name the file.
+func LoadPrivateKey(path string) (crypto.Signer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read private key %q: %w", path, err)
 	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("private key %q: no PEM block found", path)
+	k, err := ParsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("private key %q: %w", path, err)
 	}
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("private key %q: %w", path, err)
-		}
-		return k, nil
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("private key %q: %w", path, err)
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("private key %q is %T: service account signing keys must be RSA", path, k)
-		}
-		return rk, nil
-	}
-	return nil, fmt.Errorf("private key %q: PEM block %q is not an RSA private key", path, block.Type)
+	return k, nil
 }
 
-// LoadPublicKeys reads RSA public keys from PEM files.
+// LoadPublicKeys reads the public keys of PEM files with ParsePublicKeys; errors name the file.
 func LoadPublicKeys(paths ...string) ([]crypto.PublicKey, error) {
 	var out []crypto.PublicKey
 	for _, p := range paths {
@@ -105,9 +165,9 @@ func LoadPublicKeys(paths ...string) ([]crypto.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read public key %q: %w", p, err)
 		}
-		ks, err := documents.ParsePublicKeyPEM(p, data)
+		ks, err := ParsePublicKeys(data)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("public key %q: %w", p, err)
 		}
 		out = append(out, ks...)
 	}
@@ -156,31 +216,75 @@ func (s Source) Load(ctx context.Context) ([]crypto.PublicKey, error) {
 // With the cluster's own signing key (Dir empty) there is nothing to do.
 type Stage struct {
 	Dir string
+	// Algorithm is the key to generate; empty means DefaultAlgorithm for a new key and any accepted key for an
+	// existing one.
+	Algorithm Algorithm
 }
 
 func (s *Stage) Name() string { return stage.Keys }
 
+// Plan checks an existing keypair (readable, accepted by KeyRule, of Algorithm when set, public file the pair of the
+// private one) or reports the one Apply would create.
 func (s *Stage) Plan(context.Context) ([]stage.Change, error) {
 	if s.Dir == "" {
 		return nil, nil
 	}
 	p := PairIn(s.Dir)
 	if _, err := os.Stat(p.PrivateKeyPath); err == nil {
-		_, err := LoadPrivateKey(p.PrivateKeyPath)
-		return nil, err
+		return nil, CheckDir(s.Dir, s.Algorithm)
 	}
-	return []stage.Change{{Action: stage.Create, Kind: "keypair", Name: p.PrivateKeyPath, Detail: "RSA-2048"}}, nil
+	return []stage.Change{{Action: stage.Create, Kind: "keypair", Name: p.PrivateKeyPath, Detail: describeAlgorithm(s.Algorithm)}}, nil
 }
 
 func (s *Stage) Apply(context.Context) ([]stage.Change, error) {
 	if s.Dir == "" {
 		return nil, nil
 	}
-	p, created, err := Generate(s.Dir, false)
+	p, created, err := GenerateWith(s.Dir, s.Algorithm, false)
 	if err != nil || !created {
 		return nil, err
 	}
-	return []stage.Change{{Action: stage.Create, Kind: "keypair", Name: p.PrivateKeyPath, Detail: "RSA-2048"}}, nil
+	return []stage.Change{{Action: stage.Create, Kind: "keypair", Name: p.PrivateKeyPath, Detail: describeAlgorithm(s.Algorithm)}}, nil
+}
+
+// CheckDir checks the keypair in dir without changing it: the private key parses and satisfies KeyRule, is of alg
+// when alg is set, and the public key file, when present, is its pair.
+func CheckDir(dir string, alg Algorithm) error {
+	p := PairIn(dir)
+	priv, err := LoadPrivateKey(p.PrivateKeyPath)
+	if err != nil {
+		return err
+	}
+	if have, _ := AlgorithmOf(priv.Public()); alg != "" && have != alg {
+		return fmt.Errorf("key directory %q holds a %s key (%s), not the %s key asked for", dir, Describe(priv), have, alg)
+	}
+	data, err := os.ReadFile(p.PublicKeyPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read public key %q: %w", p.PublicKeyPath, err)
+	}
+	pub, err := ParsePublicKey(data)
+	if err != nil {
+		return fmt.Errorf("public key %q: %w", p.PublicKeyPath, err)
+	}
+	if err := CheckPair(priv, pub); err != nil {
+		return fmt.Errorf("key directory %q: %w", dir, err)
+	}
+	return nil
+}
+
+func describeAlgorithm(alg Algorithm) string {
+	switch alg {
+	case ES256:
+		return "ECDSA P-256 (ES256)"
+	case ES384:
+		return "ECDSA P-384 (ES384)"
+	case ES512:
+		return "ECDSA P-521 (ES512)"
+	}
+	return "RSA-2048 (RS256)"
 }
 
 // Delete keeps the keys: the cluster may still sign with them, and a lost signing key cannot be recovered.

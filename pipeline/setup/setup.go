@@ -7,8 +7,6 @@ package setup
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -347,9 +345,9 @@ func (e *Env) servedKeys(ctx context.Context) ([]crypto.PublicKey, error) {
 	}
 	var out []crypto.PublicKey
 	for _, k := range set.Keys {
-		switch pk := k.Key.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey:
-			out = append(out, pk)
+		// RSA and ECDSA keys alike: kube-apiserver signs ES256/384/512 with an EC key, and STS accepts those.
+		if _, err := keys.AlgorithmOf(k.Key); err == nil {
+			out = append(out, k.Key)
 		}
 	}
 	return out, nil

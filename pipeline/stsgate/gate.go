@@ -4,11 +4,16 @@
 // failures with AWS-shaped errors; valid requests and every other request go to the emulator unchanged. A test suite
 // that runs against the gate then fails where real AWS would.
 //
-// What it checks, in order: the parameters (RoleArn, RoleSessionName, WebIdentityToken, DurationSeconds against the
-// role's MaxSessionDuration); an IAM OIDC provider whose URL is exactly the token's iss; the issuer's discovery
-// document and JWKS fetched anonymously over HTTPS; the key by kid; RS256; exp (five minutes' grace), nbf, iat; aud
-// among the provider's client IDs; the role's trust policy. The answers are ValidationError, InvalidIdentityToken,
-// IDPCommunicationError, ExpiredTokenException (HTTP 400) and AccessDenied (HTTP 403), as STS gives them.
+// What it checks, in order: the parameters against STS's constraints (RoleArn, RoleSessionName, WebIdentityToken,
+// ProviderId, Policy, PolicyArns, DurationSeconds; every violation reported at once, as STS does); ProviderId (which
+// turns the token into an OAuth 2.0 access token STS cannot accept from a cluster); the session policy's JSON; the
+// token's form (a JWS signed with RS256/384/512 or ES256/384/512, integer NumericDate claims); an IAM OIDC provider
+// whose URL is exactly the token's iss; the issuer's discovery document and JWKS fetched anonymously over HTTPS; the
+// JWKS host's certificate against the provider's thumbprints when it does not chain to a CA IAM trusts; the key by
+// kid and the signature; exp (five minutes' grace), nbf, iat; aud among the provider's client IDs; the role's trust
+// policy; DurationSeconds against the role's MaxSessionDuration. The answers are ValidationError,
+// MalformedPolicyDocument, InvalidIdentityToken, IDPCommunicationError, ExpiredTokenException (HTTP 400),
+// AccessDenied and IDPRejectedClaim (HTTP 403), as STS gives them.
 //
 // Using it with LocalStack (or moto): run the emulator as usual, run `irsa sts-gate --backend
 // http://127.0.0.1:4566 --listen 127.0.0.1:4567`, and point only STS at the gate (AWS_ENDPOINT_URL_STS=
@@ -25,6 +30,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -34,9 +40,11 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -62,6 +70,10 @@ type Options struct {
 	BackendCA *x509.CertPool
 	// IssuerClient fetches the issuers' discovery documents and key sets; nil means http.DefaultClient.
 	IssuerClient *http.Client
+	// IAMTrustedRoots are the CAs IAM trusts on its own; nil means the system roots. An issuer whose JWKS host's
+	// certificate does not chain to one of them (an issuer behind a private CA, trusted only through IssuerClient)
+	// must have the top certificate of its served chain in the provider's thumbprints (trust.Options).
+	IAMTrustedRoots *x509.CertPool
 	// Now is the clock for token lifetimes; nil means time.Now.
 	Now func() time.Time
 	// DocumentCacheTTL is how long fetched issuer documents are reused; 0 means trust.DefaultCacheTTL, negative
@@ -80,11 +92,27 @@ type Options struct {
 
 // Gate is the proxy. It is an http.Handler.
 type Gate struct {
-	backend  *url.URL
-	proxy    *httputil.ReverseProxy
+	*Checker
+	backend *url.URL
+	proxy   *httputil.ReverseProxy
+	log     *slog.Logger
+}
+
+// Checker decides AssumeRoleWithWebIdentity requests the way STS does, reading IAM OIDC providers and roles from an
+// IAM endpoint (an emulator's, or real AWS's). The gate uses one; `irsa doctor` uses one too, so that doctor's token
+// line and the gate can never disagree. It is safe for concurrent use.
+type Checker struct {
 	verifier *trust.Verifier
 	iam      *iamReader
-	log      *slog.Logger
+}
+
+// NewChecker returns a Checker that reads providers and roles with client, reusing successful reads for iamCacheTTL
+// (0 means DefaultIAMCacheTTL, negative reads IAM on every call), and verifies tokens with verifier.
+func NewChecker(client *iam.Client, verifier *trust.Verifier, iamCacheTTL time.Duration) *Checker {
+	if iamCacheTTL == 0 {
+		iamCacheTTL = DefaultIAMCacheTTL
+	}
+	return &Checker{verifier: verifier, iam: &iamReader{client: client, ttl: iamCacheTTL, now: time.Now}}
 }
 
 // New returns a Gate for opts.
@@ -131,27 +159,27 @@ func New(opts Options) (*Gate, error) {
 		BaseEndpoint:     aws.String(strings.TrimSuffix(backend.String(), "/")),
 		RetryMaxAttempts: 2,
 	})
-	ttl := opts.IAMCacheTTL
-	if ttl == 0 {
-		ttl = DefaultIAMCacheTTL
-	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gate{
-		backend: backend,
-		proxy:   proxy,
-		verifier: trust.New(trust.Options{
-			HTTPClient: opts.IssuerClient, Now: opts.Now, CacheTTL: opts.DocumentCacheTTL,
-		}),
-		iam: &iamReader{client: iamClient, ttl: ttl, now: time.Now},
-		log: logger,
-	}, nil
+	verifier := trust.New(trust.Options{
+		HTTPClient: opts.IssuerClient, Now: opts.Now, CacheTTL: opts.DocumentCacheTTL, IAMTrustedRoots: opts.IAMTrustedRoots,
+	})
+	return &Gate{Checker: NewChecker(iamClient, verifier, opts.IAMCacheTTL), backend: backend, proxy: proxy, log: logger}, nil
 }
+
+// HealthPath answers 200 "ok" from the gate itself, never forwarded, for readiness probes (the testcontainers-go
+// module polls it). No AWS API uses a path starting with "/_": S3 bucket names cannot start with an underscore.
+const HealthPath = "/_irsa/sts-gate/health"
 
 // ServeHTTP checks AssumeRoleWithWebIdentity requests and forwards everything else.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	}
 	params, err := readParams(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Sender", "MalformedQueryString", err.Error())
@@ -197,55 +225,167 @@ type Request struct {
 	WebIdentityToken string
 	// DurationSeconds is the raw parameter; empty means the default (one hour).
 	DurationSeconds string
+	// ProviderID is the OAuth 2.0 provider's host (www.amazon.com, graph.facebook.com); STS wants it only for OAuth
+	// access tokens, never for OIDC ID tokens.
+	ProviderID string
+	// Policy is the inline session policy; PolicyARNs the managed session policies (PolicyArns.member.N.arn).
+	Policy     string
+	PolicyARNs []string
+	// set records which parameters were present, so an empty value and an absent one can be told apart.
+	set map[string]bool
 }
 
 // RequestFrom reads a Request from query or form parameters.
 func RequestFrom(params url.Values) Request {
-	return Request{
+	req := Request{
 		RoleARN: params.Get("RoleArn"), RoleSessionName: params.Get("RoleSessionName"),
 		WebIdentityToken: params.Get("WebIdentityToken"), DurationSeconds: params.Get("DurationSeconds"),
+		ProviderID: params.Get("ProviderId"), Policy: params.Get("Policy"), set: map[string]bool{},
 	}
+	for _, name := range []string{"RoleArn", "RoleSessionName", "WebIdentityToken", "DurationSeconds", "ProviderId", "Policy"} {
+		_, req.set[name] = params[name]
+	}
+	// PolicyArns.member.N.arn, in member order.
+	byIndex := map[int]string{}
+	for k, v := range params {
+		rest, ok := strings.CutPrefix(k, "PolicyArns.member.")
+		if !ok {
+			continue
+		}
+		n, field, _ := strings.Cut(rest, ".")
+		i, err := strconv.Atoi(n)
+		if err == nil && field == "arn" && len(v) > 0 {
+			byIndex[i] = v[0]
+		}
+	}
+	idx := make([]int, 0, len(byIndex))
+	for i := range byIndex {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		req.PolicyARNs = append(req.PolicyARNs, byIndex[i])
+	}
+	return req
 }
 
-// CodeValidationError answers requests whose parameters STS would refuse before looking at the token (HTTP 400).
-const CodeValidationError = "ValidationError"
+// Codes the gate answers with besides the verifier's (pipeline/trust).
+const (
+	// CodeValidationError answers requests whose parameters STS would refuse before looking at the token (HTTP 400).
+	CodeValidationError = "ValidationError"
+	// CodeMalformedPolicyDocument answers a session policy that is not a JSON policy document (HTTP 400).
+	CodeMalformedPolicyDocument = "MalformedPolicyDocument"
+)
 
 // StepParameters is the name of the parameter validation step the gate runs before the verifier's.
 const StepParameters = "parameters"
 
-var roleSessionName = regexp.MustCompile(`^[\w+=,.@-]*$`)
+// The request constraints of AssumeRoleWithWebIdentity (STS API reference, Request Parameters).
+const (
+	minRoleARN, maxRoleARN         = 20, 2048
+	minSessionName, maxSessionName = 2, 64
+	minToken, maxToken             = 4, 20000
+	minProviderID, maxProviderID   = 4, 2048
+	minPolicy, maxPolicy           = 1, 2048
+	maxPolicyARNs                  = 10
+	minDuration, maxDuration       = 900, 43200
+)
 
-// validate applies STS's parameter constraints, which emulators do not check.
+var (
+	roleSessionName = regexp.MustCompile(`^[\w+=,.@-]*$`)
+	// policyText is the Policy pattern [\u0009\u000A\u000D\u0020-\u00FF]+.
+	policyText = regexp.MustCompile(`^[\x{0009}\x{000A}\x{000D}\x{0020}-\x{00FF}]+$`)
+)
+
+// validate applies STS's parameter constraints, which emulators do not check, and returns the requested duration (0
+// for the default). Like STS it reports every violated constraint at once: "2 validation errors detected: ...; ...".
 func (req Request) validate() (duration int, err error) {
-	switch {
-	case req.RoleARN == "":
-		return 0, fmt.Errorf("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
-	case len(req.RoleARN) < 20 || len(req.RoleARN) > 2048:
-		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'roleArn' failed to satisfy constraint: Member must have length between 20 and 2048", req.RoleARN)
-	case req.RoleSessionName == "":
-		return 0, fmt.Errorf("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
-	case len(req.RoleSessionName) < 2 || len(req.RoleSessionName) > 64:
-		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64", req.RoleSessionName)
-	case !roleSessionName.MatchString(req.RoleSessionName):
-		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", req.RoleSessionName)
-	case req.WebIdentityToken == "":
-		return 0, fmt.Errorf("1 validation error detected: Value null at 'webIdentityToken' failed to satisfy constraint: Member must not be null")
-	case len(req.WebIdentityToken) < 4 || len(req.WebIdentityToken) > 20000:
-		return 0, fmt.Errorf("1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000")
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	length := func(name, value string, shown bool, lo, hi int) {
+		v := "Value '" + value + "'"
+		if !shown {
+			v = "Value"
+		}
+		switch n := utf8.RuneCountInString(value); {
+		case n < lo:
+			add("%s at '%s' failed to satisfy constraint: Member must have length greater than or equal to %d", v, name, lo)
+		case n > hi:
+			add("%s at '%s' failed to satisfy constraint: Member must have length less than or equal to %d", v, name, hi)
+		}
 	}
-	if req.DurationSeconds == "" {
-		return 0, nil
+	required := func(param, name string) bool {
+		if !req.set[param] {
+			add("Value null at '%s' failed to satisfy constraint: Member must not be null", name)
+			return false
+		}
+		return true
 	}
-	d, err := strconv.Atoi(req.DurationSeconds)
-	if err != nil || d < 900 || d > 43200 {
-		return 0, fmt.Errorf("1 validation error detected: Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200", req.DurationSeconds)
+	if req.set == nil {
+		// A Request built by hand rather than by RequestFrom: what is non-empty is present.
+		req.set = map[string]bool{"RoleArn": req.RoleARN != "", "RoleSessionName": req.RoleSessionName != "",
+			"WebIdentityToken": req.WebIdentityToken != "", "DurationSeconds": req.DurationSeconds != "",
+			"ProviderId": req.ProviderID != "", "Policy": req.Policy != ""}
 	}
-	return d, nil
+	if required("RoleArn", "roleArn") {
+		length("roleArn", req.RoleARN, true, minRoleARN, maxRoleARN)
+	}
+	if required("RoleSessionName", "roleSessionName") {
+		length("roleSessionName", req.RoleSessionName, true, minSessionName, maxSessionName)
+		if !roleSessionName.MatchString(req.RoleSessionName) {
+			add("Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", req.RoleSessionName)
+		}
+	}
+	if required("WebIdentityToken", "webIdentityToken") {
+		// The token is sensitive: STS does not echo it.
+		length("webIdentityToken", req.WebIdentityToken, false, minToken, maxToken)
+	}
+	if req.set["ProviderId"] {
+		length("providerId", req.ProviderID, true, minProviderID, maxProviderID)
+	}
+	if req.set["Policy"] {
+		length("policy", req.Policy, false, minPolicy, maxPolicy)
+		if req.Policy != "" && !policyText.MatchString(req.Policy) {
+			add("Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+")
+		}
+	}
+	if len(req.PolicyARNs) > maxPolicyARNs {
+		add("Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to %d", maxPolicyARNs)
+	}
+	for i, arn := range req.PolicyARNs {
+		length(fmt.Sprintf("policyArns.%d.member.arn", i+1), arn, true, minRoleARN, maxRoleARN)
+	}
+	if req.DurationSeconds != "" {
+		d, err := strconv.Atoi(req.DurationSeconds)
+		switch {
+		case err != nil:
+			add("Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must be an integer", req.DurationSeconds)
+		case d < minDuration:
+			add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to %d", d, minDuration)
+		case d > maxDuration:
+			add("Value '%d' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to %d", d, maxDuration)
+		default:
+			duration = d
+		}
+	}
+	switch len(problems) {
+	case 0:
+		return duration, nil
+	case 1:
+		return 0, fmt.Errorf("1 validation error detected: %s", problems[0])
+	default:
+		return 0, fmt.Errorf("%d validation errors detected: %s", len(problems), strings.Join(problems, "; "))
+	}
 }
+
+// oauthProviders are the ProviderId values STS sends access tokens to for verification (Login with Amazon and
+// Facebook, the OAuth 2.0 providers AssumeRoleWithWebIdentity documents). Such a provider rejects a Kubernetes
+// token; any other ProviderId names no provider STS can ask.
+var oauthProviders = map[string]bool{"www.amazon.com": true, "graph.facebook.com": true}
 
 // Check decides an AssumeRoleWithWebIdentity call the way STS would: parameters first, then the token against the
 // backend's IAM OIDC provider whose URL is the token's iss, then the role's trust policy and session duration.
-func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
+func (c *Checker) Check(ctx context.Context, req Request) *trust.Result {
 	res := &trust.Result{}
 	fail := func(code, message, step, fix, detail string) *trust.Result {
 		res.Steps = append(res.Steps, trust.Step{Name: step, Message: detail, Fix: fix})
@@ -256,6 +396,24 @@ func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
 	if err != nil {
 		return fail(CodeValidationError, err.Error(), StepParameters, "pass parameters within STS's constraints", err.Error())
 	}
+	// With ProviderId STS treats the token as an OAuth 2.0 access token of that provider and asks the provider, even
+	// when the token is an OIDC ID token: a Kubernetes token then never passes.
+	if req.ProviderID != "" {
+		if oauthProviders[strings.ToLower(req.ProviderID)] {
+			return fail(trust.CodeIDPRejectedClaim, "The identity provider rejected the access token", StepParameters,
+				"drop ProviderId: it is only for OAuth 2.0 access tokens of Login with Amazon or Facebook, never for OIDC ID tokens",
+				fmt.Sprintf("ProviderId %q makes STS verify the token as that provider's OAuth 2.0 access token, which a Kubernetes token is not", req.ProviderID))
+		}
+		return fail(trust.CodeInvalidIdentityToken, trust.MessageInvalid, StepParameters,
+			"drop ProviderId: it is only for OAuth 2.0 access tokens of Login with Amazon or Facebook, never for OIDC ID tokens",
+			fmt.Sprintf("ProviderId %q is not an OAuth 2.0 provider STS knows; OIDC ID tokens are matched to IAM OIDC providers by iss, without ProviderId", req.ProviderID))
+	}
+	if req.Policy != "" {
+		if err := checkSessionPolicy(req.Policy); err != nil {
+			return fail(CodeMalformedPolicyDocument, "The policy is not in the valid JSON format.", StepParameters,
+				"pass a JSON policy document (Version, Statement) as Policy", err.Error())
+		}
+	}
 	roleARN, token := req.RoleARN, req.WebIdentityToken
 	account, roleName, err := parseRoleARN(roleARN)
 	if err != nil {
@@ -264,8 +422,8 @@ func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
 	claims, err := trust.PeekClaims(token)
 	if err != nil {
 		res.Steps = append(res.Steps, trust.Step{Name: trust.StepToken, Message: err.Error(),
-			Fix: "pass the ServiceAccount token itself (a JWT signed with RS256)"})
-		res.Code, res.Message = trust.CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS"
+			Fix: "pass the ServiceAccount token itself (a JWT signed with RS256, RS384, RS512, ES256, ES384 or ES512)"})
+		res.Code, res.Message = trust.CodeInvalidIdentityToken, trust.MessageInvalid
 		return res
 	}
 
@@ -275,10 +433,10 @@ func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
 	}
 	pc := make(chan providerResult, 1)
 	go func() {
-		p, err := g.iam.provider(ctx, account, claims.Issuer)
+		p, err := c.iam.provider(ctx, account, claims.Issuer)
 		pc <- providerResult{p, err}
 	}()
-	role, roleErr := g.iam.role(ctx, roleName)
+	role, roleErr := c.iam.role(ctx, roleName)
 	pr := <-pc
 
 	if pr.err != nil {
@@ -304,7 +462,7 @@ func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
 	default:
 		policy = role.trustPolicy
 	}
-	vres := g.verifier.Verify(ctx, token, *pr.p, policy)
+	vres := c.verifier.Verify(ctx, token, *pr.p, policy)
 	if last := len(vres.Steps) - 1; role == nil && last >= 0 && vres.Steps[last].Name == trust.StepTrustPolicy {
 		// The token checked out; with no role there is no trust policy to evaluate, and STS answers AccessDenied.
 		vres.Steps[last] = trust.Step{Name: trust.StepTrustPolicy,
@@ -319,6 +477,21 @@ func (g *Gate) Check(ctx context.Context, req Request) *trust.Result {
 		vres.Code, vres.Message = CodeValidationError, "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
 	}
 	return vres
+}
+
+// checkSessionPolicy checks that an inline session policy is a JSON object with a Statement, which STS requires
+// before it packs the policy.
+func checkSessionPolicy(policy string) error {
+	var doc struct {
+		Statement json.RawMessage `json:"Statement"`
+	}
+	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
+		return fmt.Errorf("Policy is not a JSON object: %w", err)
+	}
+	if len(doc.Statement) == 0 || string(doc.Statement) == "null" {
+		return fmt.Errorf("Policy has no Statement")
+	}
+	return nil
 }
 
 // parseRoleARN splits arn:aws:iam::ACCOUNT:role/PATH/NAME into the account and the name.

@@ -3,12 +3,15 @@ package stsgate_test
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +25,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/irsa-anywhere/irsa/internal/motoserver"
 	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
@@ -68,13 +73,20 @@ func newEnv(t testing.TB, opts stsgate.Options) *env {
 	return e
 }
 
-// addProvider creates the IAM OIDC provider for issuerURL in moto and returns its ARN.
+// addProvider creates the IAM OIDC provider for issuerURL in moto, with the issuer server's thumbprint, and returns
+// its ARN.
 func (e *env) addProvider(t testing.TB, issuerURL string) string {
+	t.Helper()
+	return e.addProviderWith(t, issuerURL, []string{trust.Thumbprint(e.issuers.Certificate())})
+}
+
+// addProviderWith creates the IAM OIDC provider for issuerURL with the given thumbprints and returns its ARN.
+func (e *env) addProviderWith(t testing.TB, issuerURL string, thumbprints []string) string {
 	t.Helper()
 	out, err := e.iam.CreateOpenIDConnectProvider(context.Background(), &iam.CreateOpenIDConnectProviderInput{
 		Url:            aws.String(issuerURL),
 		ClientIDList:   []string{audience},
-		ThumbprintList: []string{trust.Thumbprint(e.issuers.Certificate())},
+		ThumbprintList: thumbprints,
 	})
 	if err != nil {
 		t.Fatalf("create provider %s: %v", issuerURL, err)
@@ -145,6 +157,10 @@ func TestGateAssumeRoleWithWebIdentity(t *testing.T) {
 	noJWKS := e.issuers.Publish(t, trusttest.Issuer{Name: "nojwks", Keys: keys, JWKSStatus: http.StatusNotFound})
 	noProvider := e.issuers.Publish(t, trusttest.Issuer{Name: "noprovider", Keys: keys})
 	other := e.issuers.Publish(t, trusttest.Issuer{Name: "other", Keys: keys})
+	p256, p384 := trusttest.ECKey(t, elliptic.P256()), trusttest.ECKey(t, elliptic.P384())
+	ec := e.issuers.Publish(t, trusttest.Issuer{Name: "ec", Keys: []crypto.PublicKey{&p256.PublicKey, &p384.PublicKey}})
+	noThumb := e.issuers.Publish(t, trusttest.Issuer{Name: "nothumb", Keys: keys})
+	wrongThumb := e.issuers.Publish(t, trusttest.Issuer{Name: "wrongthumb", Keys: keys})
 
 	goodARN := e.addProvider(t, good)
 	const sa = "system:serviceaccount:team-a:app"
@@ -160,12 +176,34 @@ func TestGateAssumeRoleWithWebIdentity(t *testing.T) {
 		"nojwks":     e.addRole(t, "irsa-nojwks", allowFor(e.addProvider(t, noJWKS), noJWKS, "StringEquals", sa)),
 		"noprovider": e.addRole(t, "irsa-noprovider", allowFor("arn:aws:iam::"+account+":oidc-provider/"+trust.ConditionKeyPrefix(noProvider), noProvider, "StringEquals", sa)),
 		"missing":    "arn:aws:iam::" + account + ":role/irsa-missing",
+		"ec":         e.addRole(t, "irsa-ec", allowFor(e.addProvider(t, ec), ec, "StringEquals", sa)),
+		"nothumb":    e.addRole(t, "irsa-nothumb", allowFor(e.addProviderWith(t, noThumb, nil), noThumb, "StringEquals", sa)),
+		"wrongthumb": e.addRole(t, "irsa-wrongthumb", allowFor(e.addProviderWith(t, wrongThumb, []string{strings.Repeat("ab", 20)}), wrongThumb, "StringEquals", sa)),
 	}
 	claims := trusttest.ServiceAccountClaims(good, "team-a", "app", audience, now.Add(-time.Minute))
 	on := func(issuer string) map[string]any { return trusttest.With(claims, "iss", issuer) }
 	sign := func(c map[string]any) string { return trusttest.Sign(t, key, kid, c) }
 	valid := sign(claims)
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: mustDER(t, &key.PublicKey)})
+	signEC := func(k *ecdsa.PrivateKey, alg jose.SignatureAlgorithm) string {
+		return trusttest.SignWith(t, k, alg, trusttest.KeyID(t, &k.PublicKey), on(ec))
+	}
+	withRaw := func(claim, value string) string {
+		m := map[string]json.RawMessage{}
+		for k, v := range claims {
+			m[k], _ = json.Marshal(v)
+		}
+		m[claim] = json.RawMessage(value)
+		payload, _ := json.Marshal(m)
+		return trusttest.SignPayload(t, key, jose.RS256, kid, payload)
+	}
+	arns := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+		}
+		return out
+	}
 
 	cases := []struct {
 		name, role, token, want string
@@ -174,6 +212,11 @@ func TestGateAssumeRoleWithWebIdentity(t *testing.T) {
 		// session and duration override RoleSessionName and set DurationSeconds.
 		session  string
 		duration int32
+		// providerID, policy and policyARNs set ProviderId, Policy and PolicyArns.
+		providerID, policy string
+		policyARNs         []string
+		// msg is a substring of the error message (STS's wording).
+		msg string
 	}{
 		{name: "valid token and trust policy", role: "app", token: valid},
 		{name: "trust policy StringLike that admits", role: "like-admits", token: valid},
@@ -200,6 +243,40 @@ func TestGateAssumeRoleWithWebIdentity(t *testing.T) {
 		{name: "DurationSeconds above the role's maximum", role: "app", token: valid, want: stsgate.CodeValidationError, step: stsgate.StepParameters, duration: 7200},
 		{name: "DurationSeconds within the role's maximum", role: "app", token: valid, duration: 1800},
 		{name: "JWKS missing (404)", role: "nojwks", token: sign(on(noJWKS)), want: trust.CodeInvalidIdentityToken, step: trust.StepJWKS},
+		// Round two: every algorithm STS accepts, and the ones it refuses.
+		{name: "RS384", role: "app", token: trusttest.SignWith(t, key, jose.RS384, kid, claims)},
+		{name: "RS512", role: "app", token: trusttest.SignWith(t, key, jose.RS512, kid, claims)},
+		{name: "ES256 from an EC P-256 issuer", role: "ec", token: signEC(p256, jose.ES256)},
+		{name: "ES384 from an EC P-384 issuer", role: "ec", token: signEC(p384, jose.ES384)},
+		{name: "PS256 refused", role: "app", token: trusttest.SignWith(t, key, jose.PS256, kid, claims), want: trust.CodeInvalidIdentityToken, step: trust.StepToken, msg: "not one STS accepts"},
+		// Claims: NumericDate must be an integer.
+		{name: "exp with a fraction", role: "app", token: withRaw("exp", fmt.Sprintf("%d.5", now.Add(time.Hour).Unix())), want: trust.CodeInvalidIdentityToken, step: trust.StepToken, msg: "not an integer"},
+		{name: "iat in exponent notation", role: "app", token: withRaw("iat", "1.7e9"), want: trust.CodeInvalidIdentityToken, step: trust.StepToken, msg: "not an integer"},
+		{name: "nbf as a string", role: "app", token: withRaw("nbf", fmt.Sprintf(`"%d"`, now.Unix())), want: trust.CodeInvalidIdentityToken, step: trust.StepToken},
+		{name: "iat in the future", role: "app", token: sign(trusttest.With(claims, "iat", now.Add(10*time.Minute).Unix(), "nbf", nil)), want: trust.CodeInvalidIdentityToken, step: trust.StepLifetime},
+		{name: "no exp", role: "app", token: sign(trusttest.With(claims, "exp", nil)), want: trust.CodeInvalidIdentityToken, step: trust.StepLifetime},
+		{name: "expired within the five-minute skew", role: "app", token: sign(trusttest.With(claims, "exp", now.Add(-4*time.Minute).Unix()))},
+		// Thumbprints: the issuer's certificate chains to no CA IAM trusts, so the provider's list must name it.
+		{name: "provider without thumbprints", role: "nothumb", token: sign(on(noThumb)), want: trust.CodeInvalidIdentityToken, step: trust.StepThumbprint, msg: trust.MessageThumbprint},
+		{name: "provider with another thumbprint", role: "wrongthumb", token: sign(on(wrongThumb)), want: trust.CodeInvalidIdentityToken, step: trust.StepThumbprint, msg: trust.MessageThumbprint},
+		// Request parameters.
+		{name: "ProviderId of an OAuth provider with an OIDC token", role: "app", token: valid, providerID: "www.amazon.com", want: trust.CodeIDPRejectedClaim, step: stsgate.StepParameters},
+		{name: "ProviderId of an OIDC issuer", role: "app", token: valid, providerID: strings.TrimPrefix(good, "https://"), want: trust.CodeInvalidIdentityToken, step: stsgate.StepParameters},
+		{name: "ProviderId too short", role: "app", token: valid, providerID: "abc", want: stsgate.CodeValidationError, msg: "'providerId' failed to satisfy constraint: Member must have length greater than or equal to 4"},
+		{name: "role session name of 65 characters", role: "app", token: valid, session: strings.Repeat("s", 65), want: stsgate.CodeValidationError, msg: "Member must have length less than or equal to 64"},
+		{name: "role session name of 1 character", role: "app", token: valid, session: "s", want: stsgate.CodeValidationError, msg: "Member must have length greater than or equal to 2"},
+		{name: "role session name of 64 characters", role: "app", token: valid, session: strings.Repeat("s", 64)},
+		{name: "role session name with all allowed punctuation", role: "app", token: valid, session: "a_b+c=d,e.f@g-h"},
+		{name: "DurationSeconds above 43200", role: "app", token: valid, duration: 43201, want: stsgate.CodeValidationError, msg: "Member must have value less than or equal to 43200"},
+		{name: "two violations reported together", role: "app", token: valid, session: "s", duration: 60, want: stsgate.CodeValidationError, msg: "2 validation errors detected"},
+		{name: "token longer than 20000 characters", role: "app", token: strings.Repeat("a", 20001), want: stsgate.CodeValidationError, msg: "'webIdentityToken' failed to satisfy constraint: Member must have length less than or equal to 20000"},
+		{name: "token shorter than 4 characters", role: "app", token: "abc", want: stsgate.CodeValidationError, msg: "Member must have length greater than or equal to 4"},
+		{name: "session policy of 2049 characters", role: "app", token: valid, policy: `{"Version":"2012-10-17","Statement":[]}` + strings.Repeat(" ", 2049-39), want: stsgate.CodeValidationError, msg: "'policy' failed to satisfy constraint: Member must have length less than or equal to 2048"},
+		{name: "session policy not JSON", role: "app", token: valid, policy: "allow everything", want: stsgate.CodeMalformedPolicyDocument},
+		{name: "session policy within the rules", role: "app", token: valid, policy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`},
+		{name: "eleven policy ARNs", role: "app", token: valid, policyARNs: arns(11), want: stsgate.CodeValidationError, msg: "'policyArns' failed to satisfy constraint: Member must have length less than or equal to 10"},
+		{name: "policy ARN too short", role: "app", token: valid, policyARNs: []string{"arn:aws:iam::x"}, want: stsgate.CodeValidationError, msg: "'policyArns.1.member.arn' failed to satisfy constraint"},
+		{name: "ten policy ARNs", role: "app", token: valid, policyARNs: arns(10)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -212,12 +289,24 @@ func TestGateAssumeRoleWithWebIdentity(t *testing.T) {
 			if c.duration != 0 {
 				in.DurationSeconds = aws.Int32(c.duration)
 			}
+			if c.providerID != "" {
+				in.ProviderId = aws.String(c.providerID)
+			}
+			if c.policy != "" {
+				in.Policy = aws.String(c.policy)
+			}
+			for _, arn := range c.policyARNs {
+				in.PolicyArns = append(in.PolicyArns, ststypes.PolicyDescriptorType{Arn: aws.String(arn)})
+			}
 			out, err := e.sts.AssumeRoleWithWebIdentity(ctx, in)
 			if got := errorCode(err); got != c.want {
 				t.Fatalf("error code %q, want %q (err: %v)", got, c.want, err)
 			}
 			if c.step != "" && !strings.Contains(err.Error(), "step "+c.step+":") {
 				t.Fatalf("error does not name step %q: %v", c.step, err)
+			}
+			if c.msg != "" && !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("error does not say %q: %v", c.msg, err)
 			}
 			if c.want == "" && (out.Credentials == nil || aws.ToString(out.Credentials.AccessKeyId) == "") {
 				t.Fatalf("no credentials from moto: %+v", out)

@@ -25,7 +25,9 @@ type document struct {
 	// thumbprint is the SHA-1 (hex, lower case) of the last certificate the server sent: the top of its chain, which is
 	// what IAM thumbprints name.
 	thumbprint string
-	at         time.Time
+	// chainTrusted is true when the server's chain verifies against the CAs IAM trusts (Options.IAMTrustedRoots).
+	chainTrusted bool
+	at           time.Time
 }
 
 // fetchError is a failed fetch, classified the way STS reports it.
@@ -115,11 +117,23 @@ func (v *Verifier) fetch(ctx context.Context, u string) (document, bool, *fetchE
 	}
 	d := document{body: body, at: now}
 	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
-		top := resp.TLS.PeerCertificates[len(resp.TLS.PeerCertificates)-1]
-		d.thumbprint = Thumbprint(top)
+		chain := resp.TLS.PeerCertificates
+		d.thumbprint = Thumbprint(chain[len(chain)-1])
+		d.chainTrusted = v.trustedByIAM(chain, parsed.Hostname())
 	}
 	v.cache.put(u, d)
 	return d, false, nil
+}
+
+// trustedByIAM reports whether the served chain verifies, for host, against the CAs IAM trusts on its own.
+// The wall clock is used, not Options.Now: the certificate is checked as served at the moment of the fetch.
+func (v *Verifier) trustedByIAM(chain []*x509.Certificate, host string) bool {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: v.iamRoots, Intermediates: inter, DNSName: host})
+	return err == nil
 }
 
 // Thumbprint is the IAM thumbprint of a certificate: hex SHA-1 of its DER, lower case.

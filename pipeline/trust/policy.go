@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ActionAssumeRoleWithWebIdentity is the action STS authorizes against a role's trust policy.
@@ -425,15 +426,17 @@ func Glob(pattern, value string, foldCase bool) bool {
 	if foldCase {
 		pattern, value = strings.ToLower(pattern), strings.ToLower(value)
 	}
-	p, v := []rune(pattern), []rune(value)
+	// Characters, not bytes, so that ? matches one character; each is kept as its own bytes, so that two different
+	// invalid UTF-8 bytes stay different (a []rune conversion would turn both into U+FFFD).
+	p, v := chars(pattern), chars(value)
 	pi, vi := 0, 0
 	star, mark := -1, 0
 	for vi < len(v) {
 		switch {
-		case pi < len(p) && p[pi] == '*':
+		case pi < len(p) && p[pi] == "*":
 			star, mark = pi, vi
 			pi++
-		case pi < len(p) && (p[pi] == '?' || p[pi] == v[vi]):
+		case pi < len(p) && (p[pi] == "?" || p[pi] == v[vi]):
 			pi++
 			vi++
 		case star >= 0:
@@ -444,8 +447,19 @@ func Glob(pattern, value string, foldCase bool) bool {
 			return false
 		}
 	}
-	for pi < len(p) && p[pi] == '*' {
+	for pi < len(p) && p[pi] == "*" {
 		pi++
 	}
 	return pi == len(p)
+}
+
+// chars splits s into its UTF-8 characters, an invalid byte being a character of its own.
+func chars(s string) []string {
+	out := make([]string, 0, len(s))
+	for len(s) > 0 {
+		_, n := utf8.DecodeRuneInString(s)
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return out
 }

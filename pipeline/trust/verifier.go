@@ -8,9 +8,11 @@ package trust
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +41,8 @@ const (
 	MessageNoKey        = "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements"
 	MessageAudience     = "Incorrect token audience"
 	MessageAccessDenied = "Not authorized to perform sts:AssumeRoleWithWebIdentity"
+	MessageInvalid      = "The web identity token that was passed could not be validated by AWS"
+	MessageThumbprint   = "OpenIDConnect provider's HTTPS certificate doesn't match configured thumbprint"
 )
 
 // Step names, in the order Verify runs them.
@@ -99,11 +103,18 @@ type Options struct {
 	CacheTTL time.Duration
 	// FetchTimeout bounds each fetch; 0 means DefaultFetchTimeout.
 	FetchTimeout time.Duration
+	// IAMTrustedRoots are the CAs IAM trusts on its own (its library of trusted root CAs); nil means the system roots.
+	// When the certificate of the JWKS host does not chain to one of them, STS checks the provider's thumbprint list
+	// instead, and it must name the top certificate of the chain the host serves (the top intermediate or the root,
+	// as IAM's "Obtain the thumbprint" guide takes it); otherwise STS answers InvalidIdentityToken. HTTPClient decides
+	// whether the host can be reached at all; this pool decides whether the thumbprints are consulted.
+	IAMTrustedRoots *x509.CertPool
 }
 
 // Verifier checks tokens. It is safe for concurrent use; it caches the issuer documents it fetches.
 type Verifier struct {
 	client       *http.Client
+	iamRoots     *x509.CertPool
 	now          func() time.Time
 	skew         time.Duration
 	fetchTimeout time.Duration
@@ -119,7 +130,7 @@ func New(opts Options) *Verifier {
 	client := *base
 	client.Jar = nil
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	v := &Verifier{client: &client, now: opts.Now, skew: opts.Skew, fetchTimeout: opts.FetchTimeout}
+	v := &Verifier{client: &client, now: opts.Now, skew: opts.Skew, fetchTimeout: opts.FetchTimeout, iamRoots: opts.IAMTrustedRoots}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -205,17 +216,18 @@ type discoveryDocument struct {
 func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPolicy string) *Result {
 	r := &Result{}
 
-	// 1. The token must be a compact JWS signed with RS256; alg none, HS256 and the rest are refused here.
+	// 1. The token must be a compact JWS signed with one of Algorithms; alg none, HS256 and the rest are refused here,
+	// and so are NumericDate claims that are not integers.
 	jws, claims, err := parseToken(token)
 	if claims != nil {
 		r.Claims = claims
 	}
 	if err != nil {
-		return r.fail(CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS", StepToken,
-			"pass the ServiceAccount token itself (a JWT signed with RS256 by the cluster's service account key)",
+		return r.fail(CodeInvalidIdentityToken, MessageInvalid, StepToken,
+			"pass the ServiceAccount token itself (a JWT signed by the cluster's service account key with "+algorithmList+", integer exp/iat/nbf)",
 			"%v", err)
 	}
-	r.pass(StepToken, "RS256 JWT, kid %q, iss %q, sub %q, aud %q", claims.KeyID, claims.Issuer, claims.Subject, claims.Audience)
+	r.pass(StepToken, "%s JWT, kid %q, iss %q, sub %q, aud %q", claims.Algorithm, claims.KeyID, claims.Issuer, claims.Subject, claims.Audience)
 
 	// 2. STS looks the provider up by the token's iss: it must equal the provider URL exactly.
 	issuer := p.IssuerURL()
@@ -228,7 +240,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 	r.pass(StepProvider, "iss %q is the IAM OIDC provider %s", claims.Issuer, p.ARN)
 
 	// 3-5. Discovery document, its issuer, the key set.
-	pub := v.discover(ctx, r, issuer, p.Thumbprints)
+	pub := v.discover(ctx, r, issuer, p.Thumbprints, true)
 	if pub == nil {
 		return r
 	}
@@ -240,13 +252,13 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 		if claims.KeyID == "" {
 			return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepKey,
 				"publish a copy of the signing key without kid (legacyEmptyKID) for tokens from clusters older than Kubernetes 1.16",
-				"the token has no kid and %s has no RSA key without kid", pub.JWKSURI)
+				"the token has no kid and %s has no signing key without kid", pub.JWKSURI)
 		}
 		return r.fail(CodeInvalidIdentityToken, MessageNoKey, StepKey,
 			"publish the cluster's current service account public key (kid = base64url(SHA-256(PKIX DER))) in the JWKS",
-			"no RSA signing key with kid %q in %s (kids published: %q)", claims.KeyID, pub.JWKSURI, keyIDs(keys))
+			"no signing key with kid %q in %s (kids published: %q)", claims.KeyID, pub.JWKSURI, keyIDs(keys))
 	}
-	r.pass(StepKey, "%d RSA key(s) with kid %q", len(candidates), claims.KeyID)
+	r.pass(StepKey, "%d key(s) with kid %q", len(candidates), claims.KeyID)
 
 	// 7. The signature.
 	var payload []byte
@@ -256,24 +268,24 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 		}
 	}
 	if err != nil {
-		return r.fail(CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS", StepSignature,
+		return r.fail(CodeInvalidIdentityToken, MessageInvalid, StepSignature,
 			"sign tokens with the private key whose public half is published in the JWKS, and pass them unmodified",
-			"RS256 signature does not verify with the published key(s) for kid %q: %v", claims.KeyID, err)
+			"%s signature does not verify with the published key(s) for kid %q: %v", claims.Algorithm, claims.KeyID, err)
 	}
 	verified, err := parseClaims(payload)
 	if err != nil {
-		return r.fail(CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS", StepSignature,
+		return r.fail(CodeInvalidIdentityToken, MessageInvalid, StepSignature,
 			"pass a token whose claims are a JSON object with iss", "claims: %v", err)
 	}
-	verified.KeyID = claims.KeyID
+	verified.KeyID, verified.Algorithm = claims.KeyID, claims.Algorithm
 	claims, r.Claims = verified, verified
-	r.pass(StepSignature, "RS256 signature verifies")
+	r.pass(StepSignature, "%s signature verifies", claims.Algorithm)
 
 	// 8. Lifetime.
 	now := v.now()
 	switch {
 	case claims.Expiry.IsZero():
-		return r.fail(CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS", StepLifetime,
+		return r.fail(CodeInvalidIdentityToken, MessageInvalid, StepLifetime,
 			"use a token with an exp claim", "the token has no exp claim")
 	case now.After(claims.Expiry.Add(v.skew)):
 		return r.fail(CodeExpiredToken,
@@ -281,11 +293,11 @@ func (v *Verifier) Verify(ctx context.Context, token string, p Provider, trustPo
 			StepLifetime, "use a fresh token: the kubelet refreshes projected tokens, read the file again rather than caching it",
 			"exp %s is more than %s before now (%s)", claims.Expiry.UTC().Format(time.RFC3339), v.skew, now.UTC().Format(time.RFC3339))
 	case !claims.NotBefore.IsZero() && now.Add(v.skew).Before(claims.NotBefore):
-		return r.fail(CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS", StepLifetime,
+		return r.fail(CodeInvalidIdentityToken, MessageInvalid, StepLifetime,
 			"synchronize the clocks of the cluster and of the caller (NTP)",
 			"nbf %s is more than %s after now (%s)", claims.NotBefore.UTC().Format(time.RFC3339), v.skew, now.UTC().Format(time.RFC3339))
 	case !claims.IssuedAt.IsZero() && now.Add(v.skew).Before(claims.IssuedAt):
-		return r.fail(CodeInvalidIdentityToken, "The web identity token that was passed could not be validated by AWS", StepLifetime,
+		return r.fail(CodeInvalidIdentityToken, MessageInvalid, StepLifetime,
 			"synchronize the clocks of the cluster and of the caller (NTP)",
 			"iat %s is more than %s after now (%s)", claims.IssuedAt.UTC().Format(time.RFC3339), v.skew, now.UTC().Format(time.RFC3339))
 	}
@@ -327,10 +339,19 @@ type Issuer struct {
 	// DiscoveryIssuer is the issuer field of the discovery document.
 	DiscoveryIssuer string
 	JWKSURI         string
-	// Keys are the RSA signing keys of the JWKS, in published order.
+	// Keys are the signing keys of the JWKS (RSA and ECDSA), in published order.
 	Keys []jose.JSONWebKey
-	// Thumbprint is the IAM thumbprint (hex SHA-1) of the top certificate the issuer host served.
+	// Thumbprint is the IAM thumbprint (hex SHA-1) of the top certificate the JWKS host served.
 	Thumbprint string
+	// ThumbprintRequired is true when the JWKS host's certificate does not chain to a CA IAM trusts
+	// (Options.IAMTrustedRoots): STS then requires Thumbprint in the provider's thumbprint list.
+	ThumbprintRequired bool
+}
+
+// ThumbprintOK reports whether STS would accept the issuer's certificate with the provider's thumbprints: always when
+// the certificate chains to a CA IAM trusts, otherwise when the list names Thumbprint (case-insensitive).
+func (is *Issuer) ThumbprintOK(thumbprints []string) bool {
+	return !is.ThumbprintRequired || slices.ContainsFunc(thumbprints, func(t string) bool { return strings.EqualFold(t, is.Thumbprint) })
 }
 
 // Discover fetches issuerURL's discovery document and key set anonymously, as STS does, and checks that the
@@ -338,11 +359,12 @@ type Issuer struct {
 // `irsa doctor` uses it to check publication without a token.
 func (v *Verifier) Discover(ctx context.Context, issuerURL string) (*Issuer, *Result) {
 	r := &Result{}
-	return v.discover(ctx, r, issuerURL, nil), r
+	return v.discover(ctx, r, issuerURL, nil, false), r
 }
 
-// discover runs the discovery, issuer, thumbprint and JWKS steps, appending them to r.
-func (v *Verifier) discover(ctx context.Context, r *Result, issuer string, thumbprints []string) *Issuer {
+// discover runs the discovery, issuer, JWKS and thumbprint steps, appending them to r. With checkThumbprint, a
+// certificate STS would refuse with thumbprints fails the thumbprint step; without it the step only reports.
+func (v *Verifier) discover(ctx context.Context, r *Result, issuer string, thumbprints []string, checkThumbprint bool) *Issuer {
 	discoveryURL := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 	ddoc, cached, ferr := v.fetch(ctx, discoveryURL)
 	if ferr != nil {
@@ -366,16 +388,6 @@ func (v *Verifier) discover(ctx context.Context, r *Result, issuer string, thumb
 	}
 	r.pass(StepIssuer, "discovery document issuer %q equals the token's iss and the provider URL", disc.Issuer)
 
-	// Informational: IAM trusts well-known CAs itself and uses the thumbprints only for other CAs.
-	if ddoc.thumbprint != "" {
-		if slices.ContainsFunc(thumbprints, func(t string) bool { return strings.EqualFold(t, ddoc.thumbprint) }) {
-			r.pass(StepThumbprint, "the issuer's top certificate thumbprint %s is in the provider's list", ddoc.thumbprint)
-		} else {
-			r.pass(StepThumbprint, "informational: the issuer's top certificate thumbprint %s is not in the provider's list %q; IAM ignores thumbprints for issuers served with a certificate from a CA it trusts (such as S3's)",
-				ddoc.thumbprint, thumbprints)
-		}
-	}
-
 	if disc.JWKSURI == "" {
 		r.fail(CodeInvalidIdentityToken, MessageNoKey, StepJWKS,
 			"add jwks_uri to the discovery document", "discovery document %s has no jwks_uri", discoveryURL)
@@ -393,8 +405,36 @@ func (v *Verifier) discover(ctx context.Context, r *Result, issuer string, thumb
 		return nil
 	}
 	r.pass(StepJWKS, "fetched %s anonymously: %d key(s)%s%s", disc.JWKSURI, len(keys), skippedNote(skipped), cachedNote(cached))
-	return &Issuer{URL: issuer, DiscoveryURL: discoveryURL, DiscoveryIssuer: disc.Issuer, JWKSURI: disc.JWKSURI,
-		Keys: keys, Thumbprint: ddoc.thumbprint}
+	is := &Issuer{URL: issuer, DiscoveryURL: discoveryURL, DiscoveryIssuer: disc.Issuer, JWKSURI: disc.JWKSURI,
+		Keys: keys, Thumbprint: kdoc.thumbprint, ThumbprintRequired: kdoc.thumbprint != "" && !kdoc.chainTrusted}
+
+	// IAM trusts well-known CAs itself and consults the thumbprints only for a JWKS host whose certificate chains to
+	// another CA; then the top certificate of the served chain must be listed.
+	switch {
+	case kdoc.thumbprint == "":
+	case !is.ThumbprintRequired:
+		r.pass(StepThumbprint, "the certificate of %s chains to a CA IAM trusts: thumbprints are not consulted", hostOf(disc.JWKSURI))
+	case is.ThumbprintOK(thumbprints):
+		r.pass(StepThumbprint, "the certificate of %s does not chain to a CA IAM trusts; its top certificate's thumbprint %s is in the provider's list",
+			hostOf(disc.JWKSURI), kdoc.thumbprint)
+	case !checkThumbprint:
+		r.pass(StepThumbprint, "the certificate of %s does not chain to a CA IAM trusts: the provider's thumbprints must include %s, its top certificate's",
+			hostOf(disc.JWKSURI), kdoc.thumbprint)
+	default:
+		r.fail(CodeInvalidIdentityToken, MessageThumbprint, StepThumbprint,
+			fmt.Sprintf("add thumbprint %s to the IAM OIDC provider (irsa apply --only provider), or serve the issuer with a certificate from a CA IAM trusts", kdoc.thumbprint),
+			"the certificate of %s does not chain to a CA IAM trusts, and its top certificate's thumbprint %s is not in the provider's list %q",
+			hostOf(disc.JWKSURI), kdoc.thumbprint, thumbprints)
+		return nil
+	}
+	return is
+}
+
+func hostOf(u string) string {
+	if parsed, err := url.Parse(u); err == nil && parsed.Host != "" {
+		return parsed.Host
+	}
+	return u
 }
 
 func (r *Result) failFetch(step string, fe *fetchError, what string) *Result {

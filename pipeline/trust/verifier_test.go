@@ -3,15 +3,24 @@ package trust_test
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/irsa-anywhere/irsa/pipeline/trust"
 	"github.com/irsa-anywhere/irsa/pipeline/trust/trusttest"
@@ -40,7 +49,7 @@ func newFixture(t testing.TB) *fixture {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	return &fixture{
 		srv: srv, issuer: issuer, now: now, kid: trusttest.KeyID(t, &key.PublicKey),
-		provider: trust.Provider{URL: prefix, ARN: arn, ClientIDs: []string{audience}},
+		provider: trust.Provider{URL: prefix, ARN: arn, ClientIDs: []string{audience}, Thumbprints: []string{trust.Thumbprint(srv.Certificate())}},
 		policy:   trustPolicy(arn, prefix, "StringEquals", "system:serviceaccount:team-a:app"),
 		claims:   trusttest.ServiceAccountClaims(issuer, "team-a", "app", audience, now.Add(-time.Minute)),
 	}
@@ -81,12 +90,15 @@ func TestVerify(t *testing.T) {
 	mismatchIssuer := f.srv.Publish(t, trusttest.Issuer{Name: "mismatch", Keys: []crypto.PublicKey{&key.PublicKey}, DiscoveryIssuer: "https://elsewhere.example"})
 	legacyIssuer := f.srv.Publish(t, trusttest.Issuer{Name: "legacy", Keys: []crypto.PublicKey{&key.PublicKey}, LegacyEmptyKID: true})
 	closed := closedPortURL(t)
+	p256, p384, p521 := trusttest.ECKey(t, elliptic.P256()), trusttest.ECKey(t, elliptic.P384()), trusttest.ECKey(t, elliptic.P521())
+	foreignEC := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	ecIssuer := f.srv.Publish(t, trusttest.Issuer{Name: "ec", Keys: []crypto.PublicKey{&p256.PublicKey, &p384.PublicKey, &p521.PublicKey}})
 
 	// providerFor returns f's provider and policy moved to another issuer URL.
 	providerFor := func(issuer string) (trust.Provider, string) {
 		prefix := trust.ConditionKeyPrefix(issuer)
 		arn := "arn:aws:iam::123456789012:oidc-provider/" + prefix
-		return trust.Provider{URL: issuer, ARN: arn, ClientIDs: []string{audience}},
+		return trust.Provider{URL: issuer, ARN: arn, ClientIDs: []string{audience}, Thumbprints: f.provider.Thumbprints},
 			trustPolicy(arn, prefix, "StringEquals", "system:serviceaccount:team-a:app")
 	}
 	onIssuer := func(issuer string) map[string]any { return trusttest.With(f.claims, "iss", issuer) }
@@ -130,6 +142,18 @@ func TestVerify(t *testing.T) {
 		{name: "issuer unreachable", token: trusttest.Sign(t, key, f.kid, onIssuer(closed)), issuer: closed, wantCode: trust.CodeIDPCommunicationError, wantStep: trust.StepDiscovery},
 		{name: "no kid, legacy empty-kid key published", token: trusttest.Sign(t, key, "", onIssuer(legacyIssuer)), issuer: legacyIssuer},
 		{name: "no kid, no empty-kid key", token: trusttest.Sign(t, key, "", f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepKey},
+		{name: "RS384", token: trusttest.SignWith(t, key, jose.RS384, f.kid, f.claims)},
+		{name: "RS512", token: trusttest.SignWith(t, key, jose.RS512, f.kid, f.claims)},
+		{name: "ES256 (P-256 key)", token: trusttest.SignWith(t, p256, jose.ES256, kidOf(t, &p256.PublicKey), onIssuer(ecIssuer)), issuer: ecIssuer},
+		{name: "ES384 (P-384 key)", token: trusttest.SignWith(t, p384, jose.ES384, kidOf(t, &p384.PublicKey), onIssuer(ecIssuer)), issuer: ecIssuer},
+		{name: "ES512 (P-521 key)", token: trusttest.SignWith(t, p521, jose.ES512, kidOf(t, &p521.PublicKey), onIssuer(ecIssuer)), issuer: ecIssuer},
+		{name: "ES256 signed by a foreign P-256 key", token: trusttest.SignWith(t, foreignEC, jose.ES256, kidOf(t, &p256.PublicKey), onIssuer(ecIssuer)), issuer: ecIssuer, wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepSignature},
+		{name: "ES256 token with the kid of an RSA key", token: trusttest.SignWith(t, p256, jose.ES256, f.kid, f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepSignature},
+		{name: "PS256 (STS refuses RSA-PSS)", token: trusttest.SignWith(t, key, jose.PS256, f.kid, f.claims), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepToken},
+		{name: "exp with a fraction", token: trusttest.SignPayload(t, key, jose.RS256, f.kid, rawClaims(t, f.claims, "exp", fmt.Sprintf("%d.5", f.now.Add(time.Hour).Unix()))), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepToken},
+		{name: "iat in exponent notation", token: trusttest.SignPayload(t, key, jose.RS256, f.kid, rawClaims(t, f.claims, "iat", "1.7e9")), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepToken},
+		{name: "nbf as a string", token: trusttest.SignPayload(t, key, jose.RS256, f.kid, rawClaims(t, f.claims, "nbf", fmt.Sprintf("%q", fmt.Sprint(f.now.Unix())))), wantCode: trust.CodeInvalidIdentityToken, wantStep: trust.StepToken},
+		{name: "aud as a single string", token: trusttest.Sign(t, key, f.kid, trusttest.With(f.claims, "aud", audience))},
 	}
 	v := f.verifier(0)
 	for _, c := range cases {
@@ -192,32 +216,104 @@ func TestVerifyCachesDocuments(t *testing.T) {
 	}
 }
 
-// TestVerifyReportsThumbprint checks the informational thumbprint step against the test server's certificate.
-func TestVerifyReportsThumbprint(t *testing.T) {
+// TestVerifyThumbprint checks when STS consults the provider's thumbprints (the JWKS host's certificate does not
+// chain to a CA IAM trusts) and which certificate's fingerprint counts (the top of the chain the host serves: here an
+// intermediate, neither the leaf nor the root).
+func TestVerifyThumbprint(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	token := trusttest.Sign(t, trusttest.Key(t, 0), f.kid, f.claims)
-	want := trust.Thumbprint(f.srv.Certificate())
-	for _, tc := range []struct {
+	chain := newChain(t)
+	srv := trusttest.NewServerWithCertificate(t, &chain.served)
+	key := trusttest.Key(t, 0)
+	issuer := srv.Publish(t, trusttest.Issuer{Name: "chained", Keys: []crypto.PublicKey{&key.PublicKey}})
+	prefix := trust.ConditionKeyPrefix(issuer)
+	arn := "arn:aws:iam::123456789012:oidc-provider/" + prefix
+	policy := trustPolicy(arn, prefix, "StringEquals", "system:serviceaccount:team-a:app")
+	token := trusttest.Sign(t, key, trusttest.KeyID(t, &key.PublicKey), trusttest.ServiceAccountClaims(issuer, "team-a", "app", audience, time.Now()))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: chain.rootPool}}}
+	iamTrusts := chain.rootPool
+	otherCA := x509.NewCertPool()
+	otherCA.AddCert(newChain(t).root)
+
+	top, leaf, root := trust.Thumbprint(chain.intermediate), trust.Thumbprint(chain.leaf), trust.Thumbprint(chain.root)
+	cases := []struct {
+		name        string
+		iamRoots    *x509.CertPool
 		thumbprints []string
-		wantInList  bool
-	}{{nil, false}, {[]string{strings.ToUpper(want)}, true}} {
-		p := f.provider
-		p.Thumbprints = tc.thumbprints
-		res := f.verifier(-1).Verify(context.Background(), token, p, f.policy)
-		if !res.OK() {
-			t.Fatalf("verify: %v", res.Err())
-		}
-		var step *trust.Step
-		for i := range res.Steps {
-			if res.Steps[i].Name == trust.StepThumbprint {
-				step = &res.Steps[i]
-			}
-		}
-		if step == nil || !strings.Contains(step.Message, want) || strings.Contains(step.Message, "not in") == tc.wantInList {
-			t.Fatalf("thumbprints %q: thumbprint step %+v, want it to name %s (in list: %v)", tc.thumbprints, step, want, tc.wantInList)
-		}
+		wantCode    string
+	}{
+		{name: "chains to a CA IAM trusts: thumbprints not consulted", iamRoots: iamTrusts, thumbprints: []string{"0000000000000000000000000000000000000000"}},
+		{name: "chains to a CA IAM trusts, no thumbprints", iamRoots: iamTrusts},
+		{name: "private CA, top certificate's thumbprint listed", iamRoots: otherCA, thumbprints: []string{"0000000000000000000000000000000000000000", top}},
+		{name: "private CA, thumbprint listed in upper case", iamRoots: otherCA, thumbprints: []string{strings.ToUpper(top)}},
+		{name: "private CA, only the leaf's thumbprint", iamRoots: otherCA, thumbprints: []string{leaf}, wantCode: trust.CodeInvalidIdentityToken},
+		{name: "private CA, only the root's thumbprint (not served)", iamRoots: otherCA, thumbprints: []string{root}, wantCode: trust.CodeInvalidIdentityToken},
+		{name: "private CA, no thumbprints", iamRoots: otherCA, wantCode: trust.CodeInvalidIdentityToken},
 	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			v := trust.New(trust.Options{HTTPClient: client, IAMTrustedRoots: c.iamRoots, CacheTTL: -1})
+			p := trust.Provider{URL: prefix, ARN: arn, ClientIDs: []string{audience}, Thumbprints: c.thumbprints}
+			res := v.Verify(context.Background(), token, p, policy)
+			if res.Code != c.wantCode {
+				t.Fatalf("code %q, want %q:\n%s", res.Code, c.wantCode, steps(res))
+			}
+			if c.wantCode != "" && (res.Failed().Name != trust.StepThumbprint || res.Message != trust.MessageThumbprint || !strings.Contains(res.Failed().Fix, top)) {
+				t.Fatalf("want the thumbprint step to fail with STS's message and a fix naming %s:\n%s (message %q)", top, steps(res), res.Message)
+			}
+			is, dres := v.Discover(context.Background(), issuer)
+			if !dres.OK() || is.Thumbprint != top || is.ThumbprintOK(c.thumbprints) != (c.wantCode == "") {
+				t.Fatalf("discover: %+v (thumbprint ok %v), want thumbprint %s and ok %v:\n%s", is, is.ThumbprintOK(c.thumbprints), top, c.wantCode == "", steps(dres))
+			}
+		})
+	}
+}
+
+// certChain is a root CA, an intermediate it signed and a leaf for 127.0.0.1 the intermediate signed; the server
+// sends the leaf and the intermediate, as a server behind a private CA usually does.
+type certChain struct {
+	root, intermediate, leaf *x509.Certificate
+	served                   tls.Certificate
+	rootPool                 *x509.CertPool
+}
+
+func newChain(t *testing.T) certChain {
+	t.Helper()
+	mk := func(tmpl, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, crypto.Signer) {
+		key := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der := must(x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey))
+		return must(x509.ParseCertificate(der)), key
+	}
+	now := time.Now()
+	ca := func(serial int64, name string) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, NotBefore: now.Add(-time.Hour),
+			NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	}
+	root, rootKey := mk(ca(1, "irsa test root"), nil, nil)
+	inter, interKey := mk(ca(2, "irsa test intermediate"), root, rootKey)
+	leaf, leafKey := mk(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}, inter, interKey)
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	return certChain{root: root, intermediate: inter, leaf: leaf, rootPool: pool,
+		served: tls.Certificate{Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: leafKey, Leaf: leaf}}
+}
+
+func kidOf(t *testing.T, key crypto.PublicKey) string { return trusttest.KeyID(t, key) }
+
+// rawClaims is claims as JSON with key set to the literal JSON text value.
+func rawClaims(t *testing.T, claims map[string]any, key, value string) []byte {
+	t.Helper()
+	m := map[string]json.RawMessage{}
+	for k, v := range claims {
+		m[k] = must(json.Marshal(v))
+	}
+	m[key] = json.RawMessage(value)
+	return must(json.Marshal(m))
 }
 
 func steps(res *trust.Result) string {

@@ -5,10 +5,14 @@ package trusttest
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,11 +38,32 @@ type route struct {
 	body   []byte
 }
 
-// NewServer starts a TLS server that answers 404 until routes are set; it stops when the test ends.
+// NewServer starts a TLS server that answers 404 until routes are set; it stops when the test ends. Its certificate
+// is httptest's self-signed one, which chains to no CA IAM trusts.
 func NewServer(tb testing.TB) *Server {
+	return NewServerWithCertificate(tb, nil)
+}
+
+// NewServerWithCertificate is NewServer serving cert (leaf first, then the intermediates the server sends); nil means
+// httptest's certificate. Its Client trusts the leaf.
+func NewServerWithCertificate(tb testing.TB, cert *tls.Certificate) *Server {
+	return NewServerOn(tb, nil, cert)
+}
+
+// NewServerOn is NewServerWithCertificate listening on l (nil: a loopback port), for issuers that containers reach
+// on a Docker network's gateway address.
+func NewServerOn(tb testing.TB, l net.Listener, cert *tls.Certificate) *Server {
 	tb.Helper()
 	s := &Server{routes: map[string]route{}, hits: map[string]int{}}
-	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if l != nil {
+		_ = s.Server.Listener.Close()
+		s.Server.Listener = l
+	}
+	if cert != nil {
+		s.Server.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	}
+	s.Server.StartTLS()
 	tb.Cleanup(s.Close)
 	return s
 }
@@ -146,6 +171,27 @@ func Key(tb testing.TB, i int) *rsa.PrivateKey {
 	return keyPool[i]
 }
 
+var (
+	ecMu   sync.Mutex
+	ecPool = map[elliptic.Curve]*ecdsa.PrivateKey{}
+)
+
+// ECKey returns the test ECDSA key of the process on curve (P-256, P-384 or P-521), generated once.
+func ECKey(tb testing.TB, curve elliptic.Curve) *ecdsa.PrivateKey {
+	tb.Helper()
+	ecMu.Lock()
+	defer ecMu.Unlock()
+	if k := ecPool[curve]; k != nil {
+		return k
+	}
+	k, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		tb.Fatalf("generate ECDSA key: %v", err)
+	}
+	ecPool[curve] = k
+	return k
+}
+
 // KeyID is documents.KeyID, failing the test on error.
 func KeyID(tb testing.TB, key crypto.PublicKey) string {
 	tb.Helper()
@@ -175,15 +221,28 @@ func ServiceAccountClaims(issuer, namespace, name, audience string, now time.Tim
 // Sign returns a compact RS256 JWS of claims with kid in its header (none when kid is empty).
 func Sign(tb testing.TB, key *rsa.PrivateKey, kid string, claims map[string]any) string {
 	tb.Helper()
+	return SignWith(tb, key, jose.RS256, kid, claims)
+}
+
+// SignWith returns a compact JWS of claims signed by key with alg (RS256/384/512 and PS256 for an RSA key,
+// ES256/384/512 for an ECDSA key on the matching curve).
+func SignWith(tb testing.TB, key crypto.Signer, alg jose.SignatureAlgorithm, kid string, claims map[string]any) string {
+	tb.Helper()
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return SignPayload(tb, key, alg, kid, payload)
+}
+
+// SignPayload signs payload as it is, for claims json.Marshal would not write (1.7e9, 1700000000.5).
+func SignPayload(tb testing.TB, key crypto.Signer, alg jose.SignatureAlgorithm, kid string, payload []byte) string {
+	tb.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
 	if kid != "" {
 		opts = opts.WithHeader("kid", kid)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	payload, err := json.Marshal(claims)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
