@@ -123,7 +123,7 @@ func runScenario(t *testing.T, signingKey string) {
 	})
 
 	step("apply", func(t *testing.T) {
-		r := mustIrsa(t, "irsa apply (all stages)", "apply")
+		r := mustIrsa(t, "irsa apply (all stages)", "apply", "-v=1") // -v=1: the verify stage's steps, timed
 		t.Logf("%s%s", r.Stderr, r.Stdout)
 		for _, s := range []string{"keys", "issuer", "provider", "apiserver", "webhook", "bindings", "verify"} {
 			if !strings.Contains(r.Stderr, "✓ "+s) { // progress is on stderr

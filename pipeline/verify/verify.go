@@ -255,8 +255,11 @@ func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 	}
 	// A pod created before the webhook is in the admission path runs without credentials (the webhook fails
 	// open): wait until a dry run shows the injection, and let the report name the failure if it never comes.
+	injectStart := time.Now()
 	if err := bindings.WaitInjected(ctx, s.client, s.opts.Namespace, s.opts.ServiceAccount, roleARN, injectionTimeout); err != nil {
 		s.log.Warn("verify: injection not seen before the pod", "error", err)
+	} else {
+		s.log.Info("verify: the webhook injects", "waited", time.Since(injectStart).Round(time.Millisecond))
 	}
 	want, err := s.pod(ctx)
 	if err != nil {
@@ -267,12 +270,14 @@ func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 		return nil, changes, fmt.Errorf("verify: create pod in %s: %w", s.opts.Namespace, err)
 	}
 	changes = append(changes, stage.Change{Action: stage.Create, Kind: "pod", Name: created.Namespace + "/" + created.Name})
-	s.log.Debug("verify: pod created", "pod", created.Name, "node", created.Spec.NodeName)
+	s.log.Info("verify: pod created", "pod", created.Name, "node", created.Spec.NodeName)
 
+	podStart := time.Now()
 	pod, waitErr := s.waitPod(ctx, created.Name)
 	if pod == nil {
 		pod = created
 	}
+	s.log.Info("verify: pod finished", "pod", created.Name, "phase", pod.Status.Phase, "duration", time.Since(podStart).Round(time.Millisecond))
 	logs := ""
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		if logs, err = s.podLogs(ctx, pod.Namespace, pod.Name, ContainerName); err != nil {
