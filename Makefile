@@ -76,4 +76,4 @@ fuzz-short:
 dagger-check:
 	hack/dagger/check.sh
 
-check: deps lint test test-docker dagger-check e2e
+check: deps lint test fuzz-short test-docker dagger-check e2e
