@@ -140,6 +140,9 @@ func (s *Stage) nodePod(op, node string, key *keySecret, timeout time.Duration, 
 			}},
 		},
 	}
+	for _, ps := range s.opts.ImagePullSecrets {
+		pod.Spec.ImagePullSecrets = append(pod.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: ps})
+	}
 	if s.opts.Namespace == "kube-system" {
 		// The priority admission plugin allows the system classes in kube-system only.
 		pod.Spec.PriorityClassName = "system-node-critical"

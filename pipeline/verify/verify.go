@@ -77,6 +77,8 @@ type Options struct {
 	// Image default config.DefaultVerifyImage; Command default DefaultCommand.
 	Image   string
 	Command []string
+	// ImagePullSecrets name Secrets in Namespace the Job's pod pulls Image with (a private mirror).
+	ImagePullSecrets []string
 	// Audience the projected token must carry, default config.DefaultAudience.
 	Audience string
 	// PolicyARN attached to the verify role, default S3ReadOnlyPolicyARN.
@@ -146,6 +148,11 @@ func New(client kubernetes.Interface, roles Roles, opts Options, log *slog.Logge
 	}
 	if err := (bindings.Binding{Namespace: opts.Namespace, ServiceAccount: opts.ServiceAccount}).ValidateNames(); err != nil {
 		errs = append(errs, fmt.Errorf("verify: %w", err))
+	}
+	for _, ps := range opts.ImagePullSecrets {
+		if err := config.ValidateDNS1123Subdomain("image pull secret", ps); err != nil {
+			errs = append(errs, fmt.Errorf("verify: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -302,6 +309,10 @@ func (s *Stage) job() *batchv1.Job {
 		mounts = append(mounts, corev1.VolumeMount{Name: "ca", MountPath: CAMountPath, ReadOnly: true})
 	}
 	deadline := int64(s.opts.Timeout / time.Second)
+	var pullSecrets []corev1.LocalObjectReference
+	for _, ps := range s.opts.ImagePullSecrets {
+		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: ps})
+	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: s.opts.ServiceAccount + "-", Namespace: s.opts.Namespace, Labels: s.labels()},
 		Spec: batchv1.JobSpec{
@@ -313,6 +324,7 @@ func (s *Stage) job() *batchv1.Job {
 				Spec: corev1.PodSpec{
 					ServiceAccountName: s.opts.ServiceAccount,
 					RestartPolicy:      corev1.RestartPolicyNever,
+					ImagePullSecrets:   pullSecrets,
 					// The token file must be readable whatever user the image runs as.
 					SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To[int64](65532)},
 					Containers: []corev1.Container{{
