@@ -411,6 +411,9 @@ func TestBadInputFailsBeforeAnyWrite(t *testing.T) {
 		{"garbage key", []string{"apply", "--public-key", garbage}, "no PEM public key found"},
 		{"cluster type", []string{"apply", "--cluster-type", "gke"}, `cluster type "gke": must be one of`},
 		{"output", []string{"apply", "-o", "yaml"}, `output "yaml": must be text or json`},
+		{"image registry", []string{"apply", "--image-registry", "https://mirror.example"}, `image registry "https://mirror.example": give host[:port][/path] without a scheme`},
+		{"image pull secret", []string{"apply", "--image-pull-secret", "Mirror_Creds"}, `image pull secret "Mirror_Creds"`},
+		{"webhook image", []string{"apply", "--webhook-image", "Public.ecr.aws/x:"}, `webhook image "Public.ecr.aws/x:"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

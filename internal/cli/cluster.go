@@ -81,7 +81,7 @@ func (c *clusterClients) stages(a *app) []stage.Stage {
 	cfg := a.cfg
 	wh, whErr := webhook.New(c.client, webhook.Options{
 		ClusterName: cfg.ClusterName, Image: cfg.Webhook.Image, Audience: cfg.Audience, Region: cfg.Region,
-		Replicas: cfg.Webhook.Replicas, Wait: true,
+		Replicas: cfg.Webhook.Replicas, Wait: true, ImagePullSecrets: cfg.Images.PullSecrets,
 	}, a.log)
 	var whStage stage.Stage = wh
 	if whErr != nil {
@@ -102,7 +102,7 @@ func (c *clusterClients) verifyStage(a *app, keep bool) (*verify.Stage, error) {
 	opts := verify.Options{
 		ClusterName: cfg.ClusterName, Bucket: cfg.Bucket, Image: cfg.Verify.Image, Command: cfg.Verify.Command,
 		Audience: cfg.Audience, STSEndpoint: firstNonEmpty(cfg.Verify.PodSTSEndpointURL, cfg.Verify.PodEndpointURL),
-		S3Endpoint: cfg.Verify.PodEndpointURL, Keep: keep,
+		S3Endpoint: cfg.Verify.PodEndpointURL, Keep: keep, ImagePullSecrets: cfg.Images.PullSecrets,
 	}
 	if len(opts.Command) == 0 && cfg.Verify.Image == cfg.Image {
 		opts.Command = verify.ProbeCommand
@@ -130,7 +130,8 @@ func (s *apiserverStage) Name() string { return stage.APIServer }
 func (s *apiserverStage) build() (*apiserver.Stage, error) {
 	opts := apiserver.Options{
 		IssuerURL: s.cfg.IssuerURL, Audience: s.cfg.Audience, ClusterType: s.cfg.ClusterType, Image: s.cfg.Image,
-		ClusterName: s.cfg.ClusterName, Logger: s.a.log,
+		ImagePullSecrets: s.cfg.Images.PullSecrets,
+		ClusterName:      s.cfg.ClusterName, Logger: s.a.log,
 	}
 	switch s.cfg.SigningKey {
 	case "cluster":

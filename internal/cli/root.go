@@ -77,6 +77,7 @@ type globalOptions struct {
 	podSTSEndpoint string
 	podCABundle    string
 	verbose        bool
+	images         imageFlags
 
 	flags  *pflag.FlagSet
 	stdout io.Writer
@@ -129,6 +130,8 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint pods use in the verify Job (default --pod-aws-endpoint-url; the strict STS gate)")
 	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify Job trusts for the pod endpoints")
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging on stderr")
+	g.images.add(f)
+	setVersionFlag(root)
 
 	root.AddCommand(
 		newKeysCommand(g),
@@ -139,6 +142,8 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 		newStatusCommand(g),
 		newBindCommand(g),
 		newUnbindCommand(g),
+		newVersionCommand(g),
+		newImagesCommand(g),
 	)
 	for _, extra := range extraCommands {
 		root.AddCommand(extra(g))
@@ -198,6 +203,9 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 		c.Region = firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
 	}
 	c.Defaults()
+	if err := g.images.apply(g.flags, c); err != nil {
+		return c, err
+	}
 	return c, c.Validate()
 }
 
