@@ -176,3 +176,15 @@ func (s ImageSet) References() []string {
 	slices.Sort(refs)
 	return slices.Compact(refs)
 }
+
+// Deployed lists, each once and sorted, the images a cluster of clusterType pulls: the irsa image runs on the nodes
+// of kubeadm clusters only (kind and EKS Anywhere configure the apiserver themselves, "external" is left alone),
+// unless the verify Job runs it. An empty clusterType is detected at apply time, so it lists them all.
+func (s ImageSet) Deployed(clusterType string) []string {
+	if clusterType == "" || clusterType == "kubeadm" || s.Verify == s.Irsa {
+		return s.References()
+	}
+	refs := []string{s.Webhook, s.Verify}
+	slices.Sort(refs)
+	return slices.Compact(refs)
+}

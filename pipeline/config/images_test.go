@@ -162,3 +162,23 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+func TestDeployedByClusterType(t *testing.T) {
+	t.Parallel()
+	s := ImageSet{Irsa: "r/irsa:v1", Webhook: "r/webhook:v1", Verify: "r/aws-cli:2"}
+	for _, tc := range []struct {
+		clusterType string
+		set         ImageSet
+		want        []string
+	}{
+		{"", s, []string{"r/aws-cli:2", "r/irsa:v1", "r/webhook:v1"}},
+		{"kubeadm", s, []string{"r/aws-cli:2", "r/irsa:v1", "r/webhook:v1"}},
+		{"kind", s, []string{"r/aws-cli:2", "r/webhook:v1"}},
+		{"eks-anywhere", s, []string{"r/aws-cli:2", "r/webhook:v1"}},
+		{"eks-anywhere", ImageSet{Irsa: "r/irsa:v1", Webhook: "r/webhook:v1", Verify: "r/irsa:v1"}, []string{"r/irsa:v1", "r/webhook:v1"}},
+	} {
+		if got := tc.set.Deployed(tc.clusterType); !slices.Equal(got, tc.want) {
+			t.Errorf("Deployed(%q) of %+v = %q, want %q", tc.clusterType, tc.set, got, tc.want)
+		}
+	}
+}
