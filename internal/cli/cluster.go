@@ -130,8 +130,7 @@ func (s *apiserverStage) Name() string { return stage.APIServer }
 func (s *apiserverStage) build() (*apiserver.Stage, error) {
 	opts := apiserver.Options{
 		IssuerURL: s.cfg.IssuerURL, Audience: s.cfg.Audience, ClusterType: s.cfg.ClusterType, Image: s.cfg.Image,
-		ImagePullSecrets: s.cfg.Images.PullSecrets,
-		ClusterName:      s.cfg.ClusterName, Logger: s.a.log,
+		ClusterName: s.cfg.ClusterName, Logger: s.a.log, ImagePullSecrets: s.cfg.Images.PullSecrets,
 	}
 	switch s.cfg.SigningKey {
 	case "cluster":
