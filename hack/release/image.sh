@@ -15,7 +15,10 @@ binary() { # binary GOARCH: the path goreleaser built for linux/GOARCH
 }
 amd64=$(binary amd64)
 arm64=$(binary arm64)
-[ -n "$amd64" ] && [ -n "$arm64" ] || { echo "image: no linux binaries in $dist/artifacts.json" >&2; exit 1; }
+if [ -z "$amd64" ] || [ -z "$arm64" ]; then
+	echo "image: no linux binaries in $dist/artifacts.json" >&2
+	exit 1
+fi
 
 native=$(binary "$(go env GOARCH)")
 ref=$("$native" version -o json | jq -r .images.irsa)
