@@ -18,7 +18,6 @@ import (
 
 	"github.com/irsa-anywhere/irsa/internal/ociimage"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
-	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // KubernetesVersion is the version of the control-plane binaries and image tags.
@@ -42,6 +41,11 @@ const (
 	PauseRef   = "registry.k8s.io/pause:3.10.2"
 	EtcdRef    = "registry.k8s.io/etcd:3.7.0-0"
 	HTTPGetRef = "irsa.local/e2e/httpget:v1"
+	// IrsaRef and WebhookRef are e2e-only names under a registry that does not exist: irsa gets them with --image,
+	// --verify-image and --webhook-image. Built under the default names, a scenario would pass on a cluster that
+	// never pulled a default, which is how a default pointing nowhere went unnoticed.
+	IrsaRef    = "irsa.local/e2e/irsa:e2e"
+	WebhookRef = "irsa.local/e2e/amazon-eks-pod-identity-webhook:e2e"
 )
 
 // ClusterNames are the images the host node runs: kubeadm's control plane, etcd and pause. kube-proxy runs as a
@@ -187,7 +191,7 @@ func spec(ctx context.Context, o Options, name string) (ociimage.Spec, error) {
 			return ociimage.Spec{}, err
 		}
 		// Same layout as the upstream image: the deployment runs /webhook.
-		return ociimage.Spec{Ref: config.DefaultWebhookImage, Files: []ociimage.File{{Path: "/webhook", Source: p}}, Entrypoint: []string{"/webhook"}}, nil
+		return ociimage.Spec{Ref: WebhookRef, Files: []ociimage.File{{Path: "/webhook", Source: p}}, Entrypoint: []string{"/webhook"}}, nil
 	case Pause:
 		p, err := goBuild(ctx, o, "./e2e/images/pause", "pause")
 		if err != nil {
@@ -207,7 +211,7 @@ func spec(ctx context.Context, o Options, name string) (ociimage.Spec, error) {
 		}
 		// The node pod runs apiserver.BinaryPath (/usr/local/bin/irsa) as root by its own securityContext; the verify Job runs
 		// the probe subcommand as the image's user, nonroot like `make image`'s.
-		return ociimage.Spec{Ref: config.DefaultIrsaImage, Files: []ociimage.File{{Path: apiserver.BinaryPath, Source: p}}, Entrypoint: []string{apiserver.BinaryPath}, User: "65532:65532"}, nil
+		return ociimage.Spec{Ref: IrsaRef, Files: []ociimage.File{{Path: apiserver.BinaryPath, Source: p}}, Entrypoint: []string{apiserver.BinaryPath}, User: "65532:65532"}, nil
 	}
 	return ociimage.Spec{}, fmt.Errorf("unknown image %q: want one of %s", name, strings.Join(AllNames(), ", "))
 }

@@ -54,8 +54,11 @@ type Env struct {
 	Timings     []Phase
 	// ExtraFlags are added to every irsa command line, such as a signing key mode.
 	ExtraFlags []string
-	log        *slog.Logger
-	root       string
+	// WebhookImage is the webhook image built for the cluster (images.WebhookRef on the host cluster); empty means
+	// the default, pulled from upstream's registry (kind on GitHub).
+	WebhookImage string
+	log          *slog.Logger
+	root         string
 }
 
 // Time records how long a step took.
@@ -112,6 +115,7 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	names := []string{images.Irsa}
 	if sel.Cluster == "host" {
 		names = append(append(names, images.Webhook), images.ClusterNames()...)
+		e.WebhookImage = images.WebhookRef
 	}
 	imgs, err := images.Build(ctx, images.Options{RepoRoot: e.root}, names...)
 	if err != nil {
@@ -200,8 +204,8 @@ func (e *Env) Flags() []string {
 	f := []string{
 		"--cluster-name", e.ClusterName, "--region", aws.Region(), "--bucket", e.Bucket, "--issuer-url", e.IssuerURL,
 		"--kubeconfig", c.Kubeconfig(), "--cluster-type", c.Type(),
-		"--image", config.DefaultIrsaImage, "--verify-image", config.DefaultIrsaImage,
 	}
+	f = append(f, imageFlags(e.WebhookImage)...)
 	if aws.Endpoint() != "" {
 		f = append(f, "--aws-endpoint-url", aws.Endpoint(), "--pod-aws-endpoint-url", aws.PodEndpoint())
 	}
@@ -209,6 +213,16 @@ func (e *Env) Flags() []string {
 		f = append(f, "--ca-bundle", aws.CAFile(), "--pod-ca-bundle", aws.CAFile())
 	}
 	return append(f, e.ExtraFlags...)
+}
+
+// imageFlags name the images the scenario built, under e2e-only names, so irsa never deploys a default reference
+// that was built here instead of pulled.
+func imageFlags(webhookImage string) []string {
+	f := []string{"--image", images.IrsaRef, "--verify-image", images.IrsaRef}
+	if webhookImage != "" {
+		f = append(f, "--webhook-image", webhookImage)
+	}
+	return f
 }
 
 // Result is one irsa run.

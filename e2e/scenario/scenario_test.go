@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/irsa-anywhere/irsa/e2e/images"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/bindings"
@@ -314,7 +315,7 @@ func runProbeJob(ctx context.Context, t *testing.T, e *Env, name, sa string) (*c
 			Spec: corev1.PodSpec{
 				ServiceAccountName: sa, RestartPolicy: corev1.RestartPolicyNever,
 				SecurityContext: &corev1.PodSecurityContext{FSGroup: &fsGroup},
-				Containers: []corev1.Container{{Name: "probe", Image: config.DefaultIrsaImage, ImagePullPolicy: corev1.PullIfNotPresent,
+				Containers: []corev1.Container{{Name: "probe", Image: images.IrsaRef, ImagePullPolicy: corev1.PullIfNotPresent,
 					Command: verify.ProbeCommand, Env: env, VolumeMounts: mounts}},
 				Volumes: volumes,
 			},

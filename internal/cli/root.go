@@ -90,6 +90,7 @@ type globalOptions struct {
 	podCABundle    string
 	verbosity      int
 	quiet          bool
+	images         imageFlags
 
 	// flags is the running command's flag set, to tell set flags from defaults.
 	flags  *pflag.FlagSet
@@ -126,6 +127,7 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 	f.IntVarP(&g.verbosity, "verbose", "v", 0, "log level on stderr: 0 warnings, 1-2 progress details, 3 and up debug (-v alone is 4)")
 	f.Lookup("verbose").NoOptDefVal = "4"
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print no progress, only results and errors")
+	setVersionFlag(root)
 
 	root.AddCommand(
 		newKeysCommand(g),
@@ -136,6 +138,8 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 		newStatusCommand(g),
 		newBindCommand(g),
 		newUnbindCommand(g),
+		newVersionCommand(g),
+		newImagesCommand(g),
 	)
 	for _, extra := range extraCommands {
 		root.AddCommand(extra(g))
@@ -170,6 +174,7 @@ func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
 	f.StringVar(&g.podEndpoint, "pod-aws-endpoint-url", "", "AWS endpoint pods use in the verify pod (emulators)")
 	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint the verify pod uses (default --pod-aws-endpoint-url; the strict STS gate)")
 	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify pod trusts for the pod endpoints")
+	g.images.add(f)
 }
 
 // addOnlyFlag registers --only on the commands that run stages.
@@ -246,6 +251,7 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 	if g.flags.Changed("thumbprint") {
 		c.Thumbprints = g.thumbprints
 	}
+	g.images.set(g.flags, c)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid flags:\n  %s", strings.Join(errs, "\n  "))
 	}

@@ -7,6 +7,7 @@ package ociimage
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"io/fs"
@@ -50,6 +51,8 @@ type Spec struct {
 	WorkingDir string
 	// Labels are the image config's labels.
 	Labels map[string]string
+	// Architecture is the GOARCH the files are built for (the image is for linux); empty means this machine's.
+	Architecture string
 }
 
 // Validate checks the spec before anything is written.
@@ -97,7 +100,7 @@ func Image(spec Spec) (v1.Image, error) {
 		return nil, fmt.Errorf("image %s: config: %w", spec.Ref, err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.OS, cf.Architecture = "linux", cmp.Or(spec.Architecture, runtime.GOARCH)
 	cf.Config.Entrypoint = spec.Entrypoint
 	cf.Config.Cmd = spec.Cmd
 	cf.Config.User = spec.User

@@ -132,6 +132,9 @@ func (s kubeadm) nodePod(op, nodeName string, key *keySecret, timeout time.Durat
 			}},
 		},
 	}
+	for _, ps := range s.opts.ImagePullSecrets {
+		pod.Spec.ImagePullSecrets = append(pod.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: ps})
+	}
 	if s.opts.Namespace == "kube-system" {
 		// The priority admission plugin allows the system classes in kube-system only.
 		pod.Spec.PriorityClassName = "system-node-critical"

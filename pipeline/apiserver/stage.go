@@ -38,6 +38,8 @@ type Options struct {
 	ClusterType string
 	// Image runs the node subcommand on kubeadm nodes. Default config.DefaultIrsaImage.
 	Image string
+	// ImagePullSecrets name Secrets in Namespace the node pods pull Image with (a private mirror).
+	ImagePullSecrets []string
 	// SigningKey is a PEM private key the apiserver must sign tokens with (kubeadm only), installed on every
 	// control-plane node; nil keeps the cluster's own key, whose public keys ServedKeys returns.
 	SigningKey []byte
@@ -94,6 +96,11 @@ func New(client kubernetes.Interface, cfg *rest.Config, opts Options) (*Stage, e
 	}
 	if opts.Image == "" {
 		opts.Image = config.DefaultIrsaImage
+	}
+	for _, ps := range opts.ImagePullSecrets {
+		if err := config.ValidateDNS1123Subdomain("image pull secret", ps); err != nil {
+			return nil, err
+		}
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = defaultPollInterval

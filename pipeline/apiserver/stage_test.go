@@ -224,6 +224,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"bad key", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", SigningKey: []byte("not a key")}, "signing key: no PEM block"},
 		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: testpki.ECKeyPEM(t)}, "only the kubeadm cluster type"},
 		{"negative timeout", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", Timeout: -time.Second}, "must not be negative"},
+		{"pull secret name", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ImagePullSecrets: []string{"Mirror_Creds"}}, `image pull secret "Mirror_Creds"`},
 	}
 	for _, tt := range tests {
 		if _, err := New(client, srv, tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -349,7 +350,7 @@ func TestKubeadm(t *testing.T) {
 func TestNodePodSpec(t *testing.T) {
 	t.Parallel()
 	srv := patchedServer(t)
-	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Image: "irsa:test", ClusterName: "c1"})
+	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Image: "irsa:test", ClusterName: "c1", ImagePullSecrets: []string{"mirror-creds"}})
 	pod := kubeadm{s}.nodePod(node.PatchCommand, "cp-1.example.com", &keySecret{namespace: "kube-system", name: keySecretName}, 3*time.Minute)
 	got, err := srv.Client.CoreV1().Pods("kube-system").Create(t.Context(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
@@ -369,6 +370,7 @@ func TestNodePodSpec(t *testing.T) {
 		"no capabilities": len(c.SecurityContext.Capabilities.Drop) == 1,
 		"/etc/kubernetes": got.Spec.Volumes[0].HostPath.Path == "/etc/kubernetes" && c.VolumeMounts[0].MountPath == "/etc/kubernetes",
 		"labels":          got.Labels[config.ManagedByTagKey] == config.ManagedByValue && got.Labels[config.ClusterLabel] == "c1",
+		"pull secrets":    len(got.Spec.ImagePullSecrets) == 1 && got.Spec.ImagePullSecrets[0].Name == "mirror-creds",
 	}
 	for what, ok := range checks {
 		if !ok {

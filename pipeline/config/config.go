@@ -51,6 +51,9 @@ type Config struct {
 	// Image is the irsa image the apiserver stage runs on control-plane nodes.
 	Image string `json:"image,omitempty"`
 
+	// Images mirrors every image to a registry and sets pull secrets (air-gapped clusters).
+	Images ImagesConfig `json:"images,omitempty"`
+
 	Webhook  WebhookConfig `json:"webhook,omitempty"`
 	Verify   VerifyConfig  `json:"verify,omitempty"`
 	Bindings []Binding     `json:"bindings,omitempty"`

@@ -39,10 +39,5 @@ const (
 	WebhookNamespace = "irsa-system"
 	WebhookName      = "pod-identity-webhook"
 
-	// DefaultWebhookImage is amazon-eks-pod-identity-webhook, pinned.
-	DefaultWebhookImage = "amazon/amazon-eks-pod-identity-webhook:v0.6.17"
-	// DefaultIrsaImage runs the node subcommand (manifest patch) and is built by `make image`.
-	DefaultIrsaImage = "ghcr.io/irsa-anywhere/irsa:v0.1.0"
-	// DefaultVerifyImage runs the verify Job.
-	DefaultVerifyImage = "public.ecr.aws/aws-cli/aws-cli:2.27.49"
+	// The default images are in images.go.
 )

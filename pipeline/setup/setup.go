@@ -81,6 +81,9 @@ func Connect(ctx context.Context, cfg *config.Config, o Options) (*Env, error) {
 		cfg.KeyDir = DefaultKeyDir(cfg.ClusterName)
 	}
 	cfg.Defaults()
+	if err := cfg.ApplyImages(); err != nil { // the mirror rewrite, defaults included
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -366,7 +369,7 @@ func (e *Env) webhookStage() stage.Stage {
 	t := e.Target
 	wh, err := webhook.New(e.Cluster.Client, webhook.Options{
 		ClusterName: t.ClusterName, Image: t.Config.Webhook.Image, Audience: t.Audience, Region: t.Region,
-		Replicas: t.Config.Webhook.Replicas, Wait: true,
+		Replicas: t.Config.Webhook.Replicas, Wait: true, ImagePullSecrets: t.Config.Images.PullSecrets,
 	}, e.Log)
 	if err != nil {
 		return failing{stage.Webhook, err}
@@ -392,7 +395,7 @@ func (e *Env) VerifyStage(keep bool) (*verify.Stage, error) {
 	opts := verify.Options{
 		ClusterName: cfg.ClusterName, Bucket: cfg.Bucket, Image: cfg.Verify.Image, Command: cfg.Verify.Command,
 		Audience: cfg.Audience, STSEndpoint: firstNonEmpty(cfg.Verify.PodSTSEndpointURL, cfg.Verify.PodEndpointURL),
-		S3Endpoint: cfg.Verify.PodEndpointURL, Keep: keep,
+		S3Endpoint: cfg.Verify.PodEndpointURL, Keep: keep, ImagePullSecrets: cfg.Images.PullSecrets,
 	}
 	if len(opts.Command) == 0 && cfg.Verify.Image == cfg.Image {
 		opts.Command = verify.ProbeCommand
@@ -421,7 +424,7 @@ func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
 	t := s.e.Target
 	opts := apiserver.Options{
 		IssuerURL: t.Issuer.URL, Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
-		ClusterName: t.ClusterName, Logger: s.e.Log,
+		ClusterName: t.ClusterName, Logger: s.e.Log, ImagePullSecrets: t.Config.Images.PullSecrets,
 	}
 	if withKey {
 		switch t.SigningKey.Mode {

@@ -83,6 +83,8 @@ type Options struct {
 	// Image default config.DefaultVerifyImage; Command default DefaultCommand.
 	Image   string
 	Command []string
+	// ImagePullSecrets name Secrets in Namespace the Job's pod pulls Image with (a private mirror).
+	ImagePullSecrets []string
 	// Audience the projected token must carry, default config.DefaultAudience.
 	Audience string
 	// PolicyARN attached to the verify role, default S3ReadOnlyPolicyARN.
@@ -154,6 +156,11 @@ func New(client kubernetes.Interface, roles Roles, opts Options, log *slog.Logge
 	}
 	if err := (bindings.Binding{Namespace: opts.Namespace, ServiceAccount: opts.ServiceAccount}).ValidateNames(); err != nil {
 		errs = append(errs, fmt.Errorf("verify: %w", err))
+	}
+	for _, ps := range opts.ImagePullSecrets {
+		if err := config.ValidateDNS1123Subdomain("image pull secret", ps); err != nil {
+			errs = append(errs, fmt.Errorf("verify: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -327,10 +334,15 @@ func (s *Stage) pod(ctx context.Context) (*corev1.Pod, error) {
 		return nil, err
 	}
 	deadline := int64(s.opts.Timeout / time.Second)
+	var pullSecrets []corev1.LocalObjectReference
+	for _, ps := range s.opts.ImagePullSecrets {
+		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: ps})
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: s.opts.ServiceAccount + "-", Namespace: s.opts.Namespace, Labels: s.labels()},
 		Spec: corev1.PodSpec{
 			NodeName:              node,
+			ImagePullSecrets:      pullSecrets,
 			ServiceAccountName:    s.opts.ServiceAccount,
 			RestartPolicy:         corev1.RestartPolicyNever,
 			ActiveDeadlineSeconds: &deadline,

@@ -58,6 +58,7 @@ func TestNewValidates(t *testing.T) {
 		"no bucket":           {ClusterName: "test"},
 		"webhook namespace":   {ClusterName: "test", Bucket: "b", Namespace: config.WebhookNamespace},
 		"bad service account": {ClusterName: "test", Bucket: "b", ServiceAccount: "Not Valid"},
+		"bad pull secret":     {ClusterName: "test", Bucket: "b", ImagePullSecrets: []string{"Mirror_Creds"}},
 	}
 	for name, o := range cases {
 		if _, err := New(nil, roles, o, nil); err == nil {
@@ -101,7 +102,7 @@ func TestStageAgainstAPIServer(t *testing.T) {
 	t.Run("pod that never runs: FAIL report, kept objects, then delete", func(t *testing.T) {
 		roles := &recordingRoles{}
 		st, err := New(c, roles, Options{ClusterName: "test", Bucket: "irsa-test-issuer", Timeout: 2 * time.Second, Keep: true,
-			STSEndpoint: "https://10.0.0.1:4566", S3Endpoint: "https://10.0.0.1:4566", CABundle: []byte("-----BEGIN CERTIFICATE-----\n...\n")}, nil)
+			ImagePullSecrets: []string{"mirror-creds"}, STSEndpoint: "https://10.0.0.1:4566", S3Endpoint: "https://10.0.0.1:4566", CABundle: []byte("-----BEGIN CERTIFICATE-----\n...\n")}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +129,8 @@ func TestStageAgainstAPIServer(t *testing.T) {
 		spec := pod.Spec
 		ctr := spec.Containers[0]
 		if spec.ServiceAccountName != DefaultServiceAccount || ctr.Image != config.DefaultVerifyImage || !slices.Equal(ctr.Command, DefaultCommand) ||
-			spec.ActiveDeadlineSeconds == nil || *spec.ActiveDeadlineSeconds != 2 || spec.RestartPolicy != corev1.RestartPolicyNever {
+			spec.ActiveDeadlineSeconds == nil || *spec.ActiveDeadlineSeconds != 2 || spec.RestartPolicy != corev1.RestartPolicyNever ||
+			len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "mirror-creds" {
 			t.Errorf("pod = %+v", pod.Spec)
 		}
 		env := map[string]string{}

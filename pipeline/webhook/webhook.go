@@ -38,6 +38,8 @@ type Options struct {
 	Name      string
 	// Image default config.DefaultWebhookImage.
 	Image string
+	// ImagePullSecrets name Secrets in Namespace the webhook pods pull Image with (a private mirror).
+	ImagePullSecrets []string
 	// Audience is the webhook's --token-audience, default config.DefaultAudience.
 	Audience string
 	// Region is --aws-default-region, set as AWS_REGION in mutated pods. Required.
@@ -115,6 +117,11 @@ func New(client kubernetes.Interface, opts Options, log *slog.Logger) (*Stage, e
 	if strings.ContainsAny(opts.Image, " \t\n\"'") || opts.Image == "" {
 		errs = append(errs, fmt.Errorf("webhook: image %q is not an image reference", opts.Image))
 	}
+	for _, ps := range opts.ImagePullSecrets {
+		if msgs := validation.IsDNS1123Subdomain(ps); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("webhook: image pull secret %q: %s", ps, strings.Join(msgs, "; ")))
+		}
+	}
 	if err := config.ValidateAudience(opts.Audience); err != nil {
 		errs = append(errs, fmt.Errorf("webhook: %w", err))
 	}
@@ -153,6 +160,7 @@ type manifestValues struct {
 	Port, MetricsPort                                          int
 	CACert, CAKey, PreviousCACert, ServingCert, ServingKey     string
 	CABundle                                                   string
+	ImagePullSecrets                                           []string
 }
 
 func (s *Stage) render(m TLSMaterial) ([]object, error) {
@@ -162,7 +170,7 @@ func (s *Stage) render(m TLSMaterial) ([]object, error) {
 		Region: s.opts.Region, AnnotationPrefix: config.AnnotationPrefix, Replicas: s.opts.Replicas,
 		TokenExpiration: int64(s.opts.TokenExpiration / time.Second), Port: Port, MetricsPort: MetricsPort,
 		CACert: b64(m.CACert), CAKey: b64(m.CAKey), ServingCert: b64(m.ServingCert), ServingKey: b64(m.ServingKey),
-		CABundle: b64(m.CABundle()),
+		CABundle: b64(m.CABundle()), ImagePullSecrets: s.opts.ImagePullSecrets,
 	}
 	if len(m.PreviousCACert) > 0 {
 		v.PreviousCACert = b64(m.PreviousCACert)

@@ -51,6 +51,7 @@ func TestNewValidates(t *testing.T) {
 		"image with space": {ClusterName: "c", Region: "us-east-1", Image: "a b"},
 		"audience list":    {ClusterName: "c", Region: "us-east-1", Audience: "a,b"},
 		"short tokens":     {ClusterName: "c", Region: "us-east-1", TokenExpiration: time.Minute},
+		"pull secret name": {ClusterName: "c", Region: "us-east-1", ImagePullSecrets: []string{"Mirror_Creds"}},
 	}
 	for name, o := range cases {
 		if _, err := New(nil, o, nil); err == nil {
@@ -174,6 +175,40 @@ func TestStageAgainstAPIServer(t *testing.T) {
 		}
 		if changes, _ := st2.Apply(ctx); len(changes) != 0 {
 			t.Errorf("re-apply = %+v", changes)
+		}
+	})
+
+	t.Run("pull secrets of a mirror are one deployment update", func(t *testing.T) {
+		st3 := newStage(t, c, func(o *Options) {
+			o.Image = "example.com/webhook:v2"
+			o.ImagePullSecrets = []string{"mirror-creds", "mirror-creds-2"}
+		})
+		plan, err := st3.Plan(ctx)
+		if err != nil || len(plan) != 1 || plan[0].Kind != "deployment" || plan[0].Action != stage.Update {
+			t.Fatalf("plan = %+v, %v; want one deployment update", plan, err)
+		}
+		if changes, err := st3.Apply(ctx); err != nil || len(changes) != 1 {
+			t.Fatalf("apply = %+v, %v", changes, err)
+		}
+		d, err := c.AppsV1().Deployments(config.WebhookNamespace).Get(ctx, config.WebhookName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []corev1.LocalObjectReference{{Name: "mirror-creds"}, {Name: "mirror-creds-2"}}
+		if got := d.Spec.Template.Spec.ImagePullSecrets; !slices.Equal(got, want) {
+			t.Errorf("imagePullSecrets = %+v, want %+v", got, want)
+		}
+		if changes, _ := st3.Apply(ctx); len(changes) != 0 {
+			t.Errorf("re-apply = %+v", changes)
+		}
+		// Back to the previous options: the pull secrets go again.
+		st2 := newStage(t, c, func(o *Options) { o.Image = "example.com/webhook:v2" })
+		if changes, err := st2.Apply(ctx); err != nil || len(changes) != 1 {
+			t.Fatalf("apply without pull secrets = %+v, %v", changes, err)
+		}
+		d, _ = c.AppsV1().Deployments(config.WebhookNamespace).Get(ctx, config.WebhookName, metav1.GetOptions{})
+		if got := d.Spec.Template.Spec.ImagePullSecrets; len(got) != 0 {
+			t.Errorf("imagePullSecrets after removing them = %+v", got)
 		}
 	})
 

@@ -24,7 +24,6 @@ import (
 	"github.com/irsa-anywhere/irsa/e2e/aws/moto"
 	"github.com/irsa-anywhere/irsa/e2e/cluster/host"
 	"github.com/irsa-anywhere/irsa/e2e/images"
-	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
 // TestHostClusterSmoke brings up moto (behind the strict STS gate) in a namespace of its own and the host cluster
@@ -168,7 +167,7 @@ func TestHostClusterSmoke(t *testing.T) {
 
 	// The scenario's own images start as the kubelet runs them (irsa as its nonroot image user).
 	start = time.Now()
-	for _, tc := range []struct{ name, image string }{{"irsa", config.DefaultIrsaImage}, {"webhook", config.DefaultWebhookImage}} {
+	for _, tc := range []struct{ name, image string }{{"irsa", images.IrsaRef}, {"webhook", images.WebhookRef}} {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: tc.name},
 			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{

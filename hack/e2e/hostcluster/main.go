@@ -61,6 +61,7 @@ func run(ctx context.Context, cmd string, log *slog.Logger) error {
 		}
 		fmt.Printf("cluster %s is up in %s (node %s, network namespace %s)\n", c.Name(), time.Since(start).Round(time.Millisecond), c.NodeIP(), c.NetNS())
 		fmt.Printf("export KUBECONFIG=%s\n", c.Kubeconfig())
+		fmt.Printf("irsa flags for the images built here: --image %s --verify-image %s --webhook-image %s\n", images.IrsaRef, images.IrsaRef, images.WebhookRef)
 		fmt.Printf("tear down: go run ./hack/e2e/hostcluster down (or the next host cluster run does it)\n")
 		return nil
 	case "down":
