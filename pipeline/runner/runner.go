@@ -115,6 +115,17 @@ type node struct {
 	// set before done is closed
 	res StageResult
 	ok  bool
+	// prepare is the stage's Prepare step (stage.Preparer) in apply mode, nil otherwise.
+	prepare *prepareNode
+}
+
+// prepareNode is a Preparer's Prepare placed in the graph (stage.PrepareNeeds, stage.PrepareBefore). It never blocks
+// the stages after it: a failed or skipped Prepare leaves the work to Apply.
+type prepareNode struct {
+	deps     []string
+	done     chan struct{}
+	prepared bool
+	changes  []stage.Change
 }
 
 // Run runs the stages (those named in only, or all) along the graph (Needs, or DeleteNeeds in Delete mode): a stage
@@ -159,8 +170,30 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 	if err := checkAcyclic(nodes); err != nil {
 		return &Report{Mode: mode}, err
 	}
+	if mode == Apply {
+		for name, n := range nodes {
+			if _, ok := n.s.(stage.Preparer); !ok || stage.PrepareNeeds[name] == nil {
+				continue
+			}
+			n.prepare = &prepareNode{done: make(chan struct{})}
+			for _, d := range stage.PrepareNeeds[name] {
+				if _, ok := nodes[d]; ok && d != name {
+					n.prepare.deps = append(n.prepare.deps, d)
+				}
+			}
+		}
+	}
 
 	var wg sync.WaitGroup
+	for _, name := range order {
+		if p := nodes[name].prepare; p != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.runPrepare(ctx, nodes, nodes[name], log)
+			}()
+		}
+	}
 	last := map[string]bool{} // IfChanged stages, run after all others in apply mode
 	for _, name := range order {
 		if mode == Apply && slices.Contains(r.IfChanged, name) {
@@ -194,6 +227,22 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 			r.runNode(ctx, mode, nodes, n, log)
 		}
 	}
+	// What a Prepare made belongs to its stage's report; when the stage itself did not run, it is removed again.
+	for _, name := range order {
+		n := nodes[name]
+		if n.prepare == nil || !n.prepare.prepared {
+			continue
+		}
+		n.res.Changes = append(slices.Clone(n.prepare.changes), n.res.Changes...)
+		if n.res.DurationMS == 0 && n.res.Error == "" && n.res.Skipped != "" {
+			cctx := context.WithoutCancel(ctx)
+			removed, err := n.s.Delete(cctx)
+			n.res.Changes = append(n.res.Changes, removed...)
+			if err != nil {
+				n.res.Error = fmt.Sprintf("remove what prepare made: %v", err)
+			}
+		}
+	}
 
 	rep := &Report{Mode: mode}
 	var errs []error
@@ -214,10 +263,59 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 	return rep, nil
 }
 
+// runPrepare waits for the Prepare step's dependencies and, when they succeeded and something in the run changed,
+// calls Prepare. It closes its done channel whatever happens: the stages after it always go on.
+func (r *Runner) runPrepare(ctx context.Context, nodes map[string]*node, n *node, log *slog.Logger) {
+	p := n.prepare
+	defer close(p.done)
+	for _, d := range p.deps {
+		select {
+		case <-nodes[d].done:
+		case <-ctx.Done():
+			return
+		}
+		if !nodes[d].ok {
+			return
+		}
+	}
+	changed := r.Force
+	for _, other := range nodes {
+		if other == n {
+			continue
+		}
+		select {
+		case <-other.done:
+			changed = changed || len(other.res.Changes) > 0
+		default:
+		}
+	}
+	if !changed {
+		return
+	}
+	name := n.s.Name()
+	r.emit(Event{Stage: name, Mode: "prepare"})
+	start := time.Now()
+	changes, err := n.s.(stage.Preparer).Prepare(ctx)
+	d := time.Since(start)
+	if err != nil {
+		log.Warn("prepare failed; apply prepares again", "stage", name, "error", err)
+	}
+	p.changes, p.prepared = changes, err == nil || len(changes) > 0
+	r.emit(Event{Stage: name, Mode: "prepare", Done: true, Changes: changes, Duration: d, Err: err})
+}
+
 // runNode waits for the node's dependencies, runs it unless one of them failed, and records the result.
 func (r *Runner) runNode(ctx context.Context, mode Mode, nodes map[string]*node, n *node, log *slog.Logger) {
 	name := n.s.Name()
 	defer close(n.done)
+	for other, before := range stage.PrepareBefore {
+		if o, ok := nodes[other]; ok && o.prepare != nil && slices.Contains(before, name) {
+			select {
+			case <-o.prepare.done:
+			case <-ctx.Done():
+			}
+		}
+	}
 	for _, d := range n.deps {
 		select {
 		case <-nodes[d].done:

@@ -308,3 +308,72 @@ func dependsOn(graph map[string][]string, a, b string) bool {
 	}
 	return false
 }
+
+// preparingStage is a fakeStage with a Prepare step, as the verify stage has.
+type preparingStage struct {
+	fakeStage
+}
+
+func (p preparingStage) Prepare(ctx context.Context) ([]stage.Change, error) {
+	return p.run(ctx, "prepare")
+}
+
+func TestPrepareRunsBeforeTheRestart(t *testing.T) {
+	cases := []struct {
+		name        string
+		noDelta     bool
+		failing     string
+		wantPrepare bool
+		wantDelete  bool
+	}{
+		{name: "after a change: prepared before the apiserver", wantPrepare: true},
+		{name: "nothing changed: no prepare", noDelta: true},
+		{name: "apiserver fails: what prepare made is removed", failing: stage.APIServer, wantPrepare: true, wantDelete: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := &journal{}
+			r := newRunner(j, func(s *fakeStage) {
+				s.noDelta = tc.noDelta
+				if s.name == tc.failing {
+					s.err = errors.New("boom")
+				}
+			})
+			for i, s := range r.Stages {
+				if s.Name() == stage.Verify {
+					r.Stages[i] = preparingStage{s.(fakeStage)}
+				}
+			}
+			r.IfChanged = []string{stage.Verify}
+			rep, _ := r.Run(context.Background(), Apply, nil)
+			events := j.snapshot()
+			pos := map[string]int{}
+			for i, e := range events {
+				pos[e] = i
+			}
+			_, prepared := pos["start:prepare:verify"]
+			if prepared != tc.wantPrepare {
+				t.Fatalf("prepared %v, want %v: %v", prepared, tc.wantPrepare, events)
+			}
+			if prepared {
+				for _, before := range []string{"end:apply:bindings", "end:apply:webhook", "end:apply:provider"} {
+					if pos[before] > pos["start:prepare:verify"] {
+						t.Errorf("prepare started before %s: %v", before, events)
+					}
+				}
+				if pos["end:prepare:verify"] > pos["start:apply:apiserver"] {
+					t.Errorf("the apiserver started before prepare ended: %v", events)
+				}
+			}
+			_, deleted := pos["start:delete:verify"]
+			if deleted != tc.wantDelete {
+				t.Errorf("verify deleted %v, want %v: %v", deleted, tc.wantDelete, events)
+			}
+			for _, s := range rep.Stages {
+				if s.Name == stage.Verify && tc.wantPrepare && len(s.Changes) == 0 {
+					t.Errorf("verify's report lacks what prepare made: %+v", s)
+				}
+			}
+		})
+	}
+}

@@ -38,6 +38,22 @@ type Stage interface {
 	Delete(ctx context.Context) ([]Change, error)
 }
 
+// Preparer is a stage with work it can do before the stages it needs have run. In apply mode, the runner calls
+// Prepare once the stages in PrepareNeeds have succeeded and something in the run has changed, and before the stages
+// in PrepareBefore start; Apply then finds the work done. A failed Prepare stops nothing: Apply prepares again.
+// If Apply does not run after a Prepare (a stage it needs failed), the runner calls Delete to remove what Prepare made.
+type Preparer interface {
+	Prepare(ctx context.Context) ([]Change, error)
+}
+
+// PrepareNeeds and PrepareBefore place each Preparer's Prepare in the graph. The verify stage binds its
+// ServiceAccount before the apiserver restarts: right after a restart the webhook's informer takes 20-30 s to
+// reconnect and would not see a ServiceAccount made then (measured on a kubeadm node).
+var (
+	PrepareNeeds  = map[string][]string{Verify: {Provider, Webhook, Bindings}}
+	PrepareBefore = map[string][]string{Verify: {APIServer}}
+)
+
 // Names of the stages, in the order reports list them.
 const (
 	Keys      = "keys"

@@ -111,9 +111,14 @@ type Stage struct {
 	podLogs func(ctx context.Context, namespace, pod, container string) (string, error)
 	// createPod creates the verify pod; a test without the webhook replaces it to play the webhook's mutation.
 	createPod func(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error)
+	// roleARN is set by Prepare: the role exists and the ServiceAccount is bound.
+	roleARN string
 }
 
-var _ stage.Stage = (*Stage)(nil)
+var (
+	_ stage.Stage    = (*Stage)(nil)
+	_ stage.Preparer = (*Stage)(nil)
+)
 
 // New validates opts and returns the stage.
 func New(client kubernetes.Interface, roles Roles, opts Options, log *slog.Logger) (*Stage, error) {
@@ -217,21 +222,22 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	return nil, nil
 }
 
-// Run binds the verify ServiceAccount, runs the pod, waits for it and evaluates it. The error is for failures to
-// run at all; a verification that ran and failed returns a report with Pass false.
-func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
-	start := time.Now()
-	s.log.Info("verify: starting", "serviceAccount", s.opts.Namespace+"/"+s.opts.ServiceAccount, "image", s.opts.Image)
+// Prepare implements stage.Preparer: it makes the role, binds the verify ServiceAccount and waits until the webhook
+// injects into its pods, so that Run only has to run the pod. The runner calls it before the apiserver restarts:
+// right after a restart the webhook's ServiceAccount informer takes 20-30 s to reconnect (measured on a kubeadm node)
+// and would not see a ServiceAccount made then, while one it already cached keeps working. Run prepares by itself
+// when Prepare was not called.
+func (s *Stage) Prepare(ctx context.Context) ([]stage.Change, error) {
 	b := s.binding()
 	var changes []stage.Change
 	c, err := s.roles.Ensure(ctx, b)
 	changes = append(changes, c...)
 	if err != nil {
-		return nil, changes, fmt.Errorf("verify: role %s: %w", b.RoleName, err)
+		return changes, fmt.Errorf("verify: role %s: %w", b.RoleName, err)
 	}
 	roleARN, err := s.roles.RoleARN(ctx, b)
 	if err != nil {
-		return nil, changes, fmt.Errorf("verify: role %s: %w", b.RoleName, err)
+		return changes, fmt.Errorf("verify: role %s: %w", b.RoleName, err)
 	}
 	sb := bindings.Binding{Namespace: s.opts.Namespace, ServiceAccount: s.opts.ServiceAccount, RoleARN: roleARN, ClusterName: s.opts.ClusterName}
 	if s.opts.Audience != config.DefaultAudience {
@@ -240,24 +246,12 @@ func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 	c, err = bindings.BindServiceAccount(ctx, s.client, sb)
 	changes = append(changes, c...)
 	if err != nil {
-		return nil, changes, fmt.Errorf("verify: %w", err)
-	}
-	if !s.opts.Keep {
-		defer func() {
-			// Cleanup must run even when ctx was cancelled or timed out.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			c, err := s.Delete(cctx)
-			changes = append(changes, c...)
-			if err != nil {
-				s.log.Warn("verify: cleanup failed", "error", err)
-			}
-		}()
+		return changes, fmt.Errorf("verify: %w", err)
 	}
 	if len(s.opts.CABundle) > 0 {
 		cm := corev1ac.ConfigMap(s.caConfigMap(), s.opts.Namespace).WithLabels(s.labels()).WithData(map[string]string{"ca.pem": string(s.opts.CABundle)})
 		if _, err := s.client.CoreV1().ConfigMaps(s.opts.Namespace).Apply(ctx, cm, metav1.ApplyOptions{FieldManager: config.FieldManager, Force: true}); err != nil {
-			return nil, changes, fmt.Errorf("verify: apply configmap %s/%s: %w", s.opts.Namespace, s.caConfigMap(), err)
+			return changes, fmt.Errorf("verify: apply configmap %s/%s: %w", s.opts.Namespace, s.caConfigMap(), err)
 		}
 	}
 	// A pod created before the webhook is in the admission path runs without credentials (the webhook fails
@@ -268,6 +262,38 @@ func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
 	} else {
 		s.log.Info("verify: the webhook injects", "waited", time.Since(injectStart).Round(time.Millisecond))
 	}
+	s.roleARN = roleARN
+	return changes, nil
+}
+
+// Run prepares (unless Prepare did), runs the pod, waits for it and evaluates it; the role, ServiceAccount and pod
+// are removed afterwards unless Keep. The error is for failures to run at all; a verification that ran and failed
+// returns a report with Pass false.
+func (s *Stage) Run(ctx context.Context) (*Report, []stage.Change, error) {
+	start := time.Now()
+	s.log.Info("verify: starting", "serviceAccount", s.opts.Namespace+"/"+s.opts.ServiceAccount, "image", s.opts.Image)
+	var changes []stage.Change
+	if !s.opts.Keep {
+		defer func() {
+			// Cleanup must run even when ctx was cancelled or timed out.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			c, err := s.Delete(cctx)
+			changes = append(changes, c...)
+			if err != nil {
+				s.log.Warn("verify: cleanup failed", "error", err)
+			}
+			s.roleARN = ""
+		}()
+	}
+	if s.roleARN == "" {
+		c, err := s.Prepare(ctx)
+		changes = append(changes, c...)
+		if err != nil {
+			return nil, changes, err
+		}
+	}
+	roleARN := s.roleARN
 	want, err := s.pod(ctx)
 	if err != nil {
 		return nil, changes, err
