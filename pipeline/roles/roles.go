@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -126,11 +127,8 @@ func (m *Manager) diff(ctx context.Context, b config.Binding) (*rolePlan, error)
 		return nil, fmt.Errorf("read IAM role %q: %w", b.RoleName, err)
 	}
 	p.exists = true
-	if !ownedBy(out.Role.Tags, m.ClusterName) {
-		return nil, fmt.Errorf("IAM role %q exists but is not owned by irsa cluster %q (no tag %s=%s): pass --role-name with another name", b.RoleName, m.ClusterName, config.OwnerTagKey, m.ClusterName)
-	}
-	if aws.ToString(out.Role.Path) != Path(m.ClusterName) {
-		return nil, fmt.Errorf("IAM role %q has path %q, want %q: IAM paths are immutable; delete the role or pick another --role-name", b.RoleName, aws.ToString(out.Role.Path), Path(m.ClusterName))
+	if err := m.checkOwner(out.Role, b); err != nil {
+		return nil, err
 	}
 	have, _ := url.QueryUnescape(aws.ToString(out.Role.AssumeRolePolicyDocument))
 	if !documents.SameJSON(have, p.trust) {
@@ -248,8 +246,45 @@ func (m *Manager) Ensure(ctx context.Context, b config.Binding) ([]stage.Change,
 	return p.changes, nil
 }
 
-// Remove deletes the role named roleName if irsa owns it for this cluster; a missing role is already removed.
-func (m *Manager) Remove(ctx context.Context, roleName string) ([]stage.Change, error) {
+// ErrNotOwned is wrapped by errors about a role that exists but is not irsa's for this binding: another cluster's,
+// nobody's, or the role of another ServiceAccount. Such a role is never rewritten or deleted.
+var ErrNotOwned = errors.New("IAM role not owned by this binding")
+
+// checkOwner accepts role only when apply may manage it for b: tagged for this cluster, under the cluster's IAM path and
+// tagged with b's NAMESPACE/NAME. The last check is what stops one ServiceAccount's bind, unbind or teardown (or a
+// --role-name pointing at another binding's role) from rewriting or deleting a role that serves another.
+func (m *Manager) checkOwner(role *iamtypes.Role, b config.Binding) error {
+	name := aws.ToString(role.RoleName)
+	if !ownedBy(role.Tags, m.ClusterName) {
+		return fmt.Errorf("IAM role %q exists but is not owned by irsa cluster %q (no tag %s=%s): pass --role-name with another name: %w", name, m.ClusterName, config.OwnerTagKey, m.ClusterName, ErrNotOwned)
+	}
+	if aws.ToString(role.Path) != Path(m.ClusterName) {
+		return fmt.Errorf("IAM role %q has path %q, want %q: IAM paths are immutable; delete the role or pick another --role-name: %w", name, aws.ToString(role.Path), Path(m.ClusterName), ErrNotOwned)
+	}
+	want := b.Namespace + "/" + b.ServiceAccount
+	if got := tagValue(role.Tags, ServiceAccountTagKey); got != want {
+		return fmt.Errorf("IAM role %q serves service account %q (tag %s), not %q: one role serves one service account; pass --role-name with another name: %w", name, got, ServiceAccountTagKey, want, ErrNotOwned)
+	}
+	return nil
+}
+
+// CheckOwned returns nil when b's role is missing or irsa owns it for b, and an error wrapping ErrNotOwned when it
+// exists and apply would refuse to manage it.
+func (m *Manager) CheckOwned(ctx context.Context, b config.Binding) error {
+	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &b.RoleName})
+	if awsclient.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read IAM role %q: %w", b.RoleName, err)
+	}
+	return m.checkOwner(out.Role, b)
+}
+
+// Remove deletes b's role if irsa owns it for b (checkOwner); a missing role is already removed. A role apply would
+// refuse to manage is left alone with an error wrapping ErrNotOwned.
+func (m *Manager) Remove(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	roleName := b.RoleName
 	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &roleName})
 	if awsclient.IsNotFound(err) {
 		return nil, nil
@@ -257,8 +292,8 @@ func (m *Manager) Remove(ctx context.Context, roleName string) ([]stage.Change, 
 	if err != nil {
 		return nil, fmt.Errorf("read IAM role %q: %w", roleName, err)
 	}
-	if !ownedBy(out.Role.Tags, m.ClusterName) {
-		return nil, nil
+	if err := m.checkOwner(out.Role, b); err != nil {
+		return nil, err
 	}
 	attached, err := m.attached(ctx, roleName)
 	if err != nil {
@@ -304,12 +339,16 @@ func (m *Manager) Owned(ctx context.Context) ([]string, error) {
 }
 
 func ownedBy(tags []iamtypes.Tag, cluster string) bool {
+	return tagValue(tags, config.OwnerTagKey) == cluster
+}
+
+func tagValue(tags []iamtypes.Tag, key string) string {
 	for _, t := range tags {
-		if aws.ToString(t.Key) == config.OwnerTagKey && aws.ToString(t.Value) == cluster {
-			return true
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
 		}
 	}
-	return false
+	return ""
 }
 
 func sorted(s []string) []string {
@@ -328,10 +367,6 @@ func (m *Manager) BindingOf(ctx context.Context, roleName string) (config.Bindin
 	if err != nil {
 		return b, fmt.Errorf("read IAM role %q: %w", roleName, err)
 	}
-	for _, t := range out.Role.Tags {
-		if aws.ToString(t.Key) == ServiceAccountTagKey {
-			b.Namespace, b.ServiceAccount, _ = strings.Cut(aws.ToString(t.Value), "/")
-		}
-	}
+	b.Namespace, b.ServiceAccount, _ = strings.Cut(tagValue(out.Role.Tags, ServiceAccountTagKey), "/")
 	return b, nil
 }
