@@ -169,10 +169,19 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 		_, err := s.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
 			Url: &s.IssuerURL, ClientIDList: []string{s.Audience}, ThumbprintList: p.thumbprints, Tags: s.tags(),
 		})
-		if err != nil {
-			return nil, fmt.Errorf("create IAM OIDC provider %q: %w", s.IssuerURL, err)
+		if awsclient.ErrorCode(err) != "EntityAlreadyExists" {
+			if err != nil {
+				return nil, fmt.Errorf("create IAM OIDC provider %q: %w", s.IssuerURL, err)
+			}
+			return p.changes, nil
 		}
-		return p.changes, nil
+		// Missing a moment ago: the SDK retried a create whose response was lost, or another run made it. Adopt it
+		// only if it carries this cluster's tag (diff checks), and finish it.
+		created := p.changes
+		if p, err = s.diff(ctx); err != nil {
+			return nil, fmt.Errorf("create IAM OIDC provider %q: it appeared meanwhile: %w", s.IssuerURL, err)
+		}
+		p.changes = created
 	}
 	if p.addClientID {
 		if _, err := s.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{OpenIDConnectProviderArn: &p.arn, ClientID: &s.Audience}); err != nil {

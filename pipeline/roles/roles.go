@@ -214,7 +214,15 @@ func (m *Manager) Ensure(ctx context.Context, b config.Binding) ([]stage.Change,
 			Description: aws.String(fmt.Sprintf("IRSA role of %s/%s in cluster %s, managed by irsa", b.Namespace, b.ServiceAccount, m.ClusterName)),
 			Tags:        m.tags(b),
 		})
-		if err != nil {
+		if awsclient.ErrorCode(err) == "EntityAlreadyExists" {
+			// Missing a moment ago: the SDK retried a create whose response was lost, or another run made it. Adopt
+			// it only if it is this binding's (diff checks the tags and path the create set), and finish it.
+			created := p.changes
+			if p, err = m.diff(ctx, b); err != nil {
+				return nil, fmt.Errorf("create IAM role %q: it appeared meanwhile: %w", role, err)
+			}
+			p.changes = created
+		} else if err != nil {
 			return nil, fmt.Errorf("create IAM role %q: %w", role, err)
 		}
 	}

@@ -55,16 +55,37 @@ func BucketPolicy(partition, bucket, discoveryKey, jwksKey string) string {
 	return string(b)
 }
 
+// bucketState is what the bucket is to irsa.
+type bucketState int
+
+const (
+	missing  bucketState = iota
+	owned                // tagged for this cluster
+	untagged             // exists with no tags at all
+	foreign              // tagged, but not for this cluster
+)
+
 // diff finds what differs between the bucket and what is wanted. A missing bucket means everything is to be created.
-func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stage.Change, bucketExists bool, err error) {
-	owned, exists, err := s.ownership(ctx)
+// An untagged bucket this account owns that is empty and has no policy is adopted: it is what a create whose
+// response was lost (the retry answers BucketAlreadyOwnedByYou) or a run killed before tagging leaves behind.
+func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stage.Change, state bucketState, err error) {
+	state, err = s.ownership(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, state, err
 	}
-	if exists && !owned {
-		return nil, true, fmt.Errorf("bucket %q exists but is not owned by irsa cluster %q (no tag %s=%s): choose another --bucket, or tag the bucket if it is meant for this cluster", s.Bucket, s.ClusterName, config.OwnerTagKey, s.ClusterName)
-	}
-	if !exists {
+	switch state {
+	case foreign:
+		return nil, state, s.notOwned("it is tagged, but not for this cluster")
+	case untagged:
+		why, err := s.notAdoptable(ctx)
+		if err != nil {
+			return nil, state, err
+		}
+		if why != "" {
+			return nil, state, s.notOwned(why)
+		}
+		changes = append(changes, stage.Change{Action: stage.Update, Kind: "s3-bucket", Name: s.Bucket, Detail: "adopt: empty, untagged, no policy, this account's; tag " + config.OwnerTagKey + "=" + s.ClusterName})
+	case missing:
 		changes = append(changes,
 			stage.Change{Action: stage.Create, Kind: "s3-bucket", Name: s.Bucket, Detail: "region " + s.Region},
 			stage.Change{Action: stage.Create, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"},
@@ -72,49 +93,91 @@ func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stag
 		for _, o := range objs {
 			changes = append(changes, stage.Change{Action: stage.Create, Kind: "s3-object", Name: s.Bucket + "/" + o.Key})
 		}
-		return changes, false, nil
+		return changes, state, nil
 	}
 	if c, err := s.diffPublicAccessBlock(ctx); err != nil {
-		return nil, true, err
+		return nil, state, err
 	} else if c != nil {
 		changes = append(changes, *c)
 	}
 	if c, err := s.diffPolicy(ctx); err != nil {
-		return nil, true, err
+		return nil, state, err
 	} else if c != nil {
 		changes = append(changes, *c)
 	}
 	for _, o := range objs {
 		c, err := s.diffObject(ctx, o)
 		if err != nil {
-			return nil, true, err
+			return nil, state, err
 		}
 		if c != nil {
 			changes = append(changes, *c)
 		}
 	}
-	return changes, true, nil
+	return changes, state, nil
 }
 
-func (s *Host) ownership(ctx context.Context) (owned, exists bool, err error) {
+func (s *Host) notOwned(why string) error {
+	return fmt.Errorf("bucket %q exists but is not owned by irsa cluster %q (no tag %s=%s; %s): choose another --bucket, or tag the bucket if it is meant for this cluster", s.Bucket, s.ClusterName, config.OwnerTagKey, s.ClusterName, why)
+}
+
+// notAdoptable says why an untagged bucket cannot be adopted, or "" when it can: the caller's account must own it
+// (ListBuckets lists only the caller's buckets), and it must hold no object version, no delete marker and no policy,
+// so adopting it takes nothing from anyone.
+func (s *Host) notAdoptable(ctx context.Context) (string, error) {
+	mine := false
+	p := s3.NewListBucketsPaginator(s.S3, &s3.ListBucketsInput{Prefix: &s.Bucket})
+	for p.HasMorePages() && !mine {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list buckets (is %q this account's?): %w", s.Bucket, err)
+		}
+		for _, b := range page.Buckets {
+			mine = mine || aws.ToString(b.Name) == s.Bucket
+		}
+	}
+	if !mine {
+		return "it is not this account's", nil
+	}
+	vs, err := s.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &s.Bucket, MaxKeys: aws.Int32(1)})
+	if err != nil {
+		return "", fmt.Errorf("list object versions of bucket %q: %w", s.Bucket, err)
+	}
+	if len(vs.Versions) > 0 || len(vs.DeleteMarkers) > 0 {
+		return "it holds objects", nil
+	}
+	_, err = s.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &s.Bucket})
+	switch {
+	case err == nil:
+		return "it has a bucket policy", nil
+	case !awsclient.IsNotFound(err):
+		return "", fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
+	}
+	return "", nil
+}
+
+func (s *Host) ownership(ctx context.Context) (bucketState, error) {
 	out, err := s.S3.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: &s.Bucket})
 	switch code := awsclient.ErrorCode(err); {
 	case err == nil:
 	case code == "NoSuchBucket":
-		return false, false, nil
+		return missing, nil
 	case code == "NoSuchTagSet" || code == "NoSuchTagSetError":
-		return false, true, nil
+		return untagged, nil
 	case code == "AccessDenied" || code == "AllAccessDisabled":
-		return false, true, fmt.Errorf("read tags of bucket %q: %w (the bucket may belong to another account: bucket names are global; choose another --bucket)", s.Bucket, err)
+		return foreign, fmt.Errorf("read tags of bucket %q: %w (the bucket may belong to another account: bucket names are global; choose another --bucket)", s.Bucket, err)
 	default:
-		return false, false, fmt.Errorf("read tags of bucket %q: %w", s.Bucket, err)
+		return missing, fmt.Errorf("read tags of bucket %q: %w", s.Bucket, err)
+	}
+	if len(out.TagSet) == 0 {
+		return untagged, nil
 	}
 	for _, t := range out.TagSet {
 		if aws.ToString(t.Key) == config.OwnerTagKey && aws.ToString(t.Value) == s.ClusterName {
-			return true, true, nil
+			return owned, nil
 		}
 	}
-	return false, true, nil
+	return foreign, nil
 }
 
 func wantedPublicAccessBlock() *s3types.PublicAccessBlockConfiguration {
@@ -174,12 +237,17 @@ func (s *Host) Plan(ctx context.Context, objs []issuer.Document) ([]stage.Change
 // Publish implements issuer.Host: it creates the bucket if needed and brings its settings and documents to what is
 // wanted.
 func (s *Host) Publish(ctx context.Context, objs []issuer.Document) ([]stage.Change, error) {
-	changes, exists, err := s.diff(ctx, objs)
+	changes, state, err := s.diff(ctx, objs)
 	if err != nil || len(changes) == 0 {
 		return nil, err
 	}
-	if !exists {
+	switch state {
+	case missing:
 		if err := s.createBucket(ctx); err != nil {
+			return nil, err
+		}
+	case untagged:
+		if err := s.tag(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -223,11 +291,41 @@ func (s *Host) createBucket(ctx context.Context) error {
 		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(s.Region)}
 	}
 	if _, err := s.S3.CreateBucket(ctx, in); err != nil {
-		if code := awsclient.ErrorCode(err); code == "BucketAlreadyExists" {
+		switch awsclient.ErrorCode(err) {
+		case "BucketAlreadyExists":
 			return fmt.Errorf("create bucket %q: %w: bucket names are global and another account has this one; choose another --bucket", s.Bucket, err)
+		case "BucketAlreadyOwnedByYou":
+			// The bucket was missing a moment ago: the SDK retried a create whose response was lost, or another run
+			// made it. Take it only as diff would adopt it.
+			return s.adoptAfterCreate(ctx, err)
 		}
 		return fmt.Errorf("create bucket %q in %s: %w", s.Bucket, s.Region, err)
 	}
+	return s.tag(ctx)
+}
+
+func (s *Host) adoptAfterCreate(ctx context.Context, createErr error) error {
+	state, err := s.ownership(ctx)
+	if err != nil {
+		return err
+	}
+	switch state {
+	case owned:
+		return nil
+	case untagged:
+		why, err := s.notAdoptable(ctx)
+		if err != nil {
+			return err
+		}
+		if why == "" {
+			return s.tag(ctx)
+		}
+		return fmt.Errorf("create bucket %q: %w: %w", s.Bucket, createErr, s.notOwned(why))
+	}
+	return fmt.Errorf("create bucket %q: %w: %w", s.Bucket, createErr, s.notOwned("it is tagged, but not for this cluster"))
+}
+
+func (s *Host) tag(ctx context.Context) error {
 	if _, err := s.S3.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: &s.Bucket, Tagging: &s3types.Tagging{TagSet: []s3types.Tag{
 		{Key: aws.String(config.OwnerTagKey), Value: aws.String(s.ClusterName)},
 		{Key: aws.String(config.ManagedByTagKey), Value: aws.String(config.ManagedByValue)},
@@ -240,8 +338,8 @@ func (s *Host) createBucket(ctx context.Context) error {
 // Remove implements issuer.Host: it deletes the bucket and everything in it, if irsa owns it for this cluster. A
 // bucket it does not own is left alone, with no error: teardown must not fail on what it never made.
 func (s *Host) Remove(ctx context.Context) ([]stage.Change, error) {
-	owned, exists, err := s.ownership(ctx)
-	if err != nil || !exists || !owned {
+	state, err := s.ownership(ctx)
+	if err != nil || state != owned {
 		return nil, err
 	}
 	var changes []stage.Change
