@@ -353,9 +353,19 @@ func TestTeardownRemovesOwnedAndKeepsForeign(t *testing.T) {
 	e.mustRun("bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
 	c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String("extra"), Body: strings.NewReader("x")})
 
-	e.mustRun("teardown", "--yes", "--aws-only")
+	// The bucket holds an object irsa did not write: teardown keeps it (and the object), says so, and --force removes
+	// it.
+	out := e.mustRun("teardown", "--yes", "--aws-only")
+	if !strings.Contains(out, "= s3-bucket "+e.bucket) || !strings.Contains(out, "(extra)") {
+		t.Errorf("teardown does not report the kept bucket:\n%s", out)
+	}
+	objs, err := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &e.bucket})
+	if err != nil || len(objs.Contents) != 1 || aws.ToString(objs.Contents[0].Key) != "extra" {
+		t.Errorf("after teardown without --force the bucket should hold only the object irsa did not write: %v %v", objs, err)
+	}
+	e.mustRun("teardown", "--yes", "--aws-only", "--force")
 	if _, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
-		t.Errorf("owned bucket still there after teardown (err %v)", err)
+		t.Errorf("owned bucket still there after teardown --force (err %v)", err)
 	}
 	if _, err := c.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("irsa-" + e.cluster + "-default-app")}); !awsclient.IsNotFound(err) {
 		t.Errorf("owned role still there after teardown (err %v)", err)

@@ -156,3 +156,62 @@ func TestUntaggedBucketAdoption(t *testing.T) {
 		})
 	}
 }
+
+// Teardown empties a versioned bucket of every version and delete marker of irsa's documents, and deletes it.
+func TestTeardownVersionedBucket(t *testing.T) {
+	e := newEnv(t)
+	c := clients(t)
+	ctx := context.Background()
+	e.mustRun("apply")
+	if _, err := c.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &e.bucket,
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	// A delete marker and a second version of the JWKS.
+	if _, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &e.bucket, Key: aws.String("keys.json")}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("apply")
+	vs, err := c.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &e.bucket})
+	if err != nil || len(vs.Versions) < 3 || len(vs.DeleteMarkers) < 1 {
+		t.Fatalf("setup: want >= 3 versions and a delete marker, got %d and %d (%v)", len(vs.Versions), len(vs.DeleteMarkers), err)
+	}
+	e.mustRun("teardown", "--yes", "--aws-only")
+	if _, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
+		t.Errorf("versioned bucket still there after teardown (err %v)", err)
+	}
+}
+
+// On a versioned bucket that also holds someone's object (the adopted-bucket case: irsa wrote only its documents),
+// teardown deletes irsa's documents with all their versions and nothing else, and keeps the bucket.
+func TestTeardownKeepsWhatIrsaDidNotWrite(t *testing.T) {
+	e := newEnv(t)
+	c := clients(t)
+	ctx := context.Background()
+	e.mustRun("apply")
+	if _, err := c.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &e.bucket,
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"v1", "v2"} {
+		if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String("theirs/data"), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := e.mustRun("teardown", "--yes", "--aws-only")
+	if !strings.Contains(out, "(theirs/data)") {
+		t.Errorf("teardown does not report what it kept:\n%s", out)
+	}
+	vs, err := c.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.DeleteMarkers) != 0 || len(vs.Versions) != 2 {
+		t.Errorf("after teardown: %d versions, %d delete markers; want only the 2 versions of theirs/data", len(vs.Versions), len(vs.DeleteMarkers))
+	}
+	for _, v := range vs.Versions {
+		if aws.ToString(v.Key) != "theirs/data" {
+			t.Errorf("teardown left irsa's %s (version %s)", aws.ToString(v.Key), aws.ToString(v.VersionId))
+		}
+	}
+}

@@ -58,6 +58,8 @@ type Env struct {
 	// Cluster is nil when no cluster is configured: irsa then does the AWS side only.
 	Cluster *Cluster
 	Log     *slog.Logger
+	// ForceTeardown lets teardown delete the issuer bucket although it holds objects irsa did not write.
+	ForceTeardown bool
 }
 
 // Cluster reaches the target cluster.
@@ -292,7 +294,11 @@ func (e *Env) TeardownSummary(only []string) []string {
 		out = append(out, "IAM OIDC provider "+t.ProviderARN)
 	}
 	if in(stage.Issuer) {
-		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, if irsa owns it", t.Issuer.Bucket))
+		what := "if irsa owns it and holds nothing else"
+		if e.ForceTeardown {
+			what = "and everything in it (--force), if irsa owns it"
+		}
+		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, %s", t.Issuer.Bucket, what))
 	}
 	return out
 }
@@ -302,7 +308,7 @@ func (e *Env) IssuerHost() issuer.Host {
 	t := e.Target
 	return &s3public.Host{
 		S3: e.AWS.S3, Bucket: t.Issuer.Bucket, Region: t.Region, ClusterName: t.ClusterName,
-		DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
+		DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey, Force: e.ForceTeardown,
 	}
 }
 

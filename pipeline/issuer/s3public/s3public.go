@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,8 +31,10 @@ type Host struct {
 	Bucket      string
 	Region      string
 	ClusterName string
-	// DiscoveryKey and JWKSKey are the two object keys the bucket policy makes public.
+	// DiscoveryKey and JWKSKey are the two object keys the bucket policy makes public: the only objects irsa writes.
 	DiscoveryKey, JWKSKey string
+	// Force makes Remove delete objects irsa did not write too, and with them the bucket.
+	Force bool
 }
 
 var _ issuer.Host = (*Host)(nil)
@@ -335,26 +339,63 @@ func (s *Host) tag(ctx context.Context) error {
 	return nil
 }
 
-// Remove implements issuer.Host: it deletes the bucket and everything in it, if irsa owns it for this cluster. A
-// bucket it does not own is left alone, with no error: teardown must not fail on what it never made.
+// Remove implements issuer.Host: it deletes every version and delete marker of the objects irsa writes (the two
+// documents), then the bucket, if irsa owns it for this cluster. A bucket that also holds objects irsa did not write
+// is kept, with those objects, and reported as kept unless Force is set. A bucket irsa does not own is left alone,
+// with no error: teardown must not fail on what it never made.
 func (s *Host) Remove(ctx context.Context) ([]stage.Change, error) {
 	state, err := s.ownership(ctx)
-	if err != nil || state != owned {
+	if err != nil || state == missing {
 		return nil, err
 	}
+	if state != owned {
+		return []stage.Change{{Action: stage.Keep, Kind: "s3-bucket", Name: s.Bucket, Detail: "not tagged " + config.OwnerTagKey + "=" + s.ClusterName}}, nil
+	}
+	ours := map[string]bool{s.DiscoveryKey: true, s.JWKSKey: true}
 	var changes []stage.Change
-	p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: &s.Bucket})
+	var theirs []string
+	deleted := map[string]bool{}
+	del := func(key, version *string) error {
+		if _, err := s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: key, VersionId: version}); err != nil && !awsclient.IsNotFound(err) {
+			return fmt.Errorf("delete s3://%s/%s (version %s): %w", s.Bucket, aws.ToString(key), aws.ToString(version), err)
+		}
+		if k := aws.ToString(key); !deleted[k] {
+			deleted[k] = true
+			changes = append(changes, stage.Change{Action: stage.Delete, Kind: "s3-object", Name: s.Bucket + "/" + k})
+		}
+		return nil
+	}
+	// ListObjectVersions also lists an unversioned bucket's objects (version "null"), so one pass serves both.
+	p := s3.NewListObjectVersionsPaginator(s.S3, &s3.ListObjectVersionsInput{Bucket: &s.Bucket})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return changes, fmt.Errorf("list objects of bucket %q: %w", s.Bucket, err)
+			return changes, fmt.Errorf("list object versions of bucket %q: %w", s.Bucket, err)
 		}
-		for _, o := range page.Contents {
-			if _, err := s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: o.Key}); err != nil && !awsclient.IsNotFound(err) {
-				return changes, fmt.Errorf("delete s3://%s/%s: %w", s.Bucket, aws.ToString(o.Key), err)
+		type entry struct{ key, version *string }
+		var all []entry
+		for _, v := range page.Versions {
+			all = append(all, entry{v.Key, v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			all = append(all, entry{m.Key, m.VersionId})
+		}
+		for _, e := range all {
+			if !ours[aws.ToString(e.key)] && !s.Force {
+				if k := aws.ToString(e.key); !slices.Contains(theirs, k) {
+					theirs = append(theirs, k)
+				}
+				continue
 			}
-			changes = append(changes, stage.Change{Action: stage.Delete, Kind: "s3-object", Name: s.Bucket + "/" + aws.ToString(o.Key)})
+			if err := del(e.key, e.version); err != nil {
+				return changes, err
+			}
 		}
+	}
+	if len(theirs) > 0 {
+		sort.Strings(theirs)
+		return append(changes, stage.Change{Action: stage.Keep, Kind: "s3-bucket", Name: s.Bucket,
+			Detail: fmt.Sprintf("holds %d object(s) irsa did not write (%s): kept with them; teardown --force deletes them too", len(theirs), strings.Join(theirs, ", "))}), nil
 	}
 	if _, err := s.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &s.Bucket}); err != nil && !awsclient.IsNotFound(err) {
 		return changes, fmt.Errorf("delete bucket %q: %w", s.Bucket, err)
