@@ -230,7 +230,7 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		},
 		&provider.Stage{
 			IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
-			Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
+			ClientIDs: bindingAudiences(cfg.Bindings), TrustedAudiences: e.RoleManager().TrustedAudiences, Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
 		},
 		e.BindingsStage(),
 	}
@@ -244,6 +244,17 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		}
 	}
 	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
+}
+
+// bindingAudiences are the audiences bindings ask for besides the default: the provider lists them as client IDs.
+func bindingAudiences(bs []config.Binding) []string {
+	var out []string
+	for _, b := range bs {
+		if b.Audience != "" {
+			out = append(out, b.Audience)
+		}
+	}
+	return out
 }
 
 // CheckOnly refuses to run cluster stages named with --only when no cluster is configured: asked for explicitly, a

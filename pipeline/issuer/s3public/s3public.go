@@ -39,13 +39,56 @@ type Host struct {
 
 var _ issuer.Host = (*Host)(nil)
 
+// PolicySid names irsa's statement in the bucket policy. Apply sets only the statement with this Sid and keeps every
+// other statement (a third party's) as it is.
+const PolicySid = "IrsaPublicIssuerDocuments"
+
+// MergePolicy returns the bucket policy existing (empty for none) with irsa's statement, the one statement of want
+// (BucketPolicy), put in place of any statement with Sid PolicySid; every other statement is kept, in its order. The
+// error names the policy that is not valid JSON.
+func MergePolicy(existing, want string) (string, error) {
+	var w struct{ Statement []json.RawMessage }
+	if err := json.Unmarshal([]byte(want), &w); err != nil || len(w.Statement) != 1 {
+		return "", fmt.Errorf("irsa bucket policy %q: want one statement (%v)", want, err)
+	}
+	if strings.TrimSpace(existing) == "" {
+		return want, nil
+	}
+	doc := map[string]json.RawMessage{}
+	if err := json.Unmarshal([]byte(existing), &doc); err != nil {
+		return "", fmt.Errorf("bucket policy %q: %w", existing, err)
+	}
+	var stmts []json.RawMessage
+	if raw := bytes.TrimSpace(doc["Statement"]); len(raw) > 0 && raw[0] == '{' {
+		stmts = []json.RawMessage{raw} // IAM allows a lone statement object
+	} else if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &stmts); err != nil {
+			return "", fmt.Errorf("bucket policy %q: Statement: %w", existing, err)
+		}
+	}
+	out := []json.RawMessage{}
+	for _, st := range stmts {
+		var sid struct{ Sid string }
+		_ = json.Unmarshal(st, &sid)
+		if sid.Sid != PolicySid {
+			out = append(out, st)
+		}
+	}
+	doc["Statement"], _ = json.Marshal(append(out, w.Statement[0]))
+	if _, ok := doc["Version"]; !ok {
+		doc["Version"] = json.RawMessage(`"2012-10-17"`)
+	}
+	b, err := json.Marshal(doc)
+	return string(b), err
+}
+
 // BucketPolicy allows anonymous s3:GetObject on exactly the two documents.
 func BucketPolicy(partition, bucket, discoveryKey, jwksKey string) string {
 	d, j := discoveryKey, jwksKey
 	doc := map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []any{map[string]any{
-			"Sid":       "IrsaPublicIssuerDocuments",
+			"Sid":       PolicySid,
 			"Effect":    "Allow",
 			"Principal": "*",
 			"Action":    "s3:GetObject",
@@ -205,16 +248,31 @@ func (s *Host) diffPublicAccessBlock(ctx context.Context) (*stage.Change, error)
 	return &stage.Change{Action: stage.Update, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"}, nil
 }
 
-func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
+// wantedPolicy is the bucket's policy with irsa's statement merged in (MergePolicy), and whether that differs from the
+// policy it has.
+func (s *Host) wantedPolicy(ctx context.Context) (policy string, differs bool, err error) {
 	want := BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
 	out, err := s.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &s.Bucket})
 	if err != nil && !awsclient.IsNotFound(err) {
-		return nil, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
+		return "", false, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
 	}
-	if err == nil && documents.SameJSON(aws.ToString(out.Policy), want) {
-		return nil, nil
+	have := ""
+	if err == nil {
+		have = aws.ToString(out.Policy)
 	}
-	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "anonymous GetObject on the two issuer documents"}, nil
+	merged, err := MergePolicy(have, want)
+	if err != nil {
+		return "", false, err
+	}
+	return merged, have == "" || !documents.SameJSON(have, merged), nil
+}
+
+func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
+	_, differs, err := s.wantedPolicy(ctx)
+	if err != nil || !differs {
+		return nil, err
+	}
+	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "statement " + PolicySid + ": anonymous GetObject on the two issuer documents (other statements kept)"}, nil
 }
 
 func (s *Host) diffObject(ctx context.Context, o issuer.Document) (*stage.Change, error) {
@@ -238,54 +296,61 @@ func (s *Host) Plan(ctx context.Context, objs []issuer.Document) ([]stage.Change
 	return changes, err
 }
 
-// Publish implements issuer.Host: it creates the bucket if needed and brings its settings and documents to what is
-// wanted.
+// Publish implements issuer.Host: it creates (or adopts) the bucket if needed and brings its settings and documents to
+// what is wanted. It makes the changes in diff's order and, when one fails, returns those already made with the error,
+// so the report of a failed run lists them.
 func (s *Host) Publish(ctx context.Context, objs []issuer.Document) ([]stage.Change, error) {
 	changes, state, err := s.diff(ctx, objs)
 	if err != nil || len(changes) == 0 {
 		return nil, err
 	}
-	switch state {
-	case missing:
-		if err := s.createBucket(ctx); err != nil {
-			return nil, err
-		}
-	case untagged:
-		if err := s.tag(ctx); err != nil {
-			return nil, err
-		}
-	}
-	for _, c := range changes {
-		switch c.Kind {
-		case "s3-public-access-block":
-			if _, err := s.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &s.Bucket, PublicAccessBlockConfiguration: wantedPublicAccessBlock()}); err != nil {
-				return nil, fmt.Errorf("set public access block of bucket %q: %w", s.Bucket, err)
-			}
-		case "s3-bucket-policy":
-			policy := BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
-			if _, err := s.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &s.Bucket, Policy: &policy}); err != nil {
-				if awsclient.ErrorCode(err) == "AccessDenied" {
-					return nil, fmt.Errorf("set public-read policy on bucket %q: %w: Block Public Access is probably on at the account level "+
-						"(BlockPublicPolicy or RestrictPublicBuckets in `aws s3control get-public-access-block --account-id ACCOUNT`); "+
-						"turn those two off for the account, or serve the issuer from elsewhere (CloudFront with origin access control) and pass --issuer-url", s.Bucket, err)
-				}
-				return nil, fmt.Errorf("set policy of bucket %q: %w", s.Bucket, err)
-			}
-		}
-	}
-	for _, o := range objs {
-		for _, c := range changes {
-			if c.Kind == "s3-object" && c.Name == s.Bucket+"/"+o.Key {
-				if _, err := s.S3.PutObject(ctx, &s3.PutObjectInput{
-					Bucket: &s.Bucket, Key: aws.String(o.Key), Body: bytes.NewReader(o.Body),
-					ContentType: aws.String(o.ContentType), CacheControl: aws.String("max-age=300"),
-				}); err != nil {
-					return nil, fmt.Errorf("upload s3://%s/%s: %w", s.Bucket, o.Key, err)
-				}
-			}
+	for i, c := range changes {
+		if err := s.make(ctx, c, state, objs); err != nil {
+			return changes[:i], err
 		}
 	}
 	return changes, nil
+}
+
+// make makes one change diff listed.
+func (s *Host) make(ctx context.Context, c stage.Change, state bucketState, objs []issuer.Document) error {
+	switch c.Kind {
+	case "s3-bucket":
+		if state == untagged {
+			return s.tag(ctx)
+		}
+		return s.createBucket(ctx)
+	case "s3-public-access-block":
+		if _, err := s.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &s.Bucket, PublicAccessBlockConfiguration: wantedPublicAccessBlock()}); err != nil {
+			return fmt.Errorf("set public access block of bucket %q: %w", s.Bucket, err)
+		}
+	case "s3-bucket-policy":
+		policy, _, err := s.wantedPolicy(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := s.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &s.Bucket, Policy: &policy}); err != nil {
+			if awsclient.ErrorCode(err) == "AccessDenied" {
+				return fmt.Errorf("set public-read policy on bucket %q: %w: Block Public Access is probably on at the account level "+
+					"(BlockPublicPolicy or RestrictPublicBuckets in `aws s3control get-public-access-block --account-id ACCOUNT`); "+
+					"turn those two off for the account, or serve the issuer from elsewhere (CloudFront with origin access control) and pass --issuer-url", s.Bucket, err)
+			}
+			return fmt.Errorf("set policy of bucket %q: %w", s.Bucket, err)
+		}
+	case "s3-object":
+		for _, o := range objs {
+			if c.Name != s.Bucket+"/"+o.Key {
+				continue
+			}
+			if _, err := s.S3.PutObject(ctx, &s3.PutObjectInput{
+				Bucket: &s.Bucket, Key: aws.String(o.Key), Body: bytes.NewReader(o.Body),
+				ContentType: aws.String(o.ContentType), CacheControl: aws.String("max-age=300"),
+			}); err != nil {
+				return fmt.Errorf("upload s3://%s/%s: %w", s.Bucket, o.Key, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Host) createBucket(ctx context.Context) error {
