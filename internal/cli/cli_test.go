@@ -70,13 +70,15 @@ type env struct {
 	bucket  string
 	keyDir  string
 	issuer  string
-	last    *setup.Env
+	// endpoint is the AWS endpoint the commands use: moto, or a fault proxy in front of it.
+	endpoint string
+	last     *setup.Env
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	n := seq.Add(1)
-	e := &env{t: t, cluster: fmt.Sprintf("c%d", n), bucket: fmt.Sprintf("irsa-test-%d", n), keyDir: t.TempDir()}
+	e := &env{t: t, cluster: fmt.Sprintf("c%d", n), bucket: fmt.Sprintf("irsa-test-%d", n), keyDir: t.TempDir(), endpoint: moto.URL}
 	e.issuer = moto.URL + "/" + e.bucket
 	if _, _, err := keys.Generate(e.keyDir, false); err != nil {
 		t.Fatal(err)
@@ -85,7 +87,7 @@ func newEnv(t testing.TB) *env {
 }
 
 func (e *env) flags() []string {
-	return []string{"--cluster-name", e.cluster, "--region", "eu-west-1", "--bucket", e.bucket, "--aws-endpoint-url", moto.URL, "--key-dir", e.keyDir}
+	return []string{"--cluster-name", e.cluster, "--region", "eu-west-1", "--bucket", e.bucket, "--aws-endpoint-url", e.endpoint, "--key-dir", e.keyDir}
 }
 
 // run runs irsa with args plus the env's flags and returns the exit code, stdout and stderr.
@@ -351,9 +353,19 @@ func TestTeardownRemovesOwnedAndKeepsForeign(t *testing.T) {
 	e.mustRun("bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
 	c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String("extra"), Body: strings.NewReader("x")})
 
-	e.mustRun("teardown", "--yes", "--aws-only")
+	// The bucket holds an object irsa did not write: teardown keeps it (and the object), says so, and --force removes
+	// it.
+	out := e.mustRun("teardown", "--yes", "--aws-only")
+	if !strings.Contains(out, "= s3-bucket "+e.bucket) || !strings.Contains(out, "(extra)") {
+		t.Errorf("teardown does not report the kept bucket:\n%s", out)
+	}
+	objs, err := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &e.bucket})
+	if err != nil || len(objs.Contents) != 1 || aws.ToString(objs.Contents[0].Key) != "extra" {
+		t.Errorf("after teardown without --force the bucket should hold only the object irsa did not write: %v %v", objs, err)
+	}
+	e.mustRun("teardown", "--yes", "--aws-only", "--force")
 	if _, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
-		t.Errorf("owned bucket still there after teardown (err %v)", err)
+		t.Errorf("owned bucket still there after teardown --force (err %v)", err)
 	}
 	if _, err := c.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("irsa-" + e.cluster + "-default-app")}); !awsclient.IsNotFound(err) {
 		t.Errorf("owned role still there after teardown (err %v)", err)
@@ -381,13 +393,17 @@ func TestRefusesForeignBucket(t *testing.T) {
 		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: "eu-west-1"}}); err != nil {
 		t.Fatal(err)
 	}
+	// An empty untagged bucket of this account would be adopted; one holding someone's object is not.
+	if _, err := c.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String("theirs"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
 	code, _, errOut := e.run("apply")
 	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("bucket %q exists but is not owned by irsa cluster %q", e.bucket, e.cluster)) {
 		t.Errorf("apply on a foreign bucket: exit %d, stderr %s", code, errOut)
 	}
 	objs, _ := c.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &e.bucket})
-	if len(objs.Contents) != 0 {
-		t.Errorf("apply wrote %d objects into a foreign bucket", len(objs.Contents))
+	if len(objs.Contents) != 1 {
+		t.Errorf("apply changed the objects of a foreign bucket: %d objects, want 1", len(objs.Contents))
 	}
 }
 

@@ -50,7 +50,7 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-var actionSigns = map[stage.Action]string{stage.Create: "+", stage.Update: "~", stage.Delete: "-"}
+var actionSigns = map[stage.Action]string{stage.Create: "+", stage.Update: "~", stage.Delete: "-", stage.Keep: "="}
 
 // progressPrinter prints, on stderr, a line when a stage starts and one when it ends: a check or a cross, the stage,
 // how many changes, how long it took. Stages overlap, so every line names its stage. The changes themselves are the

@@ -19,7 +19,7 @@ writes. Progress goes to stderr, the report to stdout.`},
 }
 
 func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.Mode) *cobra.Command {
-	var forceVerify, yes, awsOnly bool
+	var forceVerify, yes, awsOnly, force bool
 	cmd := &cobra.Command{
 		Use:     name,
 		Aliases: aliases,
@@ -27,7 +27,7 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 		Long:    runDocs[mode][1],
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := g.run(cmd, mode, runOptions{forceVerify: forceVerify, yes: yes, awsOnly: awsOnly})
+			rep, err := g.run(cmd, mode, runOptions{forceVerify: forceVerify, yes: yes, awsOnly: awsOnly, force: force})
 			if err != nil {
 				return err
 			}
@@ -44,6 +44,7 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 		cmd.Flags().BoolVar(&forceVerify, "verify", false, "run the verify stage even when nothing changed")
 	case runner.Delete:
 		cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
+		cmd.Flags().BoolVar(&force, "force", false, "also delete objects irsa did not write in the issuer bucket, and the bucket with them")
 		cmd.Flags().BoolVar(&awsOnly, "aws-only", false, "remove the AWS side although no cluster is configured (the cluster is gone, or will never use this issuer again)")
 	}
 	return cmd
@@ -52,7 +53,7 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 // run validates everything, then runs the stages and prints progress and the report.
 // runOptions are the flags of plan, apply and teardown beyond the target's.
 type runOptions struct {
-	forceVerify, yes, awsOnly bool
+	forceVerify, yes, awsOnly, force bool
 }
 
 func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) (*runner.Report, error) {
@@ -68,6 +69,7 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 		return nil, err
 	}
 	if mode == runner.Delete {
+		env.ForceTeardown = o.force
 		if err := env.CheckTeardown(only, o.awsOnly); err != nil {
 			return nil, err
 		}

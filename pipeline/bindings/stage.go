@@ -2,6 +2,7 @@ package bindings
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,8 +61,12 @@ func (s *Stage) Bind(ctx context.Context, b config.Binding, arn string) ([]stage
 	return append(c, sc...), err
 }
 
-// Unbind removes what irsa set on b's ServiceAccount and deletes b's role.
+// Unbind removes what irsa set on b's ServiceAccount and deletes b's role. A role irsa does not own for b (another
+// cluster's, nobody's, or another ServiceAccount's: roles.ErrNotOwned) is an error, and then nothing is changed.
 func (s *Stage) Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	if err := s.Roles.CheckOwned(ctx, b); err != nil {
+		return nil, err
+	}
 	var changes []stage.Change
 	if s.ServiceAccounts != nil && b.Namespace != "" {
 		c, err := s.ServiceAccounts.Unbind(ctx, b)
@@ -70,18 +75,28 @@ func (s *Stage) Unbind(ctx context.Context, b config.Binding) ([]stage.Change, e
 			return changes, err
 		}
 	}
-	c, err := s.Roles.Remove(ctx, b.RoleName)
+	c, err := s.Roles.Remove(ctx, b)
 	return append(changes, c...), err
 }
 
-// Delete unbinds every configured binding, then deletes every other role irsa made for this cluster (those made by
-// `irsa bind`).
+// Delete unbinds every configured binding, then every other role irsa made for this cluster (those made by
+// `irsa bind`), found under the cluster's IAM path and rebuilt from their ServiceAccount tag. A role that apply would
+// refuse to manage is kept and reported as kept, never deleted.
 func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 	var changes []stage.Change
-	for _, b := range s.Bindings {
+	unbind := func(b config.Binding) error {
 		c, err := s.Unbind(ctx, b)
 		changes = append(changes, c...)
-		if err != nil {
+		if errors.Is(err, roles.ErrNotOwned) {
+			changes = append(changes, stage.Change{Action: stage.Keep, Kind: "iam-role", Name: b.RoleName, Detail: err.Error()})
+			return nil
+		}
+		return err
+	}
+	done := map[string]bool{}
+	for _, b := range s.Bindings {
+		done[b.RoleName] = true
+		if err := unbind(b); err != nil {
 			return changes, err
 		}
 	}
@@ -90,13 +105,14 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 		return changes, err
 	}
 	for _, n := range names {
+		if done[n] {
+			continue
+		}
 		b, err := s.Roles.BindingOf(ctx, n)
 		if err != nil {
 			return changes, err
 		}
-		c, err := s.Unbind(ctx, b)
-		changes = append(changes, c...)
-		if err != nil {
+		if err := unbind(b); err != nil {
 			return changes, err
 		}
 	}

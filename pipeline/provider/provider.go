@@ -33,6 +33,13 @@ type Stage struct {
 	ClusterName string
 	IssuerURL   string
 	Audience    string
+	// ClientIDs are further client IDs the provider must list besides Audience: the audiences bindings ask for
+	// (eks.amazonaws.com/audience). Any other client ID is drift, and apply removes it.
+	ClientIDs []string
+	// TrustedAudiences, when set, lists the audiences the cluster's roles trust (a role bound with `irsa bind
+	// --sa-audience`, whose client ID the user added): an extra client ID among them is in use, not drift. It is asked
+	// only when the provider lists a client ID beyond Audience and ClientIDs.
+	TrustedAudiences func(ctx context.Context) ([]string, error)
 	// Thumbprints, when set, are used as they are; otherwise they are taken from the issuer host's TLS chain.
 	Thumbprints []string
 	// AccountID returns the account the provider lives in.
@@ -106,10 +113,18 @@ type plan struct {
 	arn         string
 	thumbprints []string
 	exists      bool
-	addClientID bool
+	addClientID []string
+	removeID    []string
 	setThumbs   bool
 	setTags     bool
 	changes     []stage.Change
+}
+
+// clientIDs is every client ID the provider must list, sorted.
+func (s *Stage) clientIDs() []string {
+	ids := append([]string{s.Audience}, s.ClientIDs...)
+	sort.Strings(ids)
+	return slices.Compact(ids)
 }
 
 func (s *Stage) diff(ctx context.Context) (*plan, error) {
@@ -121,7 +136,7 @@ func (s *Stage) diff(ctx context.Context) (*plan, error) {
 	out, err := s.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
 	if awsclient.IsNotFound(err) {
 		p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-oidc-provider", Name: arn,
-			Detail: fmt.Sprintf("url %s, client ID %s, thumbprint %s", s.IssuerURL, s.Audience, strings.Join(thumbprints, ","))})
+			Detail: fmt.Sprintf("url %s, client ID %s, thumbprint %s", s.IssuerURL, strings.Join(s.clientIDs(), ","), strings.Join(thumbprints, ","))})
 		return p, nil
 	}
 	if err != nil {
@@ -131,9 +146,25 @@ func (s *Stage) diff(ctx context.Context) (*plan, error) {
 	if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
 		return nil, fmt.Errorf("IAM OIDC provider %q exists but is not owned by irsa cluster %q (no tag %s=%s): delete it, or tag it if it belongs to this cluster", arn, s.ClusterName, config.OwnerTagKey, s.ClusterName)
 	}
-	if !slices.Contains(out.ClientIDList, s.Audience) {
-		p.addClientID = true
-		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn, Detail: "add client ID " + s.Audience})
+	want := s.clientIDs()
+	for _, id := range want {
+		if !slices.Contains(out.ClientIDList, id) {
+			p.addClientID = append(p.addClientID, id)
+			p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn, Detail: "add client ID " + id})
+		}
+	}
+	var inUse []string
+	for _, id := range out.ClientIDList {
+		if !slices.Contains(want, id) && inUse == nil && s.TrustedAudiences != nil {
+			if inUse, err = s.TrustedAudiences(ctx); err != nil {
+				return nil, err
+			}
+			inUse = append(inUse, "") // asked once
+		}
+		if !slices.Contains(want, id) && !slices.Contains(inUse, id) {
+			p.removeID = append(p.removeID, id)
+			p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn, Detail: "remove client ID " + id})
+		}
 	}
 	have := append([]string(nil), out.ThumbprintList...)
 	for i := range have {
@@ -160,6 +191,8 @@ func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
 	return p.changes, nil
 }
 
+// Apply creates the provider, or brings it to what is wanted. When a call fails, it returns the changes already made
+// with the error.
 func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	p, err := s.diff(ctx)
 	if err != nil {
@@ -167,27 +200,53 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	}
 	if !p.exists {
 		_, err := s.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-			Url: &s.IssuerURL, ClientIDList: []string{s.Audience}, ThumbprintList: p.thumbprints, Tags: s.tags(),
+			Url: &s.IssuerURL, ClientIDList: s.clientIDs(), ThumbprintList: p.thumbprints, Tags: s.tags(),
 		})
-		if err != nil {
-			return nil, fmt.Errorf("create IAM OIDC provider %q: %w", s.IssuerURL, err)
+		if awsclient.ErrorCode(err) != "EntityAlreadyExists" {
+			if err != nil {
+				return nil, fmt.Errorf("create IAM OIDC provider %q: %w", s.IssuerURL, err)
+			}
+			return p.changes, nil
 		}
-		return p.changes, nil
+		// Missing a moment ago: the SDK retried a create whose response was lost, or another run made it. Adopt it
+		// only if it carries this cluster's tag (diff checks), and finish it.
+		created := p.changes
+		if p, err = s.diff(ctx); err != nil {
+			return nil, fmt.Errorf("create IAM OIDC provider %q: it appeared meanwhile: %w", s.IssuerURL, err)
+		}
+		p.changes = created
 	}
-	if p.addClientID {
-		if _, err := s.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{OpenIDConnectProviderArn: &p.arn, ClientID: &s.Audience}); err != nil {
-			return nil, fmt.Errorf("add client ID %q to IAM OIDC provider %q: %w", s.Audience, p.arn, err)
+	var done []stage.Change
+	mark := func(detail string) {
+		for _, c := range p.changes {
+			if c.Detail == detail || (detail == "thumbprints" && strings.HasPrefix(c.Detail, "thumbprints ")) {
+				done = append(done, c)
+			}
 		}
+	}
+	for _, id := range p.addClientID {
+		if _, err := s.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{OpenIDConnectProviderArn: &p.arn, ClientID: aws.String(id)}); err != nil {
+			return done, fmt.Errorf("add client ID %q to IAM OIDC provider %q: %w", id, p.arn, err)
+		}
+		mark("add client ID " + id)
+	}
+	for _, id := range p.removeID {
+		if _, err := s.IAM.RemoveClientIDFromOpenIDConnectProvider(ctx, &iam.RemoveClientIDFromOpenIDConnectProviderInput{OpenIDConnectProviderArn: &p.arn, ClientID: aws.String(id)}); err != nil {
+			return done, fmt.Errorf("remove client ID %q from IAM OIDC provider %q: %w", id, p.arn, err)
+		}
+		mark("remove client ID " + id)
 	}
 	if p.setThumbs {
 		if _, err := s.IAM.UpdateOpenIDConnectProviderThumbprint(ctx, &iam.UpdateOpenIDConnectProviderThumbprintInput{OpenIDConnectProviderArn: &p.arn, ThumbprintList: p.thumbprints}); err != nil {
-			return nil, fmt.Errorf("update thumbprints of IAM OIDC provider %q: %w", p.arn, err)
+			return done, fmt.Errorf("update thumbprints of IAM OIDC provider %q: %w", p.arn, err)
 		}
+		mark("thumbprints")
 	}
 	if p.setTags {
 		if _, err := s.IAM.TagOpenIDConnectProvider(ctx, &iam.TagOpenIDConnectProviderInput{OpenIDConnectProviderArn: &p.arn, Tags: s.tags()}); err != nil {
-			return nil, fmt.Errorf("tag IAM OIDC provider %q: %w", p.arn, err)
+			return done, fmt.Errorf("tag IAM OIDC provider %q: %w", p.arn, err)
 		}
+		mark("tags")
 	}
 	return p.changes, nil
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -82,13 +83,32 @@ func (m *Manager) RoleARN(ctx context.Context, b config.Binding) (string, error)
 	return fmt.Sprintf("arn:%s:iam::%s:role%s%s", m.Partition, account, Path(m.ClusterName), b.RoleName), nil
 }
 
+// MaxSessionDuration is the maximum session, in seconds, of every irsa role: IAM's default. A role with another value
+// has drifted.
+const MaxSessionDuration = 3600
+
+// step is one change to a role and the call that makes it.
+type step struct {
+	change stage.Change
+	do     func(ctx context.Context) error
+}
+
 type rolePlan struct {
-	exists                  bool
-	trust                   string
-	setTrust                bool
-	attach, detach          []string
-	putInline, deleteInline bool
-	changes                 []stage.Change
+	exists bool
+	trust  string
+	steps  []step
+}
+
+func (p *rolePlan) add(c stage.Change, do func(ctx context.Context) error) {
+	p.steps = append(p.steps, step{c, do})
+}
+
+func (p *rolePlan) changes() []stage.Change {
+	var out []stage.Change
+	for _, s := range p.steps {
+		out = append(out, s.change)
+	}
+	return out
 }
 
 func (m *Manager) tags(b config.Binding) []iamtypes.Tag {
@@ -108,75 +128,148 @@ func (m *Manager) diff(ctx context.Context, b config.Binding) (*rolePlan, error)
 	if b.Audience != "" {
 		audience = b.Audience
 	}
+	role := b.RoleName
 	p := &rolePlan{trust: TrustPolicy(providerARN, m.IssuerURL, b.Namespace, b.ServiceAccount, audience)}
-	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &b.RoleName})
+	attach := func(a string) {
+		p.add(stage.Change{Action: stage.Create, Kind: "iam-role-policy-attachment", Name: role, Detail: a}, func(ctx context.Context) error {
+			if _, err := m.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: &role, PolicyArn: aws.String(a)}); err != nil {
+				return fmt.Errorf("attach policy %q to IAM role %q: %w", a, role, err)
+			}
+			return nil
+		})
+	}
+	putInline := func(action stage.Action) {
+		p.add(stage.Change{Action: action, Kind: "iam-role-inline-policy", Name: role + "/" + InlinePolicyName}, func(ctx context.Context) error {
+			if _, err := m.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &role, PolicyName: aws.String(InlinePolicyName), PolicyDocument: aws.String(b.InlinePolicy)}); err != nil {
+				return fmt.Errorf("put inline policy on IAM role %q: %w", role, err)
+			}
+			return nil
+		})
+	}
+	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &role})
 	if awsclient.IsNotFound(err) {
-		p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role", Name: b.RoleName, Detail: "trusts " + Subject(b.Namespace, b.ServiceAccount)})
+		p.add(stage.Change{Action: stage.Create, Kind: "iam-role", Name: role, Detail: "trusts " + Subject(b.Namespace, b.ServiceAccount)}, func(ctx context.Context) error {
+			return m.create(ctx, b, p)
+		})
 		for _, a := range sorted(b.PolicyARNs) {
-			p.attach = append(p.attach, a)
-			p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-policy-attachment", Name: b.RoleName, Detail: a})
+			attach(a)
 		}
 		if b.InlinePolicy != "" {
-			p.putInline = true
-			p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+			putInline(stage.Create)
 		}
 		return p, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read IAM role %q: %w", b.RoleName, err)
+		return nil, fmt.Errorf("read IAM role %q: %w", role, err)
 	}
 	p.exists = true
-	if !ownedBy(out.Role.Tags, m.ClusterName) {
-		return nil, fmt.Errorf("IAM role %q exists but is not owned by irsa cluster %q (no tag %s=%s): pass --role-name with another name", b.RoleName, m.ClusterName, config.OwnerTagKey, m.ClusterName)
-	}
-	if aws.ToString(out.Role.Path) != Path(m.ClusterName) {
-		return nil, fmt.Errorf("IAM role %q has path %q, want %q: IAM paths are immutable; delete the role or pick another --role-name", b.RoleName, aws.ToString(out.Role.Path), Path(m.ClusterName))
+	if err := m.checkOwner(out.Role, b); err != nil {
+		return nil, err
 	}
 	have, _ := url.QueryUnescape(aws.ToString(out.Role.AssumeRolePolicyDocument))
 	if !documents.SameJSON(have, p.trust) {
-		p.setTrust = true
-		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-role", Name: b.RoleName, Detail: "trust policy"})
+		p.add(stage.Change{Action: stage.Update, Kind: "iam-role", Name: role, Detail: "trust policy"}, func(ctx context.Context) error {
+			if _, err := m.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &role, PolicyDocument: &p.trust}); err != nil {
+				return fmt.Errorf("update trust policy of IAM role %q: %w", role, err)
+			}
+			return nil
+		})
 	}
-	attached, err := m.attached(ctx, b.RoleName)
+	// Drift irsa never sets: a permissions boundary and another maximum session duration.
+	if pb := out.Role.PermissionsBoundary; pb != nil && aws.ToString(pb.PermissionsBoundaryArn) != "" {
+		p.add(stage.Change{Action: stage.Delete, Kind: "iam-role-permissions-boundary", Name: role, Detail: aws.ToString(pb.PermissionsBoundaryArn)}, func(ctx context.Context) error {
+			if _, err := m.IAM.DeleteRolePermissionsBoundary(ctx, &iam.DeleteRolePermissionsBoundaryInput{RoleName: &role}); err != nil && !awsclient.IsNotFound(err) {
+				return fmt.Errorf("delete permissions boundary of IAM role %q: %w", role, err)
+			}
+			return nil
+		})
+	}
+	if d := aws.ToInt32(out.Role.MaxSessionDuration); d != 0 && d != MaxSessionDuration {
+		p.add(stage.Change{Action: stage.Update, Kind: "iam-role", Name: role, Detail: fmt.Sprintf("max session duration %ds -> %ds", d, MaxSessionDuration)}, func(ctx context.Context) error {
+			if _, err := m.IAM.UpdateRole(ctx, &iam.UpdateRoleInput{RoleName: &role, MaxSessionDuration: aws.Int32(MaxSessionDuration)}); err != nil {
+				return fmt.Errorf("set max session duration of IAM role %q: %w", role, err)
+			}
+			return nil
+		})
+	}
+	attached, err := m.attached(ctx, role)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range sorted(b.PolicyARNs) {
 		if !slices.Contains(attached, a) {
-			p.attach = append(p.attach, a)
-			p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-policy-attachment", Name: b.RoleName, Detail: a})
+			attach(a)
 		}
 	}
 	for _, a := range attached {
 		if !slices.Contains(b.PolicyARNs, a) {
-			p.detach = append(p.detach, a)
-			p.changes = append(p.changes, stage.Change{Action: stage.Delete, Kind: "iam-role-policy-attachment", Name: b.RoleName, Detail: a})
+			p.add(stage.Change{Action: stage.Delete, Kind: "iam-role-policy-attachment", Name: role, Detail: a}, func(ctx context.Context) error {
+				if _, err := m.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: &role, PolicyArn: aws.String(a)}); err != nil && !awsclient.IsNotFound(err) {
+					return fmt.Errorf("detach policy %q from IAM role %q: %w", a, role, err)
+				}
+				return nil
+			})
 		}
 	}
-	inline, err := m.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &b.RoleName})
+	inline, err := m.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &role})
 	if err != nil {
-		return nil, fmt.Errorf("list inline policies of IAM role %q: %w", b.RoleName, err)
+		return nil, fmt.Errorf("list inline policies of IAM role %q: %w", role, err)
 	}
 	hasInline := slices.Contains(inline.PolicyNames, InlinePolicyName)
 	switch {
 	case b.InlinePolicy != "" && !hasInline:
-		p.putInline = true
-		p.changes = append(p.changes, stage.Change{Action: stage.Create, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+		putInline(stage.Create)
 	case b.InlinePolicy != "":
-		cur, err := m.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &b.RoleName, PolicyName: aws.String(InlinePolicyName)})
+		cur, err := m.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &role, PolicyName: aws.String(InlinePolicyName)})
 		if err != nil {
-			return nil, fmt.Errorf("read inline policy of IAM role %q: %w", b.RoleName, err)
+			return nil, fmt.Errorf("read inline policy of IAM role %q: %w", role, err)
 		}
 		doc, _ := url.QueryUnescape(aws.ToString(cur.PolicyDocument))
 		if !documents.SameJSON(doc, b.InlinePolicy) {
-			p.putInline = true
-			p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+			putInline(stage.Update)
 		}
-	case hasInline:
-		p.deleteInline = true
-		p.changes = append(p.changes, stage.Change{Action: stage.Delete, Kind: "iam-role-inline-policy", Name: b.RoleName + "/" + InlinePolicyName})
+	}
+	// Every inline policy but irsa's own (when wanted) is drift: the role grants what the binding says, nothing more.
+	for _, n := range sorted(inline.PolicyNames) {
+		if n == InlinePolicyName && b.InlinePolicy != "" {
+			continue
+		}
+		p.add(stage.Change{Action: stage.Delete, Kind: "iam-role-inline-policy", Name: role + "/" + n}, func(ctx context.Context) error {
+			if _, err := m.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &role, PolicyName: aws.String(n)}); err != nil && !awsclient.IsNotFound(err) {
+				return fmt.Errorf("delete inline policy %q of IAM role %q: %w", n, role, err)
+			}
+			return nil
+		})
 	}
 	return p, nil
+}
+
+// create makes the role. A create that meets the role already there (the SDK retried a create whose response was lost,
+// or another run made it) adopts it only if it is this binding's (checkOwner: the tags and path the create sets), and
+// brings it to what is wanted.
+func (m *Manager) create(ctx context.Context, b config.Binding, p *rolePlan) error {
+	role := b.RoleName
+	_, err := m.IAM.CreateRole(ctx, &iam.CreateRoleInput{
+		RoleName: &role, Path: aws.String(Path(m.ClusterName)), AssumeRolePolicyDocument: &p.trust,
+		Description: aws.String(fmt.Sprintf("IRSA role of %s/%s in cluster %s, managed by irsa", b.Namespace, b.ServiceAccount, m.ClusterName)),
+		Tags:        m.tags(b), MaxSessionDuration: aws.Int32(MaxSessionDuration),
+	})
+	if awsclient.ErrorCode(err) != "EntityAlreadyExists" {
+		if err != nil {
+			return fmt.Errorf("create IAM role %q: %w", role, err)
+		}
+		return nil
+	}
+	now, err := m.diff(ctx, b)
+	if err != nil {
+		return fmt.Errorf("create IAM role %q: it appeared meanwhile: %w", role, err)
+	}
+	for _, s := range now.steps {
+		if err := s.do(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Manager) attached(ctx context.Context, role string) ([]string, error) {
@@ -200,56 +293,63 @@ func (m *Manager) Plan(ctx context.Context, b config.Binding) ([]stage.Change, e
 	if err != nil {
 		return nil, err
 	}
-	return p.changes, nil
+	return p.changes(), nil
 }
 
-// Ensure creates or updates the role for b.
+// Ensure creates or updates the role for b. When a change fails, it returns those already made with the error.
 func (m *Manager) Ensure(ctx context.Context, b config.Binding) ([]stage.Change, error) {
 	p, err := m.diff(ctx, b)
-	if err != nil || len(p.changes) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	role := b.RoleName
-	if !p.exists {
-		_, err := m.IAM.CreateRole(ctx, &iam.CreateRoleInput{
-			RoleName: &role, Path: aws.String(Path(m.ClusterName)), AssumeRolePolicyDocument: &p.trust,
-			Description: aws.String(fmt.Sprintf("IRSA role of %s/%s in cluster %s, managed by irsa", b.Namespace, b.ServiceAccount, m.ClusterName)),
-			Tags:        m.tags(b),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("create IAM role %q: %w", role, err)
+	changes := p.changes()
+	for i, s := range p.steps {
+		if err := s.do(ctx); err != nil {
+			return changes[:i], err
 		}
 	}
-	if p.setTrust {
-		if _, err := m.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &role, PolicyDocument: &p.trust}); err != nil {
-			return nil, fmt.Errorf("update trust policy of IAM role %q: %w", role, err)
-		}
-	}
-	for _, a := range p.attach {
-		if _, err := m.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: &role, PolicyArn: aws.String(a)}); err != nil {
-			return nil, fmt.Errorf("attach policy %q to IAM role %q: %w", a, role, err)
-		}
-	}
-	for _, a := range p.detach {
-		if _, err := m.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: &role, PolicyArn: aws.String(a)}); err != nil && !awsclient.IsNotFound(err) {
-			return nil, fmt.Errorf("detach policy %q from IAM role %q: %w", a, role, err)
-		}
-	}
-	if p.putInline {
-		if _, err := m.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &role, PolicyName: aws.String(InlinePolicyName), PolicyDocument: aws.String(b.InlinePolicy)}); err != nil {
-			return nil, fmt.Errorf("put inline policy on IAM role %q: %w", role, err)
-		}
-	}
-	if p.deleteInline {
-		if _, err := m.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &role, PolicyName: aws.String(InlinePolicyName)}); err != nil && !awsclient.IsNotFound(err) {
-			return nil, fmt.Errorf("delete inline policy of IAM role %q: %w", role, err)
-		}
-	}
-	return p.changes, nil
+	return changes, nil
 }
 
-// Remove deletes the role named roleName if irsa owns it for this cluster; a missing role is already removed.
-func (m *Manager) Remove(ctx context.Context, roleName string) ([]stage.Change, error) {
+// ErrNotOwned is wrapped by errors about a role that exists but is not irsa's for this binding: another cluster's,
+// nobody's, or the role of another ServiceAccount. Such a role is never rewritten or deleted.
+var ErrNotOwned = errors.New("IAM role not owned by this binding")
+
+// checkOwner accepts role only when apply may manage it for b: tagged for this cluster, under the cluster's IAM path and
+// tagged with b's NAMESPACE/NAME. The last check is what stops one ServiceAccount's bind, unbind or teardown (or a
+// --role-name pointing at another binding's role) from rewriting or deleting a role that serves another.
+func (m *Manager) checkOwner(role *iamtypes.Role, b config.Binding) error {
+	name := aws.ToString(role.RoleName)
+	if !ownedBy(role.Tags, m.ClusterName) {
+		return fmt.Errorf("IAM role %q exists but is not owned by irsa cluster %q (no tag %s=%s): pass --role-name with another name: %w", name, m.ClusterName, config.OwnerTagKey, m.ClusterName, ErrNotOwned)
+	}
+	if aws.ToString(role.Path) != Path(m.ClusterName) {
+		return fmt.Errorf("IAM role %q has path %q, want %q: IAM paths are immutable; delete the role or pick another --role-name: %w", name, aws.ToString(role.Path), Path(m.ClusterName), ErrNotOwned)
+	}
+	want := b.Namespace + "/" + b.ServiceAccount
+	if got := tagValue(role.Tags, ServiceAccountTagKey); got != want {
+		return fmt.Errorf("IAM role %q serves service account %q (tag %s), not %q: one role serves one service account; pass --role-name with another name: %w", name, got, ServiceAccountTagKey, want, ErrNotOwned)
+	}
+	return nil
+}
+
+// CheckOwned returns nil when b's role is missing or irsa owns it for b, and an error wrapping ErrNotOwned when it
+// exists and apply would refuse to manage it.
+func (m *Manager) CheckOwned(ctx context.Context, b config.Binding) error {
+	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &b.RoleName})
+	if awsclient.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read IAM role %q: %w", b.RoleName, err)
+	}
+	return m.checkOwner(out.Role, b)
+}
+
+// Remove deletes b's role if irsa owns it for b (checkOwner); a missing role is already removed. A role apply would
+// refuse to manage is left alone with an error wrapping ErrNotOwned.
+func (m *Manager) Remove(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	roleName := b.RoleName
 	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &roleName})
 	if awsclient.IsNotFound(err) {
 		return nil, nil
@@ -257,8 +357,8 @@ func (m *Manager) Remove(ctx context.Context, roleName string) ([]stage.Change, 
 	if err != nil {
 		return nil, fmt.Errorf("read IAM role %q: %w", roleName, err)
 	}
-	if !ownedBy(out.Role.Tags, m.ClusterName) {
-		return nil, nil
+	if err := m.checkOwner(out.Role, b); err != nil {
+		return nil, err
 	}
 	attached, err := m.attached(ctx, roleName)
 	if err != nil {
@@ -286,6 +386,39 @@ func (m *Manager) Remove(ctx context.Context, roleName string) ([]stage.Change, 
 	return []stage.Change{{Action: stage.Delete, Kind: "iam-role", Name: roleName}}, nil
 }
 
+// TrustedAudiences lists the audiences (the :aud condition) that the cluster's roles trust, read from the trust
+// policies ListRoles returns for the cluster's IAM path.
+func (m *Manager) TrustedAudiences(ctx context.Context) ([]string, error) {
+	var auds []string
+	p := iam.NewListRolesPaginator(m.IAM, &iam.ListRolesInput{PathPrefix: aws.String(Path(m.ClusterName))})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list IAM roles under path %q: %w", Path(m.ClusterName), err)
+		}
+		for _, r := range page.Roles {
+			doc, _ := url.QueryUnescape(aws.ToString(r.AssumeRolePolicyDocument))
+			var policy struct {
+				Statement []struct {
+					Condition map[string]map[string]any
+				}
+			}
+			if json.Unmarshal([]byte(doc), &policy) != nil {
+				continue
+			}
+			for _, st := range policy.Statement {
+				for k, v := range st.Condition["StringEquals"] {
+					if a, ok := v.(string); ok && strings.HasSuffix(k, ":aud") && !slices.Contains(auds, a) {
+						auds = append(auds, a)
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(auds)
+	return auds, nil
+}
+
 // Owned lists the names of the roles irsa made for this cluster, found under the cluster's IAM path.
 func (m *Manager) Owned(ctx context.Context) ([]string, error) {
 	var names []string
@@ -304,12 +437,16 @@ func (m *Manager) Owned(ctx context.Context) ([]string, error) {
 }
 
 func ownedBy(tags []iamtypes.Tag, cluster string) bool {
+	return tagValue(tags, config.OwnerTagKey) == cluster
+}
+
+func tagValue(tags []iamtypes.Tag, key string) string {
 	for _, t := range tags {
-		if aws.ToString(t.Key) == config.OwnerTagKey && aws.ToString(t.Value) == cluster {
-			return true
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
 		}
 	}
-	return false
+	return ""
 }
 
 func sorted(s []string) []string {
@@ -328,10 +465,6 @@ func (m *Manager) BindingOf(ctx context.Context, roleName string) (config.Bindin
 	if err != nil {
 		return b, fmt.Errorf("read IAM role %q: %w", roleName, err)
 	}
-	for _, t := range out.Role.Tags {
-		if aws.ToString(t.Key) == ServiceAccountTagKey {
-			b.Namespace, b.ServiceAccount, _ = strings.Cut(aws.ToString(t.Value), "/")
-		}
-	}
+	b.Namespace, b.ServiceAccount, _ = strings.Cut(tagValue(out.Role.Tags, ServiceAccountTagKey), "/")
 	return b, nil
 }

@@ -210,7 +210,7 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 	if len(last) > 0 {
 		changed := false
 		for _, n := range nodes {
-			changed = changed || len(n.res.Changes) > 0
+			changed = changed || stage.Changed(n.res.Changes)
 		}
 		for _, name := range order {
 			if !last[name] {
@@ -249,7 +249,7 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 	for _, name := range order {
 		n := nodes[name]
 		rep.Stages = append(rep.Stages, n.res)
-		rep.Changed = rep.Changed || len(n.res.Changes) > 0
+		rep.Changed = rep.Changed || stage.Changed(n.res.Changes)
 		if n.res.Error != "" {
 			errs = append(errs, fmt.Errorf("stage %s: %s", name, n.res.Error))
 		}

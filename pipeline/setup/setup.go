@@ -56,6 +56,8 @@ type Env struct {
 	// Cluster is nil when no cluster is configured: irsa then does the AWS side only.
 	Cluster *Cluster
 	Log     *slog.Logger
+	// ForceTeardown lets teardown delete the issuer bucket although it holds objects irsa did not write.
+	ForceTeardown bool
 }
 
 // Cluster reaches the target cluster.
@@ -229,7 +231,7 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		},
 		&provider.Stage{
 			IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
-			Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
+			ClientIDs: bindingAudiences(cfg.Bindings), TrustedAudiences: e.RoleManager().TrustedAudiences, Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
 		},
 		e.BindingsStage(),
 	}
@@ -243,6 +245,17 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		}
 	}
 	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
+}
+
+// bindingAudiences are the audiences bindings ask for besides the default: the provider lists them as client IDs.
+func bindingAudiences(bs []config.Binding) []string {
+	var out []string
+	for _, b := range bs {
+		if b.Audience != "" {
+			out = append(out, b.Audience)
+		}
+	}
+	return out
 }
 
 // CheckOnly refuses to run cluster stages named with --only when no cluster is configured: asked for explicitly, a
@@ -293,7 +306,11 @@ func (e *Env) TeardownSummary(only []string) []string {
 		out = append(out, "IAM OIDC provider "+t.ProviderARN)
 	}
 	if in(stage.Issuer) {
-		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, if irsa owns it", t.Issuer.Bucket))
+		what := "if irsa owns it and holds nothing else"
+		if e.ForceTeardown {
+			what = "and everything in it (--force), if irsa owns it"
+		}
+		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, %s", t.Issuer.Bucket, what))
 	}
 	return out
 }
@@ -303,7 +320,7 @@ func (e *Env) IssuerHost() issuer.Host {
 	t := e.Target
 	return &s3public.Host{
 		S3: e.AWS.S3, Bucket: t.Issuer.Bucket, Region: t.Region, ClusterName: t.ClusterName,
-		DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
+		DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey, Force: e.ForceTeardown,
 	}
 }
 

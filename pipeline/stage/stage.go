@@ -10,7 +10,20 @@ const (
 	Create Action = "create"
 	Update Action = "update"
 	Delete Action = "delete"
+	// Keep reports an object a teardown left in place on purpose (not irsa's, or holding what irsa did not write);
+	// Detail says why. It is not a change.
+	Keep Action = "keep"
 )
+
+// Changed reports whether changes hold anything but Keep entries.
+func Changed(changes []Change) bool {
+	for _, c := range changes {
+		if c.Action != Keep {
+			return true
+		}
+	}
+	return false
+}
 
 // Change is one object a stage would change (Plan) or did change (Apply, Delete).
 type Change struct {

@@ -67,7 +67,7 @@ type Roles interface {
 	// RoleARN is the ARN of b's role.
 	RoleARN(ctx context.Context, b config.Binding) (string, error)
 	// Remove deletes the role irsa created under roleName; a missing role is already removed.
-	Remove(ctx context.Context, roleName string) ([]stage.Change, error)
+	Remove(ctx context.Context, b config.Binding) ([]stage.Change, error)
 }
 
 // Options configure a verification. Zero values take the defaults noted.
@@ -507,7 +507,7 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return changes, fmt.Errorf("verify: %w", err)
 	}
-	c, err = s.roles.Remove(ctx, s.binding().RoleName)
+	c, err = s.roles.Remove(ctx, s.binding())
 	changes = append(changes, c...)
 	if err != nil {
 		return changes, fmt.Errorf("verify: remove role %s: %w", s.binding().RoleName, err)

@@ -43,7 +43,8 @@ func (r *recordingRoles) RoleARN(_ context.Context, b config.Binding) (string, e
 	return "arn:aws:iam::123456789012:role/irsa/test/" + b.RoleName, nil
 }
 
-func (r *recordingRoles) Remove(_ context.Context, name string) ([]stage.Change, error) {
+func (r *recordingRoles) Remove(_ context.Context, b config.Binding) ([]stage.Change, error) {
+	name := b.RoleName
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.removed = append(r.removed, name)

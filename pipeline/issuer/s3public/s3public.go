@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,11 +31,56 @@ type Host struct {
 	Bucket      string
 	Region      string
 	ClusterName string
-	// DiscoveryKey and JWKSKey are the two object keys the bucket policy makes public.
+	// DiscoveryKey and JWKSKey are the two object keys the bucket policy makes public: the only objects irsa writes.
 	DiscoveryKey, JWKSKey string
+	// Force makes Remove delete objects irsa did not write too, and with them the bucket.
+	Force bool
 }
 
 var _ issuer.Host = (*Host)(nil)
+
+// PolicySid names irsa's statement in the bucket policy. Apply sets only the statement with this Sid and keeps every
+// other statement (a third party's) as it is.
+const PolicySid = "IrsaPublicIssuerDocuments"
+
+// MergePolicy returns the bucket policy existing (empty for none) with irsa's statement, the one statement of want
+// (BucketPolicy), put in place of any statement with Sid PolicySid; every other statement is kept, in its order. The
+// error names the policy that is not valid JSON.
+func MergePolicy(existing, want string) (string, error) {
+	var w struct{ Statement []json.RawMessage }
+	if err := json.Unmarshal([]byte(want), &w); err != nil || len(w.Statement) != 1 {
+		return "", fmt.Errorf("irsa bucket policy %q: want one statement (%v)", want, err)
+	}
+	if strings.TrimSpace(existing) == "" {
+		return want, nil
+	}
+	doc := map[string]json.RawMessage{}
+	if err := json.Unmarshal([]byte(existing), &doc); err != nil {
+		return "", fmt.Errorf("bucket policy %q: %w", existing, err)
+	}
+	var stmts []json.RawMessage
+	if raw := bytes.TrimSpace(doc["Statement"]); len(raw) > 0 && raw[0] == '{' {
+		stmts = []json.RawMessage{raw} // IAM allows a lone statement object
+	} else if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &stmts); err != nil {
+			return "", fmt.Errorf("bucket policy %q: Statement: %w", existing, err)
+		}
+	}
+	out := []json.RawMessage{}
+	for _, st := range stmts {
+		var sid struct{ Sid string }
+		_ = json.Unmarshal(st, &sid)
+		if sid.Sid != PolicySid {
+			out = append(out, st)
+		}
+	}
+	doc["Statement"], _ = json.Marshal(append(out, w.Statement[0]))
+	if _, ok := doc["Version"]; !ok {
+		doc["Version"] = json.RawMessage(`"2012-10-17"`)
+	}
+	b, err := json.Marshal(doc)
+	return string(b), err
+}
 
 // BucketPolicy allows anonymous s3:GetObject on exactly the two documents.
 func BucketPolicy(partition, bucket, discoveryKey, jwksKey string) string {
@@ -41,7 +88,7 @@ func BucketPolicy(partition, bucket, discoveryKey, jwksKey string) string {
 	doc := map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []any{map[string]any{
-			"Sid":       "IrsaPublicIssuerDocuments",
+			"Sid":       PolicySid,
 			"Effect":    "Allow",
 			"Principal": "*",
 			"Action":    "s3:GetObject",
@@ -55,16 +102,37 @@ func BucketPolicy(partition, bucket, discoveryKey, jwksKey string) string {
 	return string(b)
 }
 
+// bucketState is what the bucket is to irsa.
+type bucketState int
+
+const (
+	missing  bucketState = iota
+	owned                // tagged for this cluster
+	untagged             // exists with no tags at all
+	foreign              // tagged, but not for this cluster
+)
+
 // diff finds what differs between the bucket and what is wanted. A missing bucket means everything is to be created.
-func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stage.Change, bucketExists bool, err error) {
-	owned, exists, err := s.ownership(ctx)
+// An untagged bucket this account owns that is empty and has no policy is adopted: it is what a create whose
+// response was lost (the retry answers BucketAlreadyOwnedByYou) or a run killed before tagging leaves behind.
+func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stage.Change, state bucketState, err error) {
+	state, err = s.ownership(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, state, err
 	}
-	if exists && !owned {
-		return nil, true, fmt.Errorf("bucket %q exists but is not owned by irsa cluster %q (no tag %s=%s): choose another --bucket, or tag the bucket if it is meant for this cluster", s.Bucket, s.ClusterName, config.OwnerTagKey, s.ClusterName)
-	}
-	if !exists {
+	switch state {
+	case foreign:
+		return nil, state, s.notOwned("it is tagged, but not for this cluster")
+	case untagged:
+		why, err := s.notAdoptable(ctx)
+		if err != nil {
+			return nil, state, err
+		}
+		if why != "" {
+			return nil, state, s.notOwned(why)
+		}
+		changes = append(changes, stage.Change{Action: stage.Update, Kind: "s3-bucket", Name: s.Bucket, Detail: "adopt: empty, untagged, no policy, this account's; tag " + config.OwnerTagKey + "=" + s.ClusterName})
+	case missing:
 		changes = append(changes,
 			stage.Change{Action: stage.Create, Kind: "s3-bucket", Name: s.Bucket, Detail: "region " + s.Region},
 			stage.Change{Action: stage.Create, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"},
@@ -72,49 +140,91 @@ func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stag
 		for _, o := range objs {
 			changes = append(changes, stage.Change{Action: stage.Create, Kind: "s3-object", Name: s.Bucket + "/" + o.Key})
 		}
-		return changes, false, nil
+		return changes, state, nil
 	}
 	if c, err := s.diffPublicAccessBlock(ctx); err != nil {
-		return nil, true, err
+		return nil, state, err
 	} else if c != nil {
 		changes = append(changes, *c)
 	}
 	if c, err := s.diffPolicy(ctx); err != nil {
-		return nil, true, err
+		return nil, state, err
 	} else if c != nil {
 		changes = append(changes, *c)
 	}
 	for _, o := range objs {
 		c, err := s.diffObject(ctx, o)
 		if err != nil {
-			return nil, true, err
+			return nil, state, err
 		}
 		if c != nil {
 			changes = append(changes, *c)
 		}
 	}
-	return changes, true, nil
+	return changes, state, nil
 }
 
-func (s *Host) ownership(ctx context.Context) (owned, exists bool, err error) {
+func (s *Host) notOwned(why string) error {
+	return fmt.Errorf("bucket %q exists but is not owned by irsa cluster %q (no tag %s=%s; %s): choose another --bucket, or tag the bucket if it is meant for this cluster", s.Bucket, s.ClusterName, config.OwnerTagKey, s.ClusterName, why)
+}
+
+// notAdoptable says why an untagged bucket cannot be adopted, or "" when it can: the caller's account must own it
+// (ListBuckets lists only the caller's buckets), and it must hold no object version, no delete marker and no policy,
+// so adopting it takes nothing from anyone.
+func (s *Host) notAdoptable(ctx context.Context) (string, error) {
+	mine := false
+	p := s3.NewListBucketsPaginator(s.S3, &s3.ListBucketsInput{Prefix: &s.Bucket})
+	for p.HasMorePages() && !mine {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list buckets (is %q this account's?): %w", s.Bucket, err)
+		}
+		for _, b := range page.Buckets {
+			mine = mine || aws.ToString(b.Name) == s.Bucket
+		}
+	}
+	if !mine {
+		return "it is not this account's", nil
+	}
+	vs, err := s.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &s.Bucket, MaxKeys: aws.Int32(1)})
+	if err != nil {
+		return "", fmt.Errorf("list object versions of bucket %q: %w", s.Bucket, err)
+	}
+	if len(vs.Versions) > 0 || len(vs.DeleteMarkers) > 0 {
+		return "it holds objects", nil
+	}
+	_, err = s.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &s.Bucket})
+	switch {
+	case err == nil:
+		return "it has a bucket policy", nil
+	case !awsclient.IsNotFound(err):
+		return "", fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
+	}
+	return "", nil
+}
+
+func (s *Host) ownership(ctx context.Context) (bucketState, error) {
 	out, err := s.S3.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: &s.Bucket})
 	switch code := awsclient.ErrorCode(err); {
 	case err == nil:
 	case code == "NoSuchBucket":
-		return false, false, nil
+		return missing, nil
 	case code == "NoSuchTagSet" || code == "NoSuchTagSetError":
-		return false, true, nil
+		return untagged, nil
 	case code == "AccessDenied" || code == "AllAccessDisabled":
-		return false, true, fmt.Errorf("read tags of bucket %q: %w (the bucket may belong to another account: bucket names are global; choose another --bucket)", s.Bucket, err)
+		return foreign, fmt.Errorf("read tags of bucket %q: %w (the bucket may belong to another account: bucket names are global; choose another --bucket)", s.Bucket, err)
 	default:
-		return false, false, fmt.Errorf("read tags of bucket %q: %w", s.Bucket, err)
+		return missing, fmt.Errorf("read tags of bucket %q: %w", s.Bucket, err)
+	}
+	if len(out.TagSet) == 0 {
+		return untagged, nil
 	}
 	for _, t := range out.TagSet {
 		if aws.ToString(t.Key) == config.OwnerTagKey && aws.ToString(t.Value) == s.ClusterName {
-			return true, true, nil
+			return owned, nil
 		}
 	}
-	return false, true, nil
+	return foreign, nil
 }
 
 func wantedPublicAccessBlock() *s3types.PublicAccessBlockConfiguration {
@@ -138,16 +248,31 @@ func (s *Host) diffPublicAccessBlock(ctx context.Context) (*stage.Change, error)
 	return &stage.Change{Action: stage.Update, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"}, nil
 }
 
-func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
+// wantedPolicy is the bucket's policy with irsa's statement merged in (MergePolicy), and whether that differs from the
+// policy it has.
+func (s *Host) wantedPolicy(ctx context.Context) (policy string, differs bool, err error) {
 	want := BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
 	out, err := s.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &s.Bucket})
 	if err != nil && !awsclient.IsNotFound(err) {
-		return nil, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
+		return "", false, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
 	}
-	if err == nil && documents.SameJSON(aws.ToString(out.Policy), want) {
-		return nil, nil
+	have := ""
+	if err == nil {
+		have = aws.ToString(out.Policy)
 	}
-	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "anonymous GetObject on the two issuer documents"}, nil
+	merged, err := MergePolicy(have, want)
+	if err != nil {
+		return "", false, err
+	}
+	return merged, have == "" || !documents.SameJSON(have, merged), nil
+}
+
+func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
+	_, differs, err := s.wantedPolicy(ctx)
+	if err != nil || !differs {
+		return nil, err
+	}
+	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "statement " + PolicySid + ": anonymous GetObject on the two issuer documents (other statements kept)"}, nil
 }
 
 func (s *Host) diffObject(ctx context.Context, o issuer.Document) (*stage.Change, error) {
@@ -171,49 +296,61 @@ func (s *Host) Plan(ctx context.Context, objs []issuer.Document) ([]stage.Change
 	return changes, err
 }
 
-// Publish implements issuer.Host: it creates the bucket if needed and brings its settings and documents to what is
-// wanted.
+// Publish implements issuer.Host: it creates (or adopts) the bucket if needed and brings its settings and documents to
+// what is wanted. It makes the changes in diff's order and, when one fails, returns those already made with the error,
+// so the report of a failed run lists them.
 func (s *Host) Publish(ctx context.Context, objs []issuer.Document) ([]stage.Change, error) {
-	changes, exists, err := s.diff(ctx, objs)
+	changes, state, err := s.diff(ctx, objs)
 	if err != nil || len(changes) == 0 {
 		return nil, err
 	}
-	if !exists {
-		if err := s.createBucket(ctx); err != nil {
-			return nil, err
-		}
-	}
-	for _, c := range changes {
-		switch c.Kind {
-		case "s3-public-access-block":
-			if _, err := s.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &s.Bucket, PublicAccessBlockConfiguration: wantedPublicAccessBlock()}); err != nil {
-				return nil, fmt.Errorf("set public access block of bucket %q: %w", s.Bucket, err)
-			}
-		case "s3-bucket-policy":
-			policy := BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
-			if _, err := s.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &s.Bucket, Policy: &policy}); err != nil {
-				if awsclient.ErrorCode(err) == "AccessDenied" {
-					return nil, fmt.Errorf("set public-read policy on bucket %q: %w: Block Public Access is probably on at the account level "+
-						"(BlockPublicPolicy or RestrictPublicBuckets in `aws s3control get-public-access-block --account-id ACCOUNT`); "+
-						"turn those two off for the account, or serve the issuer from elsewhere (CloudFront with origin access control) and pass --issuer-url", s.Bucket, err)
-				}
-				return nil, fmt.Errorf("set policy of bucket %q: %w", s.Bucket, err)
-			}
-		}
-	}
-	for _, o := range objs {
-		for _, c := range changes {
-			if c.Kind == "s3-object" && c.Name == s.Bucket+"/"+o.Key {
-				if _, err := s.S3.PutObject(ctx, &s3.PutObjectInput{
-					Bucket: &s.Bucket, Key: aws.String(o.Key), Body: bytes.NewReader(o.Body),
-					ContentType: aws.String(o.ContentType), CacheControl: aws.String("max-age=300"),
-				}); err != nil {
-					return nil, fmt.Errorf("upload s3://%s/%s: %w", s.Bucket, o.Key, err)
-				}
-			}
+	for i, c := range changes {
+		if err := s.make(ctx, c, state, objs); err != nil {
+			return changes[:i], err
 		}
 	}
 	return changes, nil
+}
+
+// make makes one change diff listed.
+func (s *Host) make(ctx context.Context, c stage.Change, state bucketState, objs []issuer.Document) error {
+	switch c.Kind {
+	case "s3-bucket":
+		if state == untagged {
+			return s.tag(ctx)
+		}
+		return s.createBucket(ctx)
+	case "s3-public-access-block":
+		if _, err := s.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &s.Bucket, PublicAccessBlockConfiguration: wantedPublicAccessBlock()}); err != nil {
+			return fmt.Errorf("set public access block of bucket %q: %w", s.Bucket, err)
+		}
+	case "s3-bucket-policy":
+		policy, _, err := s.wantedPolicy(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := s.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &s.Bucket, Policy: &policy}); err != nil {
+			if awsclient.ErrorCode(err) == "AccessDenied" {
+				return fmt.Errorf("set public-read policy on bucket %q: %w: Block Public Access is probably on at the account level "+
+					"(BlockPublicPolicy or RestrictPublicBuckets in `aws s3control get-public-access-block --account-id ACCOUNT`); "+
+					"turn those two off for the account, or serve the issuer from elsewhere (CloudFront with origin access control) and pass --issuer-url", s.Bucket, err)
+			}
+			return fmt.Errorf("set policy of bucket %q: %w", s.Bucket, err)
+		}
+	case "s3-object":
+		for _, o := range objs {
+			if c.Name != s.Bucket+"/"+o.Key {
+				continue
+			}
+			if _, err := s.S3.PutObject(ctx, &s3.PutObjectInput{
+				Bucket: &s.Bucket, Key: aws.String(o.Key), Body: bytes.NewReader(o.Body),
+				ContentType: aws.String(o.ContentType), CacheControl: aws.String("max-age=300"),
+			}); err != nil {
+				return fmt.Errorf("upload s3://%s/%s: %w", s.Bucket, o.Key, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Host) createBucket(ctx context.Context) error {
@@ -223,11 +360,41 @@ func (s *Host) createBucket(ctx context.Context) error {
 		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(s.Region)}
 	}
 	if _, err := s.S3.CreateBucket(ctx, in); err != nil {
-		if code := awsclient.ErrorCode(err); code == "BucketAlreadyExists" {
+		switch awsclient.ErrorCode(err) {
+		case "BucketAlreadyExists":
 			return fmt.Errorf("create bucket %q: %w: bucket names are global and another account has this one; choose another --bucket", s.Bucket, err)
+		case "BucketAlreadyOwnedByYou":
+			// The bucket was missing a moment ago: the SDK retried a create whose response was lost, or another run
+			// made it. Take it only as diff would adopt it.
+			return s.adoptAfterCreate(ctx, err)
 		}
 		return fmt.Errorf("create bucket %q in %s: %w", s.Bucket, s.Region, err)
 	}
+	return s.tag(ctx)
+}
+
+func (s *Host) adoptAfterCreate(ctx context.Context, createErr error) error {
+	state, err := s.ownership(ctx)
+	if err != nil {
+		return err
+	}
+	switch state {
+	case owned:
+		return nil
+	case untagged:
+		why, err := s.notAdoptable(ctx)
+		if err != nil {
+			return err
+		}
+		if why == "" {
+			return s.tag(ctx)
+		}
+		return fmt.Errorf("create bucket %q: %w: %w", s.Bucket, createErr, s.notOwned(why))
+	}
+	return fmt.Errorf("create bucket %q: %w: %w", s.Bucket, createErr, s.notOwned("it is tagged, but not for this cluster"))
+}
+
+func (s *Host) tag(ctx context.Context) error {
 	if _, err := s.S3.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: &s.Bucket, Tagging: &s3types.Tagging{TagSet: []s3types.Tag{
 		{Key: aws.String(config.OwnerTagKey), Value: aws.String(s.ClusterName)},
 		{Key: aws.String(config.ManagedByTagKey), Value: aws.String(config.ManagedByValue)},
@@ -237,26 +404,63 @@ func (s *Host) createBucket(ctx context.Context) error {
 	return nil
 }
 
-// Remove implements issuer.Host: it deletes the bucket and everything in it, if irsa owns it for this cluster. A
-// bucket it does not own is left alone, with no error: teardown must not fail on what it never made.
+// Remove implements issuer.Host: it deletes every version and delete marker of the objects irsa writes (the two
+// documents), then the bucket, if irsa owns it for this cluster. A bucket that also holds objects irsa did not write
+// is kept, with those objects, and reported as kept unless Force is set. A bucket irsa does not own is left alone,
+// with no error: teardown must not fail on what it never made.
 func (s *Host) Remove(ctx context.Context) ([]stage.Change, error) {
-	owned, exists, err := s.ownership(ctx)
-	if err != nil || !exists || !owned {
+	state, err := s.ownership(ctx)
+	if err != nil || state == missing {
 		return nil, err
 	}
+	if state != owned {
+		return []stage.Change{{Action: stage.Keep, Kind: "s3-bucket", Name: s.Bucket, Detail: "not tagged " + config.OwnerTagKey + "=" + s.ClusterName}}, nil
+	}
+	ours := map[string]bool{s.DiscoveryKey: true, s.JWKSKey: true}
 	var changes []stage.Change
-	p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: &s.Bucket})
+	var theirs []string
+	deleted := map[string]bool{}
+	del := func(key, version *string) error {
+		if _, err := s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: key, VersionId: version}); err != nil && !awsclient.IsNotFound(err) {
+			return fmt.Errorf("delete s3://%s/%s (version %s): %w", s.Bucket, aws.ToString(key), aws.ToString(version), err)
+		}
+		if k := aws.ToString(key); !deleted[k] {
+			deleted[k] = true
+			changes = append(changes, stage.Change{Action: stage.Delete, Kind: "s3-object", Name: s.Bucket + "/" + k})
+		}
+		return nil
+	}
+	// ListObjectVersions also lists an unversioned bucket's objects (version "null"), so one pass serves both.
+	p := s3.NewListObjectVersionsPaginator(s.S3, &s3.ListObjectVersionsInput{Bucket: &s.Bucket})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return changes, fmt.Errorf("list objects of bucket %q: %w", s.Bucket, err)
+			return changes, fmt.Errorf("list object versions of bucket %q: %w", s.Bucket, err)
 		}
-		for _, o := range page.Contents {
-			if _, err := s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: o.Key}); err != nil && !awsclient.IsNotFound(err) {
-				return changes, fmt.Errorf("delete s3://%s/%s: %w", s.Bucket, aws.ToString(o.Key), err)
+		type entry struct{ key, version *string }
+		var all []entry
+		for _, v := range page.Versions {
+			all = append(all, entry{v.Key, v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			all = append(all, entry{m.Key, m.VersionId})
+		}
+		for _, e := range all {
+			if !ours[aws.ToString(e.key)] && !s.Force {
+				if k := aws.ToString(e.key); !slices.Contains(theirs, k) {
+					theirs = append(theirs, k)
+				}
+				continue
 			}
-			changes = append(changes, stage.Change{Action: stage.Delete, Kind: "s3-object", Name: s.Bucket + "/" + aws.ToString(o.Key)})
+			if err := del(e.key, e.version); err != nil {
+				return changes, err
+			}
 		}
+	}
+	if len(theirs) > 0 {
+		sort.Strings(theirs)
+		return append(changes, stage.Change{Action: stage.Keep, Kind: "s3-bucket", Name: s.Bucket,
+			Detail: fmt.Sprintf("holds %d object(s) irsa did not write (%s): kept with them; teardown --force deletes them too", len(theirs), strings.Join(theirs, ", "))}), nil
 	}
 	if _, err := s.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &s.Bucket}); err != nil && !awsclient.IsNotFound(err) {
 		return changes, fmt.Errorf("delete bucket %q: %w", s.Bucket, err)

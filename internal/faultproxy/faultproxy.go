@@ -1,0 +1,178 @@
+// Package faultproxy is a test helper: an HTTPS reverse proxy in front of moto_server that injects the faults a real
+// network gives AWS clients, so tests can prove irsa converges under them. It can drop the response of a chosen
+// request after the request has reached moto (the write happened, the client never hears of it and retries), the
+// fault that leaves half-made objects behind. The proxy stands in for the network, which is the one thing a test on
+// loopback cannot make fail on demand; AWS itself is the real moto_server.
+package faultproxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Request is what a Rule sees of a request.
+type Request struct {
+	Method string
+	// Path is the URL path: /BUCKET for path-style S3 bucket calls, / for IAM and STS.
+	Path     string
+	RawQuery string
+	Body     []byte
+}
+
+// Action is the Query-protocol action (IAM, STS) of the request, such as "CreateRole"; empty for S3.
+func (r Request) Action() string {
+	v, err := url.ParseQuery(string(r.Body))
+	if err != nil {
+		return ""
+	}
+	return v.Get("Action")
+}
+
+// Match says whether a fault applies to a request.
+type Match func(Request) bool
+
+// IAMAction matches the Query-protocol action name.
+func IAMAction(name string) Match { return func(r Request) bool { return r.Action() == name } }
+
+// CreateBucket matches S3 CreateBucket of bucket (path-style PUT /BUCKET with no sub-resource).
+func CreateBucket(bucket string) Match {
+	return func(r Request) bool {
+		return r.Method == http.MethodPut && strings.Trim(r.Path, "/") == bucket && r.RawQuery == ""
+	}
+}
+
+// Proxy forwards every request to its upstream and injects the faults it was told to.
+type Proxy struct {
+	// URL is the proxy's https endpoint.
+	URL string
+
+	upstream *url.URL
+	client   *http.Client
+	srv      *http.Server
+	mu       sync.Mutex
+	drops    []*drop
+	// Dropped counts the responses dropped so far.
+	dropped int
+}
+
+type drop struct {
+	match Match
+	left  int
+}
+
+// Start runs a proxy to upstream (moto's https URL) on a free loopback port until the test ends. certFile and keyFile
+// are the proxy's serving certificate (moto's own will do: it covers 127.0.0.1); roots verify upstream.
+func Start(tb testing.TB, upstream, certFile, keyFile string, roots *x509.CertPool) *Proxy {
+	tb.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		tb.Fatalf("faultproxy: upstream %q: %v", upstream, err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		tb.Fatalf("faultproxy: load certificate: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("faultproxy: listen: %v", err)
+	}
+	p := &Proxy{
+		URL:      "https://" + l.Addr().String(),
+		upstream: u,
+		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	}
+	// HTTP/1.1 only: dropping a response needs the connection (an HTTP/2 stream cannot be hijacked).
+	p.srv = &http.Server{Handler: p, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+	go func() { _ = p.srv.ServeTLS(l, "", "") }()
+	tb.Cleanup(func() { _ = p.srv.Close() })
+	return p
+}
+
+// DropResponse makes the proxy forward the next n requests that match and then, instead of answering, reset the
+// client's connection: the request took effect upstream, the client sees a connection reset (which AWS SDKs retry).
+func (p *Proxy) DropResponse(m Match, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drops = append(p.drops, &drop{match: m, left: n})
+}
+
+// Dropped is how many responses the proxy has dropped.
+func (p *Proxy) Dropped() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
+func (p *Proxy) shouldDrop(r Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.drops {
+		if d.left > 0 && d.match(r) {
+			d.left--
+			p.dropped++
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: body}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, p.upstream.ResolveReference(&url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	out.Header = r.Header.Clone()
+	out.ContentLength = int64(len(body))
+	resp, err := p.client.Do(out)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("faultproxy: upstream: %v", err), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(resp.Body)
+	if p.shouldDrop(req) {
+		reset(w)
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(respBody)
+}
+
+// reset closes the client's connection with a TCP RST, so the client sees "connection reset by peer".
+func reset(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		if nc, ok := tc.NetConn().(*net.TCPConn); ok {
+			_ = nc.SetLinger(0)
+			_ = nc.Close()
+			return
+		}
+	}
+	_ = conn.Close()
+}
