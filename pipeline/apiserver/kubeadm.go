@@ -27,7 +27,15 @@ func (s kubeadm) Plan(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nodeChanges(nodes), nil
+	changes := nodeChanges(nodes)
+	update, err := s.planKubeadmConfig(ctx, nodes)
+	if err != nil {
+		return nil, err
+	}
+	if update != nil {
+		changes = append(changes, update.change())
+	}
+	return changes, nil
 }
 
 // nodeState is a control-plane node and what its mirror pod says about its manifest.
@@ -73,14 +81,9 @@ func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience}
-	if s.opts.SigningKey != nil {
-		_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
-		if err != nil {
-			return nil, err
-		}
-		privName, pubName := node.KeyFileNames(kid)
-		want.SigningKey = &manifest.KeyFiles{PrivateKey: node.DefaultPKIDir + "/" + privName, PublicKey: node.DefaultPKIDir + "/" + pubName, KeyID: kid}
+	want, err := s.patchOptions()
+	if err != nil {
+		return nil, err
 	}
 	for i := range nodes {
 		n := &nodes[i]
@@ -107,6 +110,20 @@ func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 	return nodes, nil
 }
 
+// patchOptions are the manifest edits the node pods make on every control-plane node.
+func (s kubeadm) patchOptions() (manifest.PatchOptions, error) {
+	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience}
+	if s.opts.SigningKey != nil {
+		_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
+		if err != nil {
+			return want, err
+		}
+		privName, pubName := node.KeyFileNames(kid)
+		want.SigningKey = &manifest.KeyFiles{PrivateKey: node.DefaultPKIDir + "/" + privName, PublicKey: node.DefaultPKIDir + "/" + pubName, KeyID: kid}
+	}
+	return want, nil
+}
+
 func nodeChanges(nodes []nodeState) []stage.Change {
 	var changes []stage.Change
 	for _, n := range nodes {
@@ -127,6 +144,11 @@ func nodeChanges(nodes []nodeState) []stage.Change {
 // issuer and, with a provided key, to verify with it.
 func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 	nodes, err := s.nodesToPatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Checked before the first write: a ClusterConfiguration irsa cannot edit stops Apply here.
+	configUpdate, err := s.planKubeadmConfig(ctx, nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +189,12 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 		if err := s.checkServedKey(ctx); err != nil {
 			return changes, err
 		}
+	}
+	if configUpdate != nil {
+		if err := s.updateKubeadmConfig(ctx, configUpdate); err != nil {
+			return changes, err
+		}
+		changes = append(changes, configUpdate.change())
 	}
 	return changes, nil
 }
@@ -220,6 +248,15 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 	restored, err := s.run(ctx, restorePass, nodes, &changes)
 	if err != nil {
 		return changes, err
+	}
+	// The manifests hold the original flags again: so does kubeadm-config, or the next `kubeadm upgrade` would
+	// bring irsa's issuer back.
+	configRestore, err := s.restoreKubeadmConfig(ctx)
+	if err != nil {
+		return changes, err
+	}
+	if configRestore != nil {
+		changes = append(changes, *configRestore)
 	}
 	var restoredIssuer string
 	if len(restored) > 0 {

@@ -93,6 +93,7 @@ func Run(ctx context.Context, in Inputs) *Report {
 	}
 	d := &doctor{in: in, rep: &Report{}}
 	d.servedIssuer(ctx)
+	d.kubeadmConfig(ctx)
 	d.published(ctx)
 	d.servedKeysPublished(ctx)
 	d.bucketPrivate(ctx)
