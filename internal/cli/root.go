@@ -154,6 +154,7 @@ func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
 	f.StringVar(&g.podEndpoint, "pod-aws-endpoint-url", "", "AWS endpoint pods use in the verify Job (emulators)")
 	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint pods use in the verify Job (default --pod-aws-endpoint-url; the strict STS gate)")
 	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify Job trusts for the pod endpoints")
+	f.Bool("accept-issuer-replacement", false, "EKS Anywhere: accept that apply replaces the cluster's one issuer (running pods' tokens fail until the kubelet refreshes them)")
 }
 
 // addOnlyFlag registers --only on the commands that run stages.
@@ -221,6 +222,9 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 	}
 	if g.flags.Changed("thumbprint") {
 		c.Thumbprints = g.thumbprints
+	}
+	if g.flags.Changed("accept-issuer-replacement") {
+		c.AcceptIssuerReplacement, _ = g.flags.GetBool("accept-issuer-replacement")
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid flags:\n  %s", strings.Join(errs, "\n  "))

@@ -404,6 +404,17 @@ func TestEKSAnywhere(t *testing.T) {
 	if err != nil || len(changes) != 1 || changes[0].Name != "default/mgmt" {
 		t.Errorf("Plan = %+v, %v; want an update of default/mgmt", changes, err)
 	}
+	// Replacing the served issuer needs the acknowledgement: without it nothing is written.
+	_, err = s.Apply(ctx)
+	if err == nil || !strings.Contains(err.Error(), "--accept-issuer-replacement") {
+		t.Errorf("Apply without --accept-issuer-replacement: %v", err)
+	}
+	if got, _ := dyn.Get(ctx, "mgmt", metav1.GetOptions{}); got != nil {
+		if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "podIamConfig"); found {
+			t.Errorf("podIamConfig set although Apply refused: %v", got.Object["spec"])
+		}
+	}
+	s = newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterEKSAnywhere, IssuerURL: "https://oidc.example.com/eksa", Timeout: 5 * time.Second, AcceptIssuerReplacement: true})
 	// Apply sets the field; this apiserver never changes its issuer, so the wait ends with what it observed.
 	_, err = s.Apply(ctx)
 	if err == nil || !strings.Contains(err.Error(), `last observed: issuer "`+testIssuer+`"`) {

@@ -423,7 +423,7 @@ func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
 	t := s.e.Target
 	opts := apiserver.Options{
 		IssuerURL: t.Issuer.URL, Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
-		ClusterName: t.ClusterName, Logger: s.e.Log,
+		ClusterName: t.ClusterName, Logger: s.e.Log, AcceptIssuerReplacement: t.Config.AcceptIssuerReplacement,
 	}
 	if withKey {
 		switch t.SigningKey.Mode {
