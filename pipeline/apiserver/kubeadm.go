@@ -47,6 +47,10 @@ type nodeState struct {
 	// accepts irsa's tokens (an accept-only Patch would change nothing). demoted: Demote would change nothing.
 	patched, upToDate, accepts, demoted bool
 	issuers                             []string
+	// rewritten: kubeadm wrote the manifest again from kubeadm-config (kubeadm upgrade) after irsa had put its
+	// flags there: the flags are irsa's but the record is gone, so the node pod must not patch (it would record
+	// irsa's flags as the original ones) and cannot restore.
+	rewritten bool
 }
 
 func (s kubeadm) controlPlaneNodes(ctx context.Context) ([]nodeState, error) {
@@ -107,7 +111,41 @@ func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
 		}
 	}
-	return nodes, nil
+	return nodes, s.markRewritten(ctx, nodes, want)
+}
+
+// markRewritten finds the nodes whose manifest kubeadm wrote from the kubeadm-config irsa changed: no record, the
+// flags Patch would write. They count as up to date.
+func (s kubeadm) markRewritten(ctx context.Context, nodes []nodeState, want manifest.PatchOptions) error {
+	cm, err := kubeadmConfigMap(ctx, s.client)
+	if err != nil || cm == nil {
+		return err
+	}
+	if _, recorded := cm.Annotations[manifest.KubeadmRecordAnnotation]; !recorded {
+		return nil
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if n.mirror == nil || n.patched {
+			continue
+		}
+		running, err := manifest.PodKubeadmArgs(n.mirror)
+		if err != nil {
+			return fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+		patched := n.mirror.DeepCopy()
+		if err := manifest.PatchPod(patched, want); err != nil {
+			return fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+		wanted, err := manifest.PodKubeadmArgs(patched)
+		if err != nil {
+			return err
+		}
+		if running.Equal(wanted) {
+			n.rewritten, n.upToDate, n.accepts = true, true, true
+		}
+	}
+	return nil
 }
 
 // patchOptions are the manifest edits the node pods make on every control-plane node.
@@ -257,6 +295,16 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 	}
 	if configRestore != nil {
 		changes = append(changes, *configRestore)
+	}
+	var rewritten []string
+	for _, n := range all {
+		if n.rewritten {
+			rewritten = append(rewritten, n.name)
+		}
+	}
+	if len(rewritten) > 0 {
+		return changes, fmt.Errorf("the kube-apiserver manifest of %s was written by kubeadm from kubeadm-config (kubeadm upgrade) and has no irsa record to restore from; kubeadm-config holds the original flags again: run `kubeadm upgrade node phase control-plane` on each of them to write the original manifest back",
+			strings.Join(rewritten, ", "))
 	}
 	var restoredIssuer string
 	if len(restored) > 0 {
