@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +31,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/bindings"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/heal"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
 	"github.com/irsa-anywhere/irsa/pipeline/verify"
 )
@@ -198,6 +200,45 @@ func runScenario(t *testing.T, signingKey string) {
 		t.Logf("doctor:\n%s", d.Stdout)
 	})
 
+	// heal: the webhook's grace period covers a ServiceAccount created together with its Deployment; a Deployment
+	// whose pods started before their ServiceAccount was bound is found by doctor --pods and restarted by heal.
+	step("heal", func(t *testing.T) {
+		t.Cleanup(func() {
+			for _, d := range []string{"together", "late"} {
+				_ = k.AppsV1().Deployments("default").Delete(context.WithoutCancel(ctx), d, metav1.DeleteOptions{})
+			}
+			_ = k.CoreV1().ServiceAccounts("default").Delete(context.WithoutCancel(ctx), "together", metav1.DeleteOptions{})
+		})
+		createSA(ctx, t, e, "default", "together", config.RoleARNAnnotation, roleARN)
+		createDeployment(ctx, t, e, "together", "together")
+		if p := waitDeploymentPod(ctx, t, e, "together"); len(heal.Missing(p, roleARN)) != 0 {
+			t.Errorf("pod %s created together with its ServiceAccount lacks %v", p.Name, heal.Missing(p, roleARN))
+		}
+
+		createSA(ctx, t, e, "default", "late")
+		createDeployment(ctx, t, e, "late", "late")
+		waitDeploymentPod(ctx, t, e, "late")
+		mustIrsa(t, "irsa bind (late)", "bind", "default/late", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+		d := e.Run(ctx, "doctor", "--pods")
+		if d.Code != 1 || !strings.Contains(d.Stdout, "✗ pod default/late-") || !strings.Contains(d.Stdout, "owner Deployment default/late") {
+			t.Errorf("doctor --pods does not report the pod of default/late:\n%s", d)
+		}
+		h := mustIrsa(t, "irsa heal", "heal", "--yes")
+		if !strings.Contains(h.Stdout, "~ restarted Deployment default/late") {
+			t.Errorf("heal did not restart default/late:\n%s", h)
+		}
+		err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+			findings, _, err := heal.Find(ctx, k)
+			return err == nil && len(findings) == 0, nil
+		})
+		if err != nil {
+			t.Errorf("pods still without the web identity after heal: %v", err)
+		}
+		if d := e.Run(ctx, "doctor", "--pods"); d.Code != 0 {
+			t.Errorf("doctor --pods after heal:\n%s", d)
+		}
+	})
+
 	step("second apply changes nothing", func(t *testing.T) {
 		r := mustIrsa(t, "irsa apply (no-op)", "apply", "-o", "json")
 		var rep struct {
@@ -252,6 +293,42 @@ func createSA(ctx context.Context, t *testing.T, e *Env, ns, name string, annota
 	if _, err := e.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+}
+
+func createDeployment(ctx context.Context, t *testing.T, e *Env, name, sa string) {
+	t.Helper()
+	labels := map[string]string{"irsa-e2e": name}
+	one := int32(1)
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: sleeperPod(name, sa).Spec},
+	}}
+	if _, err := e.Kube.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitDeploymentPod returns the Deployment's running pod.
+func waitDeploymentPod(ctx context.Context, t *testing.T, e *Env, name string) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := e.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "irsa-e2e=" + name})
+		if err != nil {
+			return false, nil
+		}
+		for i := range pods.Items {
+			if pods.Items[i].Status.Phase == corev1.PodRunning && pods.Items[i].DeletionTimestamp == nil {
+				pod = &pods.Items[i]
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no running pod of deployment default/%s: %v", name, err)
+	}
+	return pod
 }
 
 func sleeperPod(name, sa string) *corev1.Pod {

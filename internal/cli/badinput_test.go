@@ -44,7 +44,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	p224DER, _ := x509.MarshalECPrivateKey(p224)
 	p224Key := pemFile("p224.key", "EC PRIVATE KEY", p224DER, nil)
-	p224Pub := pemFile("p224.pub", "PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&p224.PublicKey)), nil)
+	p224Pub := pemFile("p224.pub", "PUBLIC KEY", mustBytes(x509.MarshalPKIXPublicKey(&p224.PublicKey)), nil)
 	encrypted := pemFile("encrypted.key", "RSA PRIVATE KEY", []byte("opaque"), map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"})
 	garbage := write("garbage.pem", "not a key")
 	pkcs8Encrypted := pemFile("pkcs8enc.key", "ENCRYPTED PRIVATE KEY", []byte("opaque"), nil)
@@ -207,7 +207,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 	fmt.Fprintf(os.Stderr, "bad inputs tried: %d\n", len(cases))
 }
 
-func must(b []byte, err error) []byte {
+func mustBytes(b []byte, err error) []byte {
 	if err != nil {
 		panic(err)
 	}

@@ -19,7 +19,7 @@ import (
 func init() { extraCommands = append(extraCommands, newDoctorCommand) }
 
 func newDoctorCommand(g *globalOptions) *cobra.Command {
-	var live bool
+	var live, pods bool
 	cmd := &cobra.Command{
 		Use:   "doctor [NAMESPACE/SERVICEACCOUNT]",
 		Short: "Check the whole IRSA chain on the live cluster and AWS, link by link",
@@ -44,7 +44,7 @@ Exit status 1 when any line fails.`,
 			t := env.Target
 			in := doctor.Inputs{
 				IssuerURL: t.Issuer.URL, Audience: t.Audience, Bucket: t.Issuer.Bucket, Region: t.Region,
-				ProviderARN: t.ProviderARN, S3: env.AWS.S3, IAM: env.AWS.IAM, Namespace: ns, ServiceAccount: sa,
+				ProviderARN: t.ProviderARN, S3: env.AWS.S3, IAM: env.AWS.IAM, Namespace: ns, ServiceAccount: sa, Pods: pods,
 				Verifier: trust.New(trust.Options{HTTPClient: &http.Client{Timeout: 10 * time.Second,
 					Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.RootCAs}}}}),
 			}
@@ -86,6 +86,7 @@ Exit status 1 when any line fails.`,
 		},
 	}
 	cmd.Flags().BoolVar(&live, "live", false, "also call AssumeRoleWithWebIdentity for real")
+	cmd.Flags().BoolVar(&pods, "pods", false, "also check the running pods of every ServiceAccount irsa bound for the injected web identity (irsa heal restarts their owners)")
 	addTargetFlags(cmd, g)
 	return cmd
 }

@@ -34,6 +34,13 @@ var examples = map[string]string{
 	"jwks": `  irsa jwks --public-key ./keys/sa-signer.pub > keys.json
   # During a key rotation, both keys
   irsa jwks --public-key old.pub --public-key new.pub`,
+	"heal": `  # Pods of bound ServiceAccounts that run without their web identity, and the owners to restart
+  irsa doctor --pods -f irsa.yaml
+  # Restart those owners (asks first on a terminal)
+  irsa heal -f irsa.yaml`,
+	"images": `  irsa images -f irsa.yaml
+  irsa images -f irsa.yaml --image-registry mirror.example:5000`,
+	"version": `  irsa version -o json`,
 	"kind-config": `  irsa kind-config --bucket prod-oidc --region eu-west-1 > kind.yaml && kind create cluster --config kind.yaml`,
 }
 

@@ -175,6 +175,7 @@ func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
 	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint the verify pod uses (default --pod-aws-endpoint-url; the strict STS gate)")
 	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify pod trusts for the pod endpoints")
 	g.images.add(f)
+	f.Bool("accept-issuer-replacement", false, "EKS Anywhere: accept that apply replaces the cluster's one issuer (running pods' tokens fail until the kubelet refreshes them)")
 }
 
 // addOnlyFlag registers --only on the commands that run stages.
@@ -252,6 +253,9 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 		c.Thumbprints = g.thumbprints
 	}
 	g.images.set(g.flags, c)
+	if g.flags.Changed("accept-issuer-replacement") {
+		c.AcceptIssuerReplacement, _ = g.flags.GetBool("accept-issuer-replacement")
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid flags:\n  %s", strings.Join(errs, "\n  "))
 	}

@@ -27,7 +27,15 @@ func (s kubeadm) Plan(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nodeChanges(nodes), nil
+	changes := nodeChanges(nodes)
+	update, err := s.planKubeadmConfig(ctx, nodes)
+	if err != nil {
+		return nil, err
+	}
+	if update != nil {
+		changes = append(changes, update.change())
+	}
+	return changes, nil
 }
 
 // nodeState is a control-plane node and what its mirror pod says about its manifest.
@@ -39,6 +47,10 @@ type nodeState struct {
 	// accepts irsa's tokens (an accept-only Patch would change nothing). demoted: Demote would change nothing.
 	patched, upToDate, accepts, demoted bool
 	issuers                             []string
+	// rewritten: kubeadm wrote the manifest again from kubeadm-config (kubeadm upgrade) after irsa had put its
+	// flags there: the flags are irsa's but the record is gone, so the node pod must not patch (it would record
+	// irsa's flags as the original ones) and cannot restore.
+	rewritten bool
 }
 
 func (s kubeadm) controlPlaneNodes(ctx context.Context) ([]nodeState, error) {
@@ -73,14 +85,9 @@ func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience}
-	if s.opts.SigningKey != nil {
-		_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
-		if err != nil {
-			return nil, err
-		}
-		privName, pubName := node.KeyFileNames(kid)
-		want.SigningKey = &manifest.KeyFiles{PrivateKey: node.DefaultPKIDir + "/" + privName, PublicKey: node.DefaultPKIDir + "/" + pubName, KeyID: kid}
+	want, err := s.patchOptions()
+	if err != nil {
+		return nil, err
 	}
 	for i := range nodes {
 		n := &nodes[i]
@@ -104,7 +111,55 @@ func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
 		}
 	}
-	return nodes, nil
+	return nodes, s.markRewritten(ctx, nodes, want)
+}
+
+// markRewritten finds the nodes whose manifest kubeadm wrote from the kubeadm-config irsa changed: no record, the
+// flags Patch would write. They count as up to date.
+func (s kubeadm) markRewritten(ctx context.Context, nodes []nodeState, want manifest.PatchOptions) error {
+	cm, err := kubeadmConfigMap(ctx, s.client)
+	if err != nil || cm == nil {
+		return err
+	}
+	if _, recorded := cm.Annotations[manifest.KubeadmRecordAnnotation]; !recorded {
+		return nil
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if n.mirror == nil || n.patched {
+			continue
+		}
+		running, err := manifest.PodKubeadmArgs(n.mirror)
+		if err != nil {
+			return fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+		patched := n.mirror.DeepCopy()
+		if err := manifest.PatchPod(patched, want); err != nil {
+			return fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
+		}
+		wanted, err := manifest.PodKubeadmArgs(patched)
+		if err != nil {
+			return err
+		}
+		if running.Equal(wanted) {
+			n.rewritten, n.upToDate, n.accepts = true, true, true
+		}
+	}
+	return nil
+}
+
+// patchOptions are the manifest edits the node pods make on every control-plane node.
+func (s kubeadm) patchOptions() (manifest.PatchOptions, error) {
+	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience}
+	if s.opts.SigningKey != nil {
+		_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
+		if err != nil {
+			return want, err
+		}
+		privName, pubName := node.KeyFileNames(kid)
+		want.SigningKey = &manifest.KeyFiles{PrivateKey: node.DefaultPKIDir + "/" + privName, PublicKey: node.DefaultPKIDir + "/" + pubName, KeyID: kid}
+	}
+	return want, nil
 }
 
 func nodeChanges(nodes []nodeState) []stage.Change {
@@ -128,6 +183,11 @@ func nodeChanges(nodes []nodeState) []stage.Change {
 // issuer and, with a provided key, to verify with it.
 func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 	nodes, err := s.nodesToPatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Checked before the first write: a ClusterConfiguration irsa cannot edit stops Apply here.
+	configUpdate, err := s.planKubeadmConfig(ctx, nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +228,12 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 		if err := s.checkServedKey(ctx); err != nil {
 			return changes, err
 		}
+	}
+	if configUpdate != nil {
+		if err := s.updateKubeadmConfig(ctx, configUpdate); err != nil {
+			return changes, err
+		}
+		changes = append(changes, configUpdate.change())
 	}
 	return changes, nil
 }
@@ -221,6 +287,25 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 	restored, err := s.run(ctx, restorePass, nodes, &changes)
 	if err != nil {
 		return changes, err
+	}
+	// The manifests hold the original flags again: so does kubeadm-config, or the next `kubeadm upgrade` would
+	// bring irsa's issuer back.
+	configRestore, err := s.restoreKubeadmConfig(ctx)
+	if err != nil {
+		return changes, err
+	}
+	if configRestore != nil {
+		changes = append(changes, *configRestore)
+	}
+	var rewritten []string
+	for _, n := range all {
+		if n.rewritten {
+			rewritten = append(rewritten, n.name)
+		}
+	}
+	if len(rewritten) > 0 {
+		return changes, fmt.Errorf("the kube-apiserver manifest of %s was written by kubeadm from kubeadm-config (kubeadm upgrade) and has no irsa record to restore from; kubeadm-config holds the original flags again: run `kubeadm upgrade node phase control-plane` on each of them to write the original manifest back",
+			strings.Join(rewritten, ", "))
 	}
 	var restoredIssuer string
 	if len(restored) > 0 {

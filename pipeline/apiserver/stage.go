@@ -55,6 +55,9 @@ type Options struct {
 	// EKSAnywhereCluster is namespace/name (or name, in namespace default) of the EKS Anywhere Cluster object;
 	// empty picks the only one there is.
 	EKSAnywhereCluster string
+	// AcceptIssuerReplacement lets Apply replace the issuer of an EKS Anywhere cluster, which holds one issuer only:
+	// tokens pods hold stop authenticating until the kubelet refreshes them. Without it Apply refuses.
+	AcceptIssuerReplacement bool
 	// ManagementConfig reaches the EKS Anywhere management cluster holding the Cluster object; nil means the
 	// cluster itself (a standalone or management cluster).
 	ManagementConfig *rest.Config

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
 	"github.com/irsa-anywhere/irsa/internal/testpki"
@@ -405,6 +407,17 @@ func TestEKSAnywhere(t *testing.T) {
 	if err != nil || len(changes) != 1 || changes[0].Name != "default/mgmt" {
 		t.Errorf("Plan = %+v, %v; want an update of default/mgmt", changes, err)
 	}
+	// Replacing the served issuer needs the acknowledgement: without it nothing is written.
+	_, err = s.Apply(ctx)
+	if err == nil || !strings.Contains(err.Error(), "--accept-issuer-replacement") {
+		t.Errorf("Apply without --accept-issuer-replacement: %v", err)
+	}
+	if got, _ := dyn.Get(ctx, "mgmt", metav1.GetOptions{}); got != nil {
+		if _, found, _ := unstructured.NestedFieldNoCopy(got.Object, "spec", "podIamConfig"); found {
+			t.Errorf("podIamConfig set although Apply refused: %v", got.Object["spec"])
+		}
+	}
+	s = newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterEKSAnywhere, IssuerURL: "https://oidc.example.com/eksa", Timeout: 5 * time.Second, AcceptIssuerReplacement: true})
 	// Apply sets the field; this apiserver never changes its issuer, so the wait ends with what it observed.
 	_, err = s.Apply(ctx)
 	if err == nil || !strings.Contains(err.Error(), `last observed: issuer "`+testIssuer+`"`) {
@@ -547,6 +560,13 @@ func TestKubeadmPasses(t *testing.T) {
 	createMirrorPod(t, srv.Client, "cp-a", patched)
 	createMirrorPod(t, srv.Client, "cp-b", original)
 	createMirrorPod(t, srv.Client, "cp-c", original)
+	// kubeadm's stored configuration, as `kubeadm init` leaves it.
+	const kubeadmConfigCase = "manifest/testdata/kubeadm-config/defaults-first-patch/"
+	kubeadmConfig := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: manifest.KubeadmConfigName, Namespace: "kube-system"},
+		Data: map[string]string{manifest.ClusterConfigurationKey: string(readFile(t, kubeadmConfigCase+"input.yaml"))}}
+	if _, err := srv.Client.CoreV1().ConfigMaps("kube-system").Create(ctx, kubeadmConfig, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	var ran []string
 	record := func(_ context.Context, nodeName, op string, _ *keySecret, _ time.Duration, extra ...string) (node.Result, error) {
@@ -559,8 +579,30 @@ func TestKubeadmPasses(t *testing.T) {
 	}
 	s := newStage(t, srv.Client, srv.Config, Options{ClusterType: ClusterKubeadm, Timeout: 5 * time.Second})
 	s.runNode = record
-	if _, err := s.Apply(ctx); err != nil {
+	plan, err := s.Plan(ctx)
+	if err != nil || !slices.ContainsFunc(plan, func(c stage.Change) bool {
+		return c.Kind == "kubeadm-config" && strings.Contains(c.Detail, "--service-account-issuer "+testIssuer+","+kubeadmIssuer)
+	}) {
+		t.Errorf("Plan = %+v, %v; want a kubeadm-config update with both issuers", plan, err)
+	}
+	changes, err := s.Apply(ctx)
+	if err != nil {
 		t.Fatalf("Apply: %v", err)
+	}
+	if !slices.ContainsFunc(changes, func(c stage.Change) bool { return c.Kind == "kubeadm-config" }) {
+		t.Errorf("Apply changes %+v: no kubeadm-config update", changes)
+	}
+	// kubeadm-config now holds what kubeadm needs to write the patched manifest (the golden case, checked against
+	// kubeadm itself in package manifest), and the original entries for teardown.
+	stored := getConfigMap(t, srv.Client)
+	if got, want := stored.Data[manifest.ClusterConfigurationKey], string(readFile(t, kubeadmConfigCase+"expected.yaml")); got != want {
+		t.Errorf("kubeadm-config after Apply:\n%s\nwant\n%s", got, want)
+	}
+	if _, ok := stored.Annotations[manifest.KubeadmRecordAnnotation]; !ok {
+		t.Errorf("kubeadm-config has no %s annotation", manifest.KubeadmRecordAnnotation)
+	}
+	if st, err := CheckKubeadmConfig(ctx, srv.Client); err != nil || !st.Found || !st.Relevant || st.Nodes != 3 || len(st.Mismatches) != 2 {
+		t.Errorf("CheckKubeadmConfig with cp-b and cp-c not yet restarted = %+v, %v; want their two mismatches", st, err)
 	}
 	want := []string{
 		"patch-apiserver cp-b --accept-only", "patch-apiserver cp-c --accept-only",
@@ -578,17 +620,62 @@ func TestKubeadmPasses(t *testing.T) {
 		waitPodGone(t, srv.Client, "kube-apiserver-"+n)
 		createMirrorPod(t, srv.Client, n, patched)
 	}
+	if st, err := CheckKubeadmConfig(ctx, srv.Client); err != nil || len(st.Mismatches) != 0 || st.Nodes != 3 {
+		t.Errorf("CheckKubeadmConfig after Apply = %+v, %v; want 3 nodes matching", st, err)
+	}
+	// A second Apply changes nothing, kubeadm-config included.
+	ran = nil
+	if changes, err := s.Apply(ctx); err != nil || len(changes) != 0 || len(ran) != 0 {
+		t.Errorf("second Apply = %+v, %v, ran %v; want nothing", changes, err, ran)
+	}
+	// `kubeadm upgrade` on cp-c writes its manifest again from kubeadm-config: irsa's flags, no irsa record. Apply
+	// leaves it alone (the node pod would record irsa's flags as the original ones).
+	rewritten, err := manifest.Parse(patched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(rewritten.Annotations, manifest.RecordAnnotation)
+	if err := srv.Client.CoreV1().Pods("kube-system").Delete(ctx, "kube-apiserver-cp-c", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	waitPodGone(t, srv.Client, "kube-apiserver-cp-c")
+	rewrittenYAML, err := yaml.Marshal(rewritten)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createMirrorPod(t, srv.Client, "cp-c", rewrittenYAML)
+	ran = nil
+	if changes, err := s.Apply(ctx); err != nil || len(changes) != 0 || len(ran) != 0 {
+		t.Errorf("Apply after kubeadm rewrote cp-c = %+v, %v, ran %v; want nothing", changes, err, ran)
+	}
 	ran = nil
 	_, err = s.Delete(ctx)
-	// The apiserver here never restarts, so the final wait for the original issuer times out.
-	if err == nil || !strings.Contains(err.Error(), `the original issuer "`+kubeadmIssuer+`"`) {
-		t.Errorf("Delete: %v; want the wait for the original issuer to time out", err)
+	// cp-c cannot be restored by irsa: Delete restores kubeadm-config and says how to rewrite cp-c from it.
+	if err == nil || !strings.Contains(err.Error(), "manifest of cp-c was written by kubeadm") || !strings.Contains(err.Error(), "kubeadm upgrade node phase control-plane") {
+		t.Errorf("Delete: %v; want the advice for cp-c", err)
 	}
 	want = []string{
-		"restore-apiserver cp-a --keep-accepting", "restore-apiserver cp-b --keep-accepting", "restore-apiserver cp-c --keep-accepting",
-		"restore-apiserver cp-a", "restore-apiserver cp-b", "restore-apiserver cp-c",
+		"restore-apiserver cp-a --keep-accepting", "restore-apiserver cp-b --keep-accepting",
+		"restore-apiserver cp-a", "restore-apiserver cp-b",
 	}
 	if strings.Join(ran, "; ") != strings.Join(want, "; ") {
 		t.Errorf("Delete ran\n  %s\nwant\n  %s", strings.Join(ran, "; "), strings.Join(want, "; "))
 	}
+	// Teardown put kubeadm-config back as kubeadm left it.
+	stored = getConfigMap(t, srv.Client)
+	if got, want := stored.Data[manifest.ClusterConfigurationKey], string(readFile(t, kubeadmConfigCase+"input.yaml")); got != want {
+		t.Errorf("kubeadm-config after Delete:\n%s\nwant\n%s", got, want)
+	}
+	if _, ok := stored.Annotations[manifest.KubeadmRecordAnnotation]; ok {
+		t.Errorf("kubeadm-config keeps %s after Delete", manifest.KubeadmRecordAnnotation)
+	}
+}
+
+func getConfigMap(t *testing.T, client kubernetes.Interface) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := client.CoreV1().ConfigMaps("kube-system").Get(t.Context(), manifest.KubeadmConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
 }

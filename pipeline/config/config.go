@@ -50,6 +50,9 @@ type Config struct {
 
 	// Image is the irsa image the apiserver stage runs on control-plane nodes.
 	Image string `json:"image,omitempty"`
+	// AcceptIssuerReplacement lets the apiserver stage replace the issuer of an EKS Anywhere cluster, which holds
+	// one issuer only: running pods' tokens stop authenticating until the kubelet refreshes them.
+	AcceptIssuerReplacement bool `json:"acceptIssuerReplacement,omitempty"`
 
 	// Images mirrors every image to a registry and sets pull secrets (air-gapped clusters).
 	Images ImagesConfig `json:"images,omitempty"`

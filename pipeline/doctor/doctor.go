@@ -63,6 +63,8 @@ type Inputs struct {
 	AssumeRole                    func(ctx context.Context, roleARN, token string) error
 	WebhookNamespace, WebhookName string
 	Now                           func() time.Time
+	// Pods also checks the running pods of every ServiceAccount irsa bound (doctor --pods).
+	Pods bool
 }
 
 type doctor struct {
@@ -94,6 +96,7 @@ func Run(ctx context.Context, in Inputs) *Report {
 	}
 	d := &doctor{in: in, rep: &Report{}}
 	d.servedIssuer(ctx)
+	d.kubeadmConfig(ctx)
 	d.published(ctx)
 	d.servedKeysPublished(ctx)
 	d.bucketPrivate(ctx)
@@ -101,6 +104,9 @@ func Run(ctx context.Context, in Inputs) *Report {
 	d.webhookChecks(ctx)
 	if in.Namespace != "" {
 		d.serviceAccountChecks(ctx)
+	}
+	if in.Pods {
+		d.podChecks(ctx)
 	}
 	d.rep.OK = true
 	for _, c := range d.rep.Checks {

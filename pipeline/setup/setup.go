@@ -442,6 +442,7 @@ func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
 	opts := apiserver.Options{
 		IssuerURL: t.Issuer.URL, Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
 		ClusterName: t.ClusterName, Logger: s.e.Log, ImagePullSecrets: t.Config.Images.PullSecrets,
+		AcceptIssuerReplacement: t.Config.AcceptIssuerReplacement,
 	}
 	if withKey {
 		switch t.SigningKey.Mode {

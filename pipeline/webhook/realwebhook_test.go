@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -180,6 +181,31 @@ func TestRealWebhookMutatesPods(t *testing.T) {
 		t.Errorf("env = %v", env)
 	}
 
+	// A ServiceAccount and a pod created back to back, as one `kubectl apply` does: the grace period makes the
+	// webhook wait for the ServiceAccount instead of admitting the pod without credentials.
+	// Twenty such pairs at once. On loopback the informer wins this race even without the grace period (20 of 20
+	// mutated with 0s, measured), so this proves that the grace period keeps injection working, not that it closes
+	// the race; the flag itself is pinned by TestRenderedLookupGracePeriod and the e2e "heal" subtest.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		sa := "fresh-" + strconv.Itoa(i)
+		wg.Go(func() {
+			if _, err := bindings.BindServiceAccount(ctx, c, bindings.Binding{Namespace: "default", ServiceAccount: sa, RoleARN: roleARN}); err != nil {
+				t.Error(err)
+				return
+			}
+			p, err := createPodOf(ctx, c, "default", sa)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if len(p.Spec.Containers[0].Env) == 0 {
+				t.Errorf("pod of %s created right after its ServiceAccount was not mutated", sa)
+			}
+		})
+	}
+	wg.Wait()
+
 	// The webhook's own namespace is excluded: a pod there is never sent to it.
 	p, err := createPod(ctx, c, config.WebhookNamespace)
 	if err != nil {
@@ -191,10 +217,14 @@ func TestRealWebhookMutatesPods(t *testing.T) {
 }
 
 func createPod(ctx context.Context, c kubernetes.Interface, ns string) (*corev1.Pod, error) {
+	return createPodOf(ctx, c, ns, "app")
+}
+
+func createPodOf(ctx context.Context, c kubernetes.Interface, ns, sa string) (*corev1.Pod, error) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "verify-", Namespace: ns},
 		Spec: corev1.PodSpec{
-			ServiceAccountName: "app",
+			ServiceAccountName: sa,
 			Containers:         []corev1.Container{{Name: "verify", Image: "example.com/verify:v1"}},
 		},
 	}

@@ -28,6 +28,23 @@ const (
 	MetricsPort = 9999
 )
 
+// LookupGracePeriod is the webhook's --service-account-lookup-grace-period. v0.6.17 defaults it to 0 (its README
+// says 100ms; main.go says 0): a pod whose ServiceAccount the webhook's informer has not seen yet is admitted
+// without credentials, which is what happens when a ServiceAccount and its Deployment come in one `kubectl apply`
+// (upstream issues #174, #264). With a grace period the webhook fetches the ServiceAccount from the API itself and
+// waits for it, so the wait ends as soon as that GET returns (milliseconds on a healthy apiserver) and only pods
+// whose ServiceAccount is missing from the cache pay it. 2s covers one whole fetch (upstream gives each GET 1s)
+// plus its client-side rate limit (10/s, burst 20: a burst of ~40 pods with new ServiceAccounts), and stays far
+// below AdmissionTimeout, so the apiserver never gives up on the webhook first and fails the pod open anyway.
+const LookupGracePeriod = 2 * time.Second
+
+// AdmissionTimeout is the registration's timeoutSeconds: how long the apiserver waits for the webhook.
+const AdmissionTimeout = 10 * time.Second
+
+// TLSMinVersion is the webhook's --tls-min-version: v0.6.17 otherwise accepts what Go's default allows, and only
+// the apiserver ever connects to it, which speaks TLS 1.3.
+const TLSMinVersion = "1.2"
+
 // Options configure the webhook deployment. Zero values take the defaults noted.
 type Options struct {
 	// ClusterName is the value of config.ClusterLabel on every object. Required.
@@ -158,6 +175,8 @@ type manifestValues struct {
 	Replicas                                                   int32
 	TokenExpiration                                            int64
 	Port, MetricsPort                                          int
+	LookupGracePeriod, TLSMinVersion                           string
+	TimeoutSeconds                                             int
 	CACert, CAKey, PreviousCACert, ServingCert, ServingKey     string
 	CABundle                                                   string
 	ImagePullSecrets                                           []string
@@ -169,7 +188,9 @@ func (s *Stage) render(m TLSMaterial) ([]object, error) {
 		Namespace: s.opts.Namespace, Name: s.opts.Name, Image: s.opts.Image, Audience: s.opts.Audience,
 		Region: s.opts.Region, AnnotationPrefix: config.AnnotationPrefix, Replicas: s.opts.Replicas,
 		TokenExpiration: int64(s.opts.TokenExpiration / time.Second), Port: Port, MetricsPort: MetricsPort,
-		CACert: b64(m.CACert), CAKey: b64(m.CAKey), ServingCert: b64(m.ServingCert), ServingKey: b64(m.ServingKey),
+		LookupGracePeriod: LookupGracePeriod.String(), TLSMinVersion: TLSMinVersion,
+		TimeoutSeconds: int(AdmissionTimeout / time.Second),
+		CACert:         b64(m.CACert), CAKey: b64(m.CAKey), ServingCert: b64(m.ServingCert), ServingKey: b64(m.ServingKey),
 		CABundle: b64(m.CABundle()), ImagePullSecrets: s.opts.ImagePullSecrets,
 	}
 	if len(m.PreviousCACert) > 0 {

@@ -2,12 +2,14 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -287,4 +289,40 @@ func TestStageAgainstAPIServer(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// TestRenderedLookupGracePeriod pins the flags that close the ServiceAccount race: the grace period is set and the
+// apiserver's own timeout for the webhook is longer, or the apiserver would fail the pod open before the webhook
+// stops waiting.
+func TestRenderedLookupGracePeriod(t *testing.T) {
+	t.Parallel()
+	st := newStage(t, nil, nil)
+	objs, err := st.render(TLSMaterial{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deployment appsv1.Deployment
+	var registration admissionregistrationv1.MutatingWebhookConfiguration
+	for _, o := range objs {
+		switch o.Kind {
+		case "Deployment":
+			if err := json.Unmarshal(o.JSON, &deployment); err != nil {
+				t.Fatal(err)
+			}
+		case "MutatingWebhookConfiguration":
+			if err := json.Unmarshal(o.JSON, &registration); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cmd := deployment.Spec.Template.Spec.Containers[0].Command
+	for _, want := range []string{"--service-account-lookup-grace-period=2s", "--tls-min-version=1.2"} {
+		if !slices.Contains(cmd, want) {
+			t.Errorf("webhook command %v lacks %s", cmd, want)
+		}
+	}
+	timeout := time.Duration(*registration.Webhooks[0].TimeoutSeconds) * time.Second
+	if LookupGracePeriod*2 > timeout {
+		t.Errorf("grace period %s is not well below the admission timeout %s", LookupGracePeriod, timeout)
+	}
 }
