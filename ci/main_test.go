@@ -27,9 +27,18 @@ const (
 	sessionTokenID    = "fake-secret:aws-session-token"
 	awsConfigID       = "fake-secret:aws-config"
 	awsCredentialsID  = "fake-secret:aws-credentials"
+
+	// Other credentials, for the With* functions.
+	otherKubeconfigID = "fake-secret:other-kubeconfig"
+	otherAccessKeyID  = "fake-secret:other-aws-access-key-id"
+	otherSecretKeyID  = "fake-secret:other-aws-secret-access-key"
+	otherAWSConfigID  = "fake-secret:other-aws-config"
 )
 
-var allSecretIDs = []string{kubeconfigID, accessKeyID, secretAccessKeyID, sessionTokenID, awsConfigID, awsCredentialsID}
+var allSecretIDs = []string{
+	kubeconfigID, accessKeyID, secretAccessKeyID, sessionTokenID, awsConfigID, awsCredentialsID,
+	otherKubeconfigID, otherAccessKeyID, otherSecretKeyID, otherAWSConfigID,
+}
 
 // callFunction calls fn the way `dagger call` does: the engine presents the call, the JSON of the
 // object it is called on (parent: the constructor's or a With* function's result) and its JSON
@@ -533,18 +542,6 @@ func TestConstructor(t *testing.T) {
 	if got := state(t, construct(t, map[string]any{"source": "fake-dir:other"}))["Source"]; got != "fake-dir:other" {
 		t.Errorf("constructor source = %v, want fake-dir:other", got)
 	}
-}
-
-// Other credentials and files for the With* functions.
-const (
-	otherKubeconfigID = "fake-secret:other-kubeconfig"
-	otherAccessKeyID  = "fake-secret:other-aws-access-key-id"
-	otherSecretKeyID  = "fake-secret:other-aws-secret-access-key"
-	otherAWSConfigID  = "fake-secret:other-aws-config"
-)
-
-func init() {
-	allSecretIDs = append(allSecretIDs, otherKubeconfigID, otherAccessKeyID, otherSecretKeyID, otherAWSConfigID)
 }
 
 // Each With* function replaces its group of settings, and only that, in the state it hands on.
