@@ -475,10 +475,11 @@ type input struct {
 	file *dagger.File
 }
 
-// imageFlags is, per irsa command, which image flags it uses: the commands that run stages take
-// all three (apiserver: --image, webhook: --webhook-image, verify: --verify-image); verify runs the
-// verify Job, which runs `irsa probe` when its image is the irsa image. The others take none, so
-// they are not given flags they do not have.
+// imageFlags is, per irsa command, the image flags it uses. irsa's flags may live on the commands
+// that use them, so a command is never given one it does not use. The commands that run stages
+// take all three (apiserver: --image, webhook: --webhook-image, verify: --verify-image); verify
+// runs the verify Job, which runs `irsa probe` when its image is the irsa image. Doctor, bind and
+// unbind run no image.
 var imageFlags = map[string][]string{
 	"plan":     {"--image", "--webhook-image", "--verify-image"},
 	"apply":    {"--image", "--webhook-image", "--verify-image"},
