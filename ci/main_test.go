@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"dagger/irsa/fakeengine"
+	"dagger/irsa/internal/dagger"
 )
 
 // The generated client and the fake engine are one per process, so these tests run one at a time.
@@ -26,23 +27,28 @@ const (
 	sessionTokenID    = "fake-secret:aws-session-token"
 	awsConfigID       = "fake-secret:aws-config"
 	awsCredentialsID  = "fake-secret:aws-credentials"
+
+	// Other credentials, for the With* functions.
+	otherKubeconfigID = "fake-secret:other-kubeconfig"
+	otherAccessKeyID  = "fake-secret:other-aws-access-key-id"
+	otherSecretKeyID  = "fake-secret:other-aws-secret-access-key"
+	otherAWSConfigID  = "fake-secret:other-aws-config"
 )
 
-var allSecretIDs = []string{kubeconfigID, accessKeyID, secretAccessKeyID, sessionTokenID, awsConfigID, awsCredentialsID}
+var allSecretIDs = []string{
+	kubeconfigID, accessKeyID, secretAccessKeyID, sessionTokenID, awsConfigID, awsCredentialsID,
+	otherKubeconfigID, otherAccessKeyID, otherSecretKeyID, otherAWSConfigID,
+}
 
-// callFunction calls fn the way `dagger call` does: the engine presents the call and its JSON
+// callFunction calls fn the way `dagger call` does: the engine presents the call, the JSON of the
+// object it is called on (parent: the constructor's or a With* function's result) and its JSON
 // arguments, and the module's generated dispatcher reads them, invokes the function and stores
 // the result. It returns the stored JSON (nil if the function failed), the stored error's chain,
 // and the scalar fields the module asked the engine for.
-func callFunction(t *testing.T, fn string, args map[string]any, answers fakeengine.Answers) (*string, fakeengine.Chain, []fakeengine.Leaf) {
+func callFunction(t *testing.T, parent, fn string, args map[string]any, answers fakeengine.Answers) (*string, fakeengine.Chain, []fakeengine.Leaf) {
 	t.Helper()
 	engine := fakeengine.Start()
-	inv := fakeengine.Invocation{
-		ParentName: "Irsa",
-		Name:       fn,
-		Parent:     `{"Source":"` + sourceID + `"}`,
-		Args:       map[string]string{},
-	}
+	inv := fakeengine.Invocation{ParentName: "Irsa", Name: fn, Parent: parent, Args: map[string]string{}}
 	for name, v := range args {
 		raw, err := json.Marshal(v)
 		if err != nil {
@@ -57,6 +63,24 @@ func callFunction(t *testing.T, fn string, args map[string]any, answers fakeengi
 		t.Fatalf("dispatch of %s returned %v but stored error chain %v", fn, err, failure)
 	}
 	return returned, failure, engine.Leaves()
+}
+
+// construct calls the constructor as `dagger call --flag=value... FUNCTION` does first, with the
+// source the engine gives by default, and returns the object's JSON, the parent of the next call.
+func construct(t *testing.T, args map[string]any) string {
+	t.Helper()
+	return callIrsa(t, `{}`, "", with(map[string]any{"source": sourceID}, args))
+}
+
+// callIrsa calls a function that returns an Irsa (the constructor or a With* function) on parent
+// and returns the new object's JSON.
+func callIrsa(t *testing.T, parent, fn string, args map[string]any) string {
+	t.Helper()
+	returned, failure, _ := callFunction(t, parent, fn, args, fakeengine.Answers{})
+	if failure != nil || returned == nil {
+		t.Fatalf("%q failed: %s", fn, failure)
+	}
+	return *returned
 }
 
 // stdoutChain returns the chain of the only stdout query the module made.
@@ -281,28 +305,45 @@ func toJSON(v any) string {
 	return string(b)
 }
 
-// allAccess is every credential and connection argument the cluster functions take.
+// IDs of the other objects the engine would pass, for --config=./irsa.yaml, --kube-api=tcp://...
+const (
+	configID   = "fake-file:irsa.yaml"
+	caBundleID = "fake-file:ca.pem"
+	kubeAPIID  = "fake-service:kube-api"
+)
+
+// allAccess is every constructor argument but the images: what the cluster functions share.
 func allAccess() map[string]any {
 	return map[string]any{
+		"config":             configID,
+		"clusterName":        "dev",
+		"clusterType":        "kind",
+		"region":             "eu-west-1",
+		"bucket":             "dev-irsa",
+		"issuerURL":          "https://dev-irsa.s3.eu-west-1.amazonaws.com",
+		"awsEndpointURL":     "https://moto:5000",
+		"caBundle":           caBundleID,
 		"kubeconfig":         kubeconfigID,
 		"kubeContext":        "kind-irsa",
-		"kubeAPI":            "fake-service:kube-api",
+		"kubeAPI":            kubeAPIID,
 		"awsAccessKeyID":     accessKeyID,
 		"awsSecretAccessKey": secretAccessKeyID,
 		"awsSessionToken":    sessionTokenID,
 		"awsConfig":          awsConfigID,
 		"awsCredentials":     awsCredentialsID,
 		"awsProfile":         "ci",
-		"region":             "eu-west-1",
-		"clusterName":        "dev",
-		"bucket":             "dev-irsa",
-		"issuerURL":          "https://dev-irsa.s3.eu-west-1.amazonaws.com",
-		"awsEndpointURL":     "http://moto:5000",
-		"clusterType":        "kind",
-		"config":             "fake-file:irsa.yaml",
 		"format":             "json",
 	}
 }
+
+// Image overrides, as the constructor or WithImages takes them and as irsa's flags.
+const (
+	irsaImage    = "registry.example.com/irsa:dev"
+	webhookImage = "registry.example.com/pod-identity-webhook:v0.6.17"
+	verifyImage  = "registry.example.com/aws-cli:2"
+)
+
+var allImages = map[string]any{"image": irsaImage, "webhookImage": webhookImage, "verifyImage": verifyImage}
 
 func with(base map[string]any, extra map[string]any) map[string]any {
 	out := map[string]any{}
@@ -315,62 +356,93 @@ func with(base map[string]any, extra map[string]any) map[string]any {
 	return out
 }
 
-// allAccessArgv is the global flags allAccess turns into, in the order the module writes them.
-var allAccessArgv = []string{
-	binPath,
-	"--config", "/etc/irsa/irsa.yaml",
-	"--kubeconfig", "/run/secrets/irsa/kubeconfig",
-	"--context", "kind-irsa",
-	"--cluster-name", "dev",
-	"--region", "eu-west-1",
-	"--bucket", "dev-irsa",
-	"--issuer-url", "https://dev-irsa.s3.eu-west-1.amazonaws.com",
-	"--aws-endpoint-url", "http://moto:5000",
-	"--cluster-type", "kind",
-	"-o", "json",
+// argv is the command line allAccess gives irsa for command: the shared flags in the order the
+// module writes them, the image flags the command takes, then tail (its own flags and arguments).
+func argv(command string, images []string, tail ...string) []string {
+	out := []string{
+		binPath, command,
+		"--config", "/etc/irsa/irsa.yaml",
+		"--kubeconfig", "/run/secrets/irsa/kubeconfig",
+		"--context", "kind-irsa",
+		"--cluster-name", "dev",
+		"--region", "eu-west-1",
+		"--bucket", "dev-irsa",
+		"--issuer-url", "https://dev-irsa.s3.eu-west-1.amazonaws.com",
+		"--aws-endpoint-url", "https://moto:5000",
+		"--ca-bundle", "/etc/irsa/ca-bundle.pem",
+		"--cluster-type", "kind",
+	}
+	out = append(out, images...)
+	out = append(out, "--output", "json")
+	return append(out, tail...)
 }
 
-var allAccessRun = run{
-	secretFiles: map[string]string{
-		"/run/secrets/irsa/kubeconfig":      kubeconfigID,
-		"/run/secrets/irsa/aws-config":      awsConfigID,
-		"/run/secrets/irsa/aws-credentials": awsCredentialsID,
-	},
-	secretVars: map[string]string{
-		"AWS_ACCESS_KEY_ID":     accessKeyID,
-		"AWS_SECRET_ACCESS_KEY": secretAccessKeyID,
-		"AWS_SESSION_TOKEN":     sessionTokenID,
-	},
-	env: map[string]string{
-		"AWS_CONFIG_FILE":             "/run/secrets/irsa/aws-config",
-		"AWS_SHARED_CREDENTIALS_FILE": "/run/secrets/irsa/aws-credentials",
-		"AWS_PROFILE":                 "ci",
-	},
-	files:          map[string]string{"/etc/irsa/irsa.yaml": "fake-file:irsa.yaml"},
-	serviceBinding: "fake-service:kube-api",
+// The image flags allImages becomes: all three, and the two the verify command takes.
+var (
+	allImageFlags    = []string{"--image", irsaImage, "--webhook-image", webhookImage, "--verify-image", verifyImage}
+	verifyImageFlags = []string{"--image", irsaImage, "--verify-image", verifyImage}
+)
+
+// allAccessRun is what allAccess mounts and sets for every run.
+func allAccessRun(argv []string) run {
+	return run{
+		argv: argv,
+		secretFiles: map[string]string{
+			"/run/secrets/irsa/kubeconfig":      kubeconfigID,
+			"/run/secrets/irsa/aws-config":      awsConfigID,
+			"/run/secrets/irsa/aws-credentials": awsCredentialsID,
+		},
+		secretVars: map[string]string{
+			"AWS_ACCESS_KEY_ID":     accessKeyID,
+			"AWS_SECRET_ACCESS_KEY": secretAccessKeyID,
+			"AWS_SESSION_TOKEN":     sessionTokenID,
+		},
+		env: map[string]string{
+			"AWS_CONFIG_FILE":             "/run/secrets/irsa/aws-config",
+			"AWS_SHARED_CREDENTIALS_FILE": "/run/secrets/irsa/aws-credentials",
+			"AWS_PROFILE":                 "ci",
+		},
+		files:          map[string]string{"/etc/irsa/irsa.yaml": configID, "/etc/irsa/ca-bundle.pem": caBundleID},
+		serviceBinding: kubeAPIID,
+	}
 }
 
-func argv(tail ...string) []string {
-	return append(slices.Clone(allAccessArgv), tail...)
+// minimalArgs is a kubeconfig, a key pair and a region: the least a real setup is given.
+func minimalArgs() map[string]any {
+	return map[string]any{"kubeconfig": kubeconfigID, "awsAccessKeyID": accessKeyID, "awsSecretAccessKey": secretAccessKeyID, "region": "us-east-1"}
 }
 
-func withArgv(r run, argv []string) run {
-	r.argv = argv
-	return r
-}
-
-func TestClusterFunctions(t *testing.T) {
-	minimal := run{
-		argv:        []string{binPath, "--kubeconfig", "/run/secrets/irsa/kubeconfig", "--region", "us-east-1", "apply"},
+func minimalRun(argv ...string) run {
+	return run{
+		argv:        argv,
 		secretFiles: map[string]string{"/run/secrets/irsa/kubeconfig": kubeconfigID},
 		secretVars:  map[string]string{"AWS_ACCESS_KEY_ID": accessKeyID, "AWS_SECRET_ACCESS_KEY": secretAccessKeyID},
 	}
-	bindRun := withArgv(allAccessRun, argv("bind", "apps/uploader",
+}
+
+// callRun calls fn on parent, checks it returned irsa's report, and the run it built against want.
+func callRun(t *testing.T, parent, fn string, args map[string]any, want run) {
+	t.Helper()
+	returned, failure, leaves := callFunction(t, parent, fn, args, fakeengine.Answers{Stdout: report})
+	if failure != nil {
+		t.Fatalf("%s failed: %s", fn, failure)
+	}
+	if returned == nil || *returned != toJSON(report) {
+		t.Errorf("%s returned %v, want the report %q", fn, returned, report)
+	}
+	assertRun(t, stdoutChain(t, leaves), want)
+}
+
+func TestClusterFunctions(t *testing.T) {
+	// The state `dagger call --config=... --cluster-name=... (every shared flag) FUNCTION` hands on.
+	parent := construct(t, allAccess())
+	bindRun := allAccessRun(argv("bind", nil,
 		"--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
 		"--policy-arn", "arn:aws:iam::123456789012:policy/extra",
 		"--inline-policy", "/etc/irsa/inline-policy.json",
-		"--role-name", "uploader"))
-	bindRun.files = map[string]string{"/etc/irsa/irsa.yaml": "fake-file:irsa.yaml", "/etc/irsa/inline-policy.json": "fake-file:policy.json"}
+		"--role-name", "uploader",
+		"apps/uploader"))
+	bindRun.files["/etc/irsa/inline-policy.json"] = "fake-file:policy.json"
 
 	for _, tc := range []struct {
 		name string
@@ -378,46 +450,204 @@ func TestClusterFunctions(t *testing.T) {
 		args map[string]any
 		want run
 	}{
-		{"setup with keys only", "Setup", map[string]any{
-			"kubeconfig": kubeconfigID, "awsAccessKeyID": accessKeyID, "awsSecretAccessKey": secretAccessKeyID, "region": "us-east-1",
-		}, minimal},
-		{"setup", "Setup", with(allAccess(), map[string]any{"only": []string{"keys", "issuer"}}),
-			withArgv(allAccessRun, argv("--only", "keys,issuer", "apply"))},
-		{"plan", "Plan", with(allAccess(), map[string]any{"only": []string{"webhook"}}),
-			withArgv(allAccessRun, argv("--only", "webhook", "plan"))},
-		{"status", "Status", allAccess(), withArgv(allAccessRun, argv("status"))},
-		{"teardown", "Teardown", with(allAccess(), map[string]any{"only": []string{"bindings", "verify"}}),
-			withArgv(allAccessRun, argv("--only", "bindings,verify", "teardown"))},
-		{"verify", "Verify", allAccess(), withArgv(allAccessRun, argv("verify"))},
-		{"verify keep", "Verify", with(allAccess(), map[string]any{"keep": true}), withArgv(allAccessRun, argv("verify", "--keep"))},
-		{"doctor", "Doctor", allAccess(), withArgv(allAccessRun, argv("doctor"))},
-		{"doctor service account live", "Doctor", with(allAccess(), map[string]any{"serviceAccount": "apps/uploader", "live": true}),
-			withArgv(allAccessRun, argv("doctor", "apps/uploader", "--live"))},
-		{"bind", "Bind", with(allAccess(), map[string]any{
+		// The engine passes +default values (verify: true) when the caller leaves them out.
+		{"setup", "Setup", map[string]any{"verify": true}, allAccessRun(argv("apply", nil, "--verify"))},
+		{"setup only", "Setup", map[string]any{"only": []string{"keys", "issuer"}, "verify": true},
+			allAccessRun(argv("apply", nil, "--only", "keys,issuer", "--verify"))},
+		{"setup without verify", "Setup", map[string]any{"verify": false}, allAccessRun(argv("apply", nil))},
+		{"plan", "Plan", map[string]any{"only": []string{"webhook"}}, allAccessRun(argv("plan", nil, "--only", "webhook"))},
+		{"status", "Status", nil, allAccessRun(argv("status", nil))},
+		{"teardown", "Teardown", map[string]any{"only": []string{"bindings", "verify"}},
+			allAccessRun(argv("teardown", nil, "--only", "bindings,verify"))},
+		{"verify", "Verify", nil, allAccessRun(argv("verify", nil))},
+		{"verify keep", "Verify", map[string]any{"keep": true}, allAccessRun(argv("verify", nil, "--keep"))},
+		{"doctor", "Doctor", nil, allAccessRun(argv("doctor", nil))},
+		{"doctor service account live", "Doctor", map[string]any{"serviceAccount": "apps/uploader", "live": true},
+			allAccessRun(argv("doctor", nil, "--live", "apps/uploader"))},
+		{"bind", "Bind", map[string]any{
 			"serviceAccount": "apps/uploader",
 			"policyARN":      []string{"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", "arn:aws:iam::123456789012:policy/extra"},
 			"inlinePolicy":   "fake-file:policy.json",
 			"roleName":       "uploader",
-		}), bindRun},
-		{"unbind", "Unbind", with(allAccess(), map[string]any{"serviceAccount": "apps/uploader"}),
-			withArgv(allAccessRun, argv("unbind", "apps/uploader"))},
+		}, bindRun},
+		{"unbind", "Unbind", map[string]any{"serviceAccount": "apps/uploader"}, allAccessRun(argv("unbind", nil, "apps/uploader"))},
+		{"unbind role name", "Unbind", map[string]any{"serviceAccount": "apps/uploader", "roleName": "uploader"},
+			allAccessRun(argv("unbind", nil, "--role-name", "uploader", "apps/uploader"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) { callRun(t, parent, tc.fn, tc.args, tc.want) })
+	}
+
+	t.Run("minimal setup", func(t *testing.T) {
+		callRun(t, construct(t, minimalArgs()), "Setup", map[string]any{"verify": true},
+			minimalRun(binPath, "apply", "--kubeconfig", "/run/secrets/irsa/kubeconfig", "--region", "us-east-1", "--verify"))
+	})
+}
+
+// Image overrides reach irsa as --image, --webhook-image and --verify-image, on the commands that
+// run those images and no others.
+func TestImageOverrides(t *testing.T) {
+	parent := construct(t, with(allAccess(), allImages))
+	for _, tc := range []struct {
+		fn      string
+		args    map[string]any
+		command string
+		images  []string
+		tail    []string
+	}{
+		{"Setup", map[string]any{"verify": true}, "apply", allImageFlags, []string{"--verify"}},
+		{"Plan", nil, "plan", allImageFlags, nil},
+		{"Status", nil, "status", allImageFlags, nil},
+		{"Teardown", nil, "teardown", allImageFlags, nil},
+		{"Verify", nil, "verify", verifyImageFlags, nil},
+		{"Doctor", nil, "doctor", nil, nil},
+		{"Bind", map[string]any{"serviceAccount": "apps/uploader"}, "bind", nil, []string{"apps/uploader"}},
+		{"Unbind", map[string]any{"serviceAccount": "apps/uploader"}, "unbind", nil, []string{"apps/uploader"}},
+	} {
+		t.Run(tc.fn, func(t *testing.T) {
+			callRun(t, parent, tc.fn, tc.args, allAccessRun(argv(tc.command, tc.images, tc.tail...)))
+		})
+	}
+
+	t.Run("WithImages one image", func(t *testing.T) {
+		withWebhook := callIrsa(t, construct(t, minimalArgs()), "WithImages", map[string]any{"webhookImage": webhookImage})
+		callRun(t, withWebhook, "Setup", map[string]any{"verify": true}, minimalRun(binPath, "apply",
+			"--kubeconfig", "/run/secrets/irsa/kubeconfig", "--region", "us-east-1", "--webhook-image", webhookImage, "--verify"))
+	})
+}
+
+// state decodes an Irsa object's JSON.
+func state(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatalf("object %s: %v", raw, err)
+	}
+	return m
+}
+
+// The object state the constructor hands on holds every argument.
+func TestConstructor(t *testing.T) {
+	got := state(t, construct(t, with(allAccess(), allImages)))
+	want := map[string]any{
+		"Source": sourceID, "Config": configID, "ClusterName": "dev", "ClusterType": "kind", "Region": "eu-west-1",
+		"Bucket": "dev-irsa", "IssuerURL": "https://dev-irsa.s3.eu-west-1.amazonaws.com", "AWSEndpointURL": "https://moto:5000",
+		"CABundle": caBundleID, "Kubeconfig": kubeconfigID, "KubeContext": "kind-irsa", "KubeAPI": kubeAPIID,
+		"AWSAccessKeyID": accessKeyID, "AWSSecretAccessKey": secretAccessKeyID, "AWSSessionToken": sessionTokenID,
+		"AWSConfig": awsConfigID, "AWSCredentials": awsCredentialsID, "AWSProfile": "ci",
+		"Image": irsaImage, "WebhookImage": webhookImage, "VerifyImage": verifyImage, "Format": "json",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("constructor state:\n got %v\nwant %v", got, want)
+	}
+	if got := state(t, construct(t, map[string]any{"source": "fake-dir:other"}))["Source"]; got != "fake-dir:other" {
+		t.Errorf("constructor source = %v, want fake-dir:other", got)
+	}
+}
+
+// Each With* function replaces its group of settings, and only that, in the state it hands on.
+func TestWithFunctions(t *testing.T) {
+	base := construct(t, with(allAccess(), allImages))
+	for _, tc := range []struct {
+		name    string
+		fn      string
+		args    map[string]any
+		changed map[string]any // fields that differ from base
+	}{
+		{"config", "WithConfig", map[string]any{"config": "fake-file:other.yaml"}, map[string]any{"Config": "fake-file:other.yaml"}},
+		{"kubeconfig", "WithKubeconfig", map[string]any{"kubeconfig": otherKubeconfigID},
+			map[string]any{"Kubeconfig": otherKubeconfigID, "KubeContext": ""}},
+		{"kubeconfig and context", "WithKubeconfig", map[string]any{"kubeconfig": otherKubeconfigID, "kubeContext": "prod"},
+			map[string]any{"Kubeconfig": otherKubeconfigID, "KubeContext": "prod"}},
+		{"kube API", "WithKubeAPI", map[string]any{"kubeAPI": "fake-service:other"}, map[string]any{"KubeAPI": "fake-service:other"}},
+		{"AWS keys", "WithAWSCredentials", map[string]any{"awsAccessKeyID": otherAccessKeyID, "awsSecretAccessKey": otherSecretKeyID},
+			map[string]any{"AWSAccessKeyID": otherAccessKeyID, "AWSSecretAccessKey": otherSecretKeyID, "AWSSessionToken": nil}},
+		{"AWS config", "WithAWSConfig", map[string]any{"awsConfig": otherAWSConfigID, "awsProfile": "prod"},
+			map[string]any{"AWSConfig": otherAWSConfigID, "AWSCredentials": nil, "AWSProfile": "prod"}},
+		{"AWS endpoint", "WithAWSEndpoint", map[string]any{"awsEndpointURL": "http://localstack:4566"},
+			map[string]any{"AWSEndpointURL": "http://localstack:4566", "CABundle": nil}},
+		{"AWS endpoint and CA", "WithAWSEndpoint", map[string]any{"awsEndpointURL": "https://moto:5001", "caBundle": "fake-file:other-ca.pem"},
+			map[string]any{"AWSEndpointURL": "https://moto:5001", "CABundle": "fake-file:other-ca.pem"}},
+		{"images", "WithImages", map[string]any{"image": "mirror/irsa:1", "webhookImage": "mirror/webhook:1", "verifyImage": "mirror/cli:1"},
+			map[string]any{"Image": "mirror/irsa:1", "WebhookImage": "mirror/webhook:1", "VerifyImage": "mirror/cli:1"}},
+		{"one image", "WithImages", map[string]any{"webhookImage": "mirror/webhook:1"},
+			map[string]any{"Image": "", "WebhookImage": "mirror/webhook:1", "VerifyImage": ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			returned, failure, leaves := callFunction(t, tc.fn, tc.args, fakeengine.Answers{Stdout: report})
-			if failure != nil {
-				t.Fatalf("%s failed: %s", tc.fn, failure)
+			got := state(t, callIrsa(t, base, tc.fn, tc.args))
+			want := with(state(t, base), tc.changed)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s state:\n got %v\nwant %v", tc.fn, got, want)
 			}
-			if returned == nil || *returned != toJSON(report) {
-				t.Errorf("%s returned %v, want the report %q", tc.fn, returned, report)
-			}
-			assertRun(t, stdoutChain(t, leaves), tc.want)
 		})
 	}
 }
 
+// A chain of With* calls reaches the command line, and the object a With* function was called on
+// still runs as it did: `dagger call ... with-images ... with-kubeconfig ... setup` next to
+// `dagger call ... setup`.
+func TestWithChain(t *testing.T) {
+	original := construct(t, minimalArgs())
+	changed := callIrsa(t, original, "WithImages", allImages)
+	changed = callIrsa(t, changed, "WithKubeconfig", map[string]any{"kubeconfig": otherKubeconfigID, "kubeContext": "prod"})
+	changed = callIrsa(t, changed, "WithAWSEndpoint", map[string]any{"awsEndpointURL": "https://moto:5000", "caBundle": caBundleID})
+
+	want := minimalRun(binPath, "apply", "--kubeconfig", "/run/secrets/irsa/kubeconfig", "--context", "prod", "--region", "us-east-1",
+		"--aws-endpoint-url", "https://moto:5000", "--ca-bundle", "/etc/irsa/ca-bundle.pem",
+		"--image", irsaImage, "--webhook-image", webhookImage, "--verify-image", verifyImage, "--verify")
+	want.secretFiles = map[string]string{"/run/secrets/irsa/kubeconfig": otherKubeconfigID}
+	want.files = map[string]string{"/etc/irsa/ca-bundle.pem": caBundleID}
+	callRun(t, changed, "Setup", map[string]any{"verify": true}, want)
+
+	callRun(t, original, "Setup", map[string]any{"verify": true},
+		minimalRun(binPath, "apply", "--kubeconfig", "/run/secrets/irsa/kubeconfig", "--region", "us-east-1", "--verify"))
+}
+
+// load returns the module object for an ID, as the dispatcher decodes one.
+func load[T any](t *testing.T, id string) *T {
+	t.Helper()
+	v := new(T)
+	if err := json.Unmarshal([]byte(toJSON(id)), v); err != nil {
+		t.Fatalf("load %s: %v", id, err)
+	}
+	return v
+}
+
+// Called from Go, as another module would through its generated client, a With* function returns
+// a new object and leaves the one it was called on as it was.
+func TestWithReturnsCopy(t *testing.T) {
+	var m Irsa
+	if err := json.Unmarshal([]byte(construct(t, with(allAccess(), allImages))), &m); err != nil {
+		t.Fatalf("decode the constructor's state: %v", err)
+	}
+	before := m
+	secret := load[dagger.Secret](t, otherKubeconfigID)
+	file := load[dagger.File](t, "fake-file:other")
+	for name, call := range map[string]func() *Irsa{
+		"WithConfig":         func() *Irsa { return m.WithConfig(file) },
+		"WithKubeconfig":     func() *Irsa { return m.WithKubeconfig(secret, "prod") },
+		"WithKubeAPI":        func() *Irsa { return m.WithKubeAPI(load[dagger.Service](t, "fake-service:other")) },
+		"WithAWSCredentials": func() *Irsa { return m.WithAWSCredentials(secret, secret, nil) },
+		"WithAWSConfig":      func() *Irsa { return m.WithAWSConfig(secret, nil, "prod") },
+		"WithAWSEndpoint":    func() *Irsa { return m.WithAWSEndpoint("http://localstack:4566", file) },
+		"WithImages":         func() *Irsa { return m.WithImages("a", "b", "c") },
+	} {
+		got := call()
+		if got == &m {
+			t.Errorf("%s returned the object it was called on", name)
+		}
+		if m != before {
+			t.Errorf("%s changed the object it was called on", name)
+		}
+		if *got == before {
+			t.Errorf("%s returned an unchanged copy", name)
+		}
+	}
+}
+
 func TestClusterFunctionFailsWithIrsaError(t *testing.T) {
-	const msg = `process "/usr/local/bin/irsa apply" did not complete successfully: exit code: 1`
-	returned, failure, _ := callFunction(t, "Setup", map[string]any{"kubeconfig": kubeconfigID}, fakeengine.Answers{ExecError: msg})
+	const msg = `process "/usr/local/bin/irsa apply --kubeconfig /run/secrets/irsa/kubeconfig --verify" did not complete successfully: exit code: 1`
+	parent := construct(t, map[string]any{"kubeconfig": kubeconfigID})
+	returned, failure, _ := callFunction(t, parent, "Setup", map[string]any{"verify": true}, fakeengine.Answers{ExecError: msg})
 	if returned != nil {
 		t.Errorf("Setup stored result %q after irsa failed", *returned)
 	}
@@ -427,7 +657,7 @@ func TestClusterFunctionFailsWithIrsaError(t *testing.T) {
 }
 
 func TestBuild(t *testing.T) {
-	returned, failure, _ := callFunction(t, "Build", nil, fakeengine.Answers{})
+	returned, failure, _ := callFunction(t, construct(t, nil), "Build", nil, fakeengine.Answers{})
 	if failure != nil || returned == nil {
 		t.Fatalf("Build failed: %s", failure)
 	}
@@ -439,7 +669,7 @@ func TestBuild(t *testing.T) {
 }
 
 func TestContainer(t *testing.T) {
-	returned, failure, _ := callFunction(t, "Container", nil, fakeengine.Answers{})
+	returned, failure, _ := callFunction(t, construct(t, nil), "Container", nil, fakeengine.Answers{})
 	if failure != nil || returned == nil {
 		t.Fatalf("Container failed: %s", failure)
 	}
@@ -451,16 +681,6 @@ func TestContainer(t *testing.T) {
 	assertImage(t, chain)
 	if execs := chain.Find("withExec"); len(execs) != 0 {
 		t.Errorf("image runs %v, want no command", execs)
-	}
-}
-
-func TestConstructorTakesSource(t *testing.T) {
-	returned, failure, _ := callFunction(t, "", map[string]any{"source": "fake-dir:other"}, fakeengine.Answers{})
-	if failure != nil || returned == nil {
-		t.Fatalf("constructor failed: %s", failure)
-	}
-	if want := `{"Source":"fake-dir:other"}`; *returned != want {
-		t.Errorf("constructor returned %s, want %s", *returned, want)
 	}
 }
 
@@ -476,7 +696,7 @@ func TestTest(t *testing.T) {
 			[]string{"go", "test", "-count=1", "-run", "TestApply", "./pipeline/...", "./cmd/..."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			returned, failure, leaves := callFunction(t, "Test", tc.args, fakeengine.Answers{Stdout: "ok\n"})
+			returned, failure, leaves := callFunction(t, construct(t, nil), "Test", tc.args, fakeengine.Answers{Stdout: "ok\n"})
 			if failure != nil || returned == nil || *returned != toJSON("ok\n") {
 				t.Fatalf("Test returned %v, %s", returned, failure)
 			}
@@ -517,7 +737,7 @@ func TestTest(t *testing.T) {
 }
 
 func TestLint(t *testing.T) {
-	returned, failure, leaves := callFunction(t, "Lint", nil, fakeengine.Answers{Stdout: ""})
+	returned, failure, leaves := callFunction(t, construct(t, nil), "Lint", nil, fakeengine.Answers{Stdout: ""})
 	if failure != nil || returned == nil {
 		t.Fatalf("Lint failed: %s", failure)
 	}

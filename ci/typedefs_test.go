@@ -20,6 +20,7 @@ type functionDef struct {
 	cachePolicy string
 	args        map[string]argDef
 	argOrder    []string
+	returns     string // the object type it returns (Irsa, File, ...), or the kind of a scalar
 }
 
 type argDef struct {
@@ -34,8 +35,8 @@ type argDef struct {
 
 // moduleTypeDefs runs the pinned Dagger code generator's generate-typedefs on a copy of this
 // module, against the fake engine, as the engine does when it loads the module, and returns the
-// functions of Irsa (the constructor under "").
-func moduleTypeDefs(t *testing.T) map[string]functionDef {
+// functions of Irsa (the constructor under "") and the names of the fields it exposes.
+func moduleTypeDefs(t *testing.T) (map[string]functionDef, []string) {
 	t.Helper()
 	codegen := os.Getenv("IRSA_DAGGER_CODEGEN")
 	introspection := os.Getenv("IRSA_DAGGER_INTROSPECTION")
@@ -102,9 +103,13 @@ func moduleTypeDefs(t *testing.T) map[string]functionDef {
 		t.Fatalf("module object = %v, want Irsa", name)
 	}
 	fns := map[string]functionDef{}
+	var fields []string
 	for _, c := range object {
 		var fnID any
 		switch c.Field {
+		case "withField":
+			fields = append(fields, c.Args["name"].(string))
+			continue
 		case "withFunction":
 			fnID = c.Args["function"]
 		case "withConstructor":
@@ -113,11 +118,20 @@ func moduleTypeDefs(t *testing.T) map[string]functionDef {
 			continue
 		}
 		fn := resolve(t, fnID)
-		name, _ := only(t, fn, "function").Args["name"].(string)
+		decl := only(t, fn, "function")
+		name, _ := decl.Args["name"].(string)
 		if c.Field == "withConstructor" {
 			name = ""
 		}
 		def := functionDef{args: map[string]argDef{}}
+		for _, step := range resolve(t, decl.Args["returnType"]) {
+			switch step.Field {
+			case "withKind":
+				def.returns, _ = step.Args["kind"].(string)
+			case "withObject":
+				def.returns, _ = step.Args["name"].(string)
+			}
+		}
 		if d := fn.Find("withDescription"); len(d) > 0 {
 			def.description, _ = d[len(d)-1].Args["description"].(string)
 		}
@@ -150,23 +164,27 @@ func moduleTypeDefs(t *testing.T) map[string]functionDef {
 		}
 		fns[name] = def
 	}
-	return fns
+	return fns, fields
 }
 
 var (
 	typeDefsOnce sync.Once
 	typeDefs     map[string]functionDef
+	typeFields   []string
 )
 
 // cachedTypeDefs runs the generator once for all tests that need the type definitions.
 func cachedTypeDefs(t *testing.T) map[string]functionDef {
 	t.Helper()
-	typeDefsOnce.Do(func() { typeDefs = moduleTypeDefs(t) })
+	typeDefsOnce.Do(func() { typeDefs, typeFields = moduleTypeDefs(t) })
 	if typeDefs == nil {
 		t.Fatal("the type definitions could not be generated (see the first test that asked for them)")
 	}
 	return typeDefs
 }
+
+// Credentials: the only arguments that may be secrets, and always are.
+var secretArgs = []string{"kubeconfig", "awsAccessKeyID", "awsSecretAccessKey", "awsSessionToken", "awsConfig", "awsCredentials"}
 
 func TestTypeDefs(t *testing.T) {
 	fns := cachedTypeDefs(t)
@@ -176,12 +194,20 @@ func TestTypeDefs(t *testing.T) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	want := []string{"", "Bind", "Build", "Container", "Doctor", "Lint", "Plan", "Setup", "Status", "Teardown", "Test", "Unbind", "Verify"}
+	withFunctions := []string{"WithAWSConfig", "WithAWSCredentials", "WithAWSEndpoint", "WithConfig", "WithImages", "WithKubeAPI", "WithKubeconfig"}
+	sideEffects := []string{"Plan", "Setup", "Status", "Verify", "Doctor", "Bind", "Unbind", "Teardown"}
+	want := append([]string{"", "Build", "Container", "Test", "Lint"}, sideEffects...)
+	want = append(want, withFunctions...)
+	sort.Strings(want)
 	if !slices.Equal(names, want) {
 		t.Fatalf("functions = %q, want %q", names, want)
 	}
+	// What every command shares is held by the object, not exposed as fields.
+	if !slices.Equal(typeFields, []string{"Source"}) {
+		t.Errorf("object fields = %q, want only Source", typeFields)
+	}
 
-	sideEffects := []string{"Plan", "Setup", "Status", "Verify", "Doctor", "Bind", "Unbind", "Teardown"}
+	constructor := fns[""]
 	for _, name := range names {
 		fn := fns[name]
 		if name != "" && fn.description == "" {
@@ -194,31 +220,57 @@ func TestTypeDefs(t *testing.T) {
 		if fn.cachePolicy != wantPolicy {
 			t.Errorf("%s cache policy = %q, want %q", name, fn.cachePolicy, wantPolicy)
 		}
+		holdsState := name == "" || slices.Contains(withFunctions, name)
 		for argName, arg := range fn.args {
 			if arg.description == "" {
 				t.Errorf("%s(%s) has no description", name, argName)
 			}
-			if arg.object == "Secret" && !slices.Contains([]string{"kubeconfig", "awsAccessKeyID", "awsSecretAccessKey", "awsSessionToken", "awsConfig", "awsCredentials"}, argName) {
+			if arg.object == "Secret" && (!holdsState || !slices.Contains(secretArgs, argName)) {
 				t.Errorf("%s(%s) is an unexpected secret", name, argName)
 			}
+			// Connection arguments are given once, to the constructor or a With* function.
+			if _, shared := constructor.args[argName]; shared && !holdsState {
+				t.Errorf("%s(%s) repeats a constructor argument", name, argName)
+			}
 		}
-		if !slices.Contains(sideEffects, name) {
+		if !holdsState {
 			continue
 		}
-		// Every credential is a secret, never a string.
-		for _, secret := range []string{"kubeconfig", "awsAccessKeyID", "awsSecretAccessKey", "awsSessionToken", "awsConfig", "awsCredentials"} {
-			if a := fn.args[secret]; a.object != "Secret" || !a.optional {
-				t.Errorf("%s(%s) = %+v, want an optional Secret", name, secret, a)
+		if fn.returns != "Irsa" {
+			t.Errorf("%s returns %q, want Irsa", name, fn.returns)
+		}
+		// A With* argument is the constructor's argument of the same name and type, so the
+		// CLI spells it the same way in both places.
+		for argName, arg := range fn.args {
+			if c, ok := constructor.args[argName]; !ok || c.kind != arg.kind || c.object != arg.object {
+				t.Errorf("%s(%s) = %+v, want the constructor's argument %+v", name, argName, arg, c)
 			}
 		}
-		for arg, object := range map[string]string{"config": "File", "kubeAPI": "Service"} {
-			if a := fn.args[arg]; a.object != object || !a.optional {
-				t.Errorf("%s(%s) = %+v, want an optional %s", name, arg, a, object)
-			}
+	}
+
+	// Every credential is an optional secret, never a string.
+	for _, secret := range secretArgs {
+		if a := constructor.args[secret]; a.object != "Secret" || !a.optional {
+			t.Errorf("constructor(%s) = %+v, want an optional Secret", secret, a)
 		}
-		for _, s := range []string{"kubeContext", "awsProfile", "region", "clusterName", "bucket", "issuerURL", "awsEndpointURL", "clusterType", "format"} {
-			if a := fn.args[s]; a.kind != "STRING_KIND" || !a.optional {
-				t.Errorf("%s(%s) = %+v, want an optional string", name, s, a)
+	}
+	for arg, object := range map[string]string{"config": "File", "caBundle": "File", "kubeAPI": "Service"} {
+		if a := constructor.args[arg]; a.object != object || !a.optional {
+			t.Errorf("constructor(%s) = %+v, want an optional %s", arg, a, object)
+		}
+	}
+	for _, s := range []string{"clusterName", "clusterType", "region", "bucket", "issuerURL", "awsEndpointURL", "kubeContext", "awsProfile", "image", "webhookImage", "verifyImage", "format"} {
+		if a := constructor.args[s]; a.kind != "STRING_KIND" || !a.optional {
+			t.Errorf("constructor(%s) = %+v, want an optional string", s, a)
+		}
+	}
+	if a := constructor.args["source"]; a.object != "Directory" || a.defaultPath != "/" || !slices.Equal(a.ignore, []string{".git", "bin", "_output", "artifacts"}) {
+		t.Errorf("constructor source = %+v, want a Directory defaulting to / without .git, bin, _output, artifacts", a)
+	}
+	for _, name := range []string{"WithImages", "WithAWSConfig"} {
+		for argName, a := range fns[name].args {
+			if !a.optional {
+				t.Errorf("%s(%s) is required, want optional", name, argName)
 			}
 		}
 	}
@@ -228,13 +280,13 @@ func TestTypeDefs(t *testing.T) {
 			t.Errorf("%s(only) = %+v, want an optional list", name, a)
 		}
 	}
+	if a := fns["Setup"].args["verify"]; a.kind != "BOOLEAN_KIND" || a.defaultValue != "true" {
+		t.Errorf("Setup(verify) = %+v, want a boolean defaulting to true", a)
+	}
 	for _, name := range []string{"Bind", "Unbind"} {
 		if a := fns[name].args["serviceAccount"]; a.kind != "STRING_KIND" || a.optional {
 			t.Errorf("%s(serviceAccount) = %+v, want a required string", name, a)
 		}
-	}
-	if a := fns[""].args["source"]; a.object != "Directory" || a.defaultPath != "/" || !slices.Equal(a.ignore, []string{".git", "bin", "_output", "artifacts"}) {
-		t.Errorf("constructor source = %+v, want a Directory defaulting to / without .git, bin, _output, artifacts", a)
 	}
 	if a := fns["Test"].args["packages"]; a.defaultValue != `["./..."]` {
 		t.Errorf("Test(packages) default = %q, want [\"./...\"]", a.defaultValue)
@@ -277,8 +329,14 @@ func TestCLIName(t *testing.T) {
 	}
 }
 
-// readmeCall is one `dagger call FUNCTION --flag...` example, with the flag names.
+// readmeCall is one `dagger call [--constructor-flag...] FUNCTION [--flag...] [FUNCTION ...]`
+// example: the constructor's flags, then each function of the chain with its flags.
 type readmeCall struct {
+	command string
+	chain   []readmeStep // chain[0] is the constructor, function ""
+}
+
+type readmeStep struct {
 	function string
 	flags    []string
 }
@@ -316,17 +374,19 @@ func readmeCalls(t *testing.T) []readmeCall {
 	for _, cmd := range commands {
 		fields := strings.Fields(cmd)
 		at := slices.Index(fields, "call")
-		if at < 0 || at+1 >= len(fields) {
+		if at < 0 {
 			continue
 		}
-		var flags []string
-		for _, f := range fields[at+2:] {
-			if !strings.HasPrefix(f, "--") {
-				break // a call chained on the result, such as `build export --path=...`
+		call := readmeCall{command: cmd, chain: []readmeStep{{}}}
+		for _, f := range fields[at+1:] {
+			step := &call.chain[len(call.chain)-1]
+			if strings.HasPrefix(f, "--") {
+				step.flags = append(step.flags, strings.SplitN(strings.TrimPrefix(f, "--"), "=", 2)[0])
+				continue
 			}
-			flags = append(flags, strings.SplitN(strings.TrimPrefix(f, "--"), "=", 2)[0])
+			call.chain = append(call.chain, readmeStep{function: f})
 		}
-		calls = append(calls, readmeCall{function: fields[at+1], flags: flags})
+		calls = append(calls, call)
 	}
 	return calls
 }
@@ -344,19 +404,44 @@ func TestReadmeCallsUseRealFlags(t *testing.T) {
 		t.Fatalf("found %d dagger calls in README.md, want the examples (at least 10)", len(calls))
 	}
 	for _, c := range calls {
-		fn, ok := byCLIName[c.function]
-		if !ok {
-			t.Errorf("README.md calls %q, which the module does not have", c.function)
+		if len(c.chain) < 2 {
+			t.Errorf("README.md: %q calls no function", c.command)
 			continue
 		}
-		args := map[string]bool{}
-		for a := range fn.args {
-			args[cliName(a)] = true
-		}
-		for _, f := range c.flags {
-			if !args[f] {
-				t.Errorf("README.md passes --%s to %s, which has no such argument", f, c.function)
+		for i, step := range c.chain {
+			fn, ok := fns[""], true
+			if i > 0 {
+				fn, ok = byCLIName[step.function]
 			}
+			if !ok {
+				t.Errorf("README.md: %q calls %q, which the module does not have", c.command, step.function)
+				break
+			}
+			args := map[string]bool{}
+			for a := range fn.args {
+				args[cliName(a)] = true
+			}
+			for _, f := range step.flags {
+				if !args[f] {
+					t.Errorf("README.md: %q passes --%s to %q, which has no such argument", c.command, f, step.function)
+				}
+			}
+			if fn.returns != "Irsa" {
+				break // the rest of the chain calls the result, such as `build export --path=...`
+			}
+		}
+	}
+}
+
+// Every function is in README.md's table, so a new one is documented.
+func TestReadmeListsEveryFunction(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range cachedTypeDefs(t) {
+		if name != "" && !strings.Contains(string(raw), "| `"+cliName(name)+"`") {
+			t.Errorf("README.md has no table row for `%s`", cliName(name))
 		}
 	}
 }
