@@ -446,7 +446,8 @@ func (m *Irsa) Unbind(
 	// +optional
 	roleName string,
 ) (string, error) {
-	return m.run(ctx, command{name: "unbind", flags: stringFlag("--role-name", roleName), args: []string{serviceAccount}})
+	// A Dagger call is not interactive: calling Unbind is the confirmation irsa asks for on a terminal.
+	return m.run(ctx, command{name: "unbind", flags: append([]string{"--yes"}, stringFlag("--role-name", roleName)...), args: []string{serviceAccount}})
 }
 
 // Teardown deletes everything irsa created, found by its ownership tags and labels, for every
@@ -457,8 +458,17 @@ func (m *Irsa) Teardown(
 	// Only these stages: keys, issuer, provider, apiserver, webhook, bindings, verify (--only).
 	// +optional
 	only []string,
+	// Remove the issuer and the IAM provider although no kubeconfig is given: the cluster is gone (--aws-only).
+	// Without it, teardown with no cluster refuses, since a live cluster would go on issuing tokens for them.
+	// +optional
+	awsOnly bool,
 ) (string, error) {
-	return m.run(ctx, command{name: "teardown", flags: onlyFlag(only)})
+	// A Dagger call is not interactive: calling Teardown is the confirmation irsa asks for on a terminal.
+	flags := append([]string{"--yes"}, onlyFlag(only)...)
+	if awsOnly {
+		flags = append(flags, "--aws-only")
+	}
+	return m.run(ctx, command{name: "teardown", flags: flags})
 }
 
 // command is one irsa command line: irsa NAME [shared flags] [flags] [args].

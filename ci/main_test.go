@@ -458,7 +458,9 @@ func TestClusterFunctions(t *testing.T) {
 		{"plan", "Plan", map[string]any{"only": []string{"webhook"}}, allAccessRun(argv("plan", nil, "--only", "webhook"))},
 		{"status", "Status", nil, allAccessRun(argv("status", nil))},
 		{"teardown", "Teardown", map[string]any{"only": []string{"bindings", "verify"}},
-			allAccessRun(argv("teardown", nil, "--only", "bindings,verify"))},
+			allAccessRun(argv("teardown", nil, "--yes", "--only", "bindings,verify"))},
+		{"teardown aws-only", "Teardown", map[string]any{"awsOnly": true},
+			allAccessRun(argv("teardown", nil, "--yes", "--aws-only"))},
 		{"verify", "Verify", nil, allAccessRun(argv("verify", nil))},
 		{"verify keep", "Verify", map[string]any{"keep": true}, allAccessRun(argv("verify", nil, "--keep"))},
 		{"doctor", "Doctor", nil, allAccessRun(argv("doctor", nil))},
@@ -470,9 +472,9 @@ func TestClusterFunctions(t *testing.T) {
 			"inlinePolicy":   "fake-file:policy.json",
 			"roleName":       "uploader",
 		}, bindRun},
-		{"unbind", "Unbind", map[string]any{"serviceAccount": "apps/uploader"}, allAccessRun(argv("unbind", nil, "apps/uploader"))},
+		{"unbind", "Unbind", map[string]any{"serviceAccount": "apps/uploader"}, allAccessRun(argv("unbind", nil, "--yes", "apps/uploader"))},
 		{"unbind role name", "Unbind", map[string]any{"serviceAccount": "apps/uploader", "roleName": "uploader"},
-			allAccessRun(argv("unbind", nil, "--role-name", "uploader", "apps/uploader"))},
+			allAccessRun(argv("unbind", nil, "--yes", "--role-name", "uploader", "apps/uploader"))},
 	} {
 		t.Run(tc.name, func(t *testing.T) { callRun(t, parent, tc.fn, tc.args, tc.want) })
 	}
@@ -497,11 +499,11 @@ func TestImageOverrides(t *testing.T) {
 		{"Setup", map[string]any{"verify": true}, "apply", allImageFlags, []string{"--verify"}},
 		{"Plan", nil, "plan", allImageFlags, nil},
 		{"Status", nil, "status", allImageFlags, nil},
-		{"Teardown", nil, "teardown", allImageFlags, nil},
+		{"Teardown", nil, "teardown", allImageFlags, []string{"--yes"}},
 		{"Verify", nil, "verify", verifyImageFlags, nil},
 		{"Doctor", nil, "doctor", nil, nil},
 		{"Bind", map[string]any{"serviceAccount": "apps/uploader"}, "bind", nil, []string{"apps/uploader"}},
-		{"Unbind", map[string]any{"serviceAccount": "apps/uploader"}, "unbind", nil, []string{"apps/uploader"}},
+		{"Unbind", map[string]any{"serviceAccount": "apps/uploader"}, "unbind", nil, []string{"--yes", "apps/uploader"}},
 	} {
 		t.Run(tc.fn, func(t *testing.T) {
 			callRun(t, parent, tc.fn, tc.args, allAccessRun(argv(tc.command, tc.images, tc.tail...)))
