@@ -58,7 +58,14 @@ else
   "default-runtime": "irsa-runc"
 }
 JSON
-	setsid "$dockerd" \
+	(
+		# A daemon must not keep a descriptor its caller holds (a flock on a shared lock would stay held for as long
+		# as dockerd runs): close every inherited one above 2 before starting it.
+		for fd in /proc/"$BASHPID"/fd/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+		done
+		exec setsid "$dockerd" \
 		--config-file "$exec_root/daemon.json" \
 		--host "unix://$sock" \
 		--pidfile "$pidfile" \
@@ -70,7 +77,8 @@ JSON
 		--userland-proxy=true \
 		--storage-driver overlay2 \
 		--log-level warn \
-		</dev/null >>"$log" 2>&1 &
+		</dev/null >>"$log" 2>&1
+	) &
 	say "dockerd started (pid $!), log $log"
 fi
 
