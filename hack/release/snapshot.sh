@@ -9,6 +9,11 @@ cd "$(dirname "$0")/../.."
 PATH=$(hack/release/tools.sh goreleaser cyclonedx-gomod):$PATH
 export PATH
 start=$(date +%s)
+if ! git remote get-url origin >/dev/null 2>&1; then
+	# goreleaser reads the commit only once `git ls-remote --get-url` answers (no network); a checkout without a
+	# remote gets the public URL through git's environment config, without touching the repository's config.
+	export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/irsa-anywhere/irsa.git
+fi
 # Four cross-builds of irsa: a heavy build on a shared machine.
 flock /tmp/irsa-heavy.lock goreleaser release --snapshot --clean --skip=sign
 hack/release/image.sh _output/release
