@@ -40,7 +40,7 @@ var examples = map[string]string{
   irsa heal -f irsa.yaml`,
 	"images": `  irsa images -f irsa.yaml
   irsa images -f irsa.yaml --image-registry mirror.example:5000`,
-	"version": `  irsa version -o json`,
+	"version":     `  irsa version -o json`,
 	"kind-config": `  irsa kind-config --bucket prod-oidc --region eu-west-1 > kind.yaml && kind create cluster --config kind.yaml`,
 }
 
