@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -213,5 +216,77 @@ func TestTeardownKeepsWhatIrsaDidNotWrite(t *testing.T) {
 		if aws.ToString(v.Key) != "theirs/data" {
 			t.Errorf("teardown left irsa's %s (version %s)", aws.ToString(v.Key), aws.ToString(v.VersionId))
 		}
+	}
+}
+
+func putBucketPolicy(r faultproxy.Request) bool {
+	return r.Method == "PUT" && strings.HasPrefix(r.RawQuery, "policy")
+}
+
+// issuerChanges reads the issuer stage's changes and error from a JSON report.
+func issuerChanges(t *testing.T, out string) (kinds []string, errText string) {
+	t.Helper()
+	var rep struct {
+		Stages []struct {
+			Name    string
+			Changes []struct{ Action, Kind string }
+			Error   string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out)
+	}
+	for _, s := range rep.Stages {
+		if s.Name == "issuer" {
+			for _, c := range s.Changes {
+				kinds = append(kinds, c.Action+" "+c.Kind)
+			}
+			return kinds, s.Error
+		}
+	}
+	return nil, ""
+}
+
+// A stage that fails halfway reports what it changed before the failure, in text and JSON; a re-run converges.
+func TestFailedRunReportsWhatItChanged(t *testing.T) {
+	e := newEnv(t)
+	p := withProxy(t, e)
+	p.Fail(putBucketPolicy, 1, 400, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>MalformedPolicy</Code><Message>injected by the test</Message></Error>`)
+	code, out, errOut := e.run("apply", "-o", "json")
+	if code != 1 {
+		t.Fatalf("apply with a refused PutBucketPolicy: exit %d\n%s%s", code, out, errOut)
+	}
+	kinds, errText := issuerChanges(t, out)
+	if !slices.Equal(kinds, []string{"create s3-bucket", "create s3-public-access-block"}) || !strings.Contains(errText, "MalformedPolicy") {
+		t.Errorf("failed run's issuer report: changes %v, error %q; want the bucket and its public access block, and the error", kinds, errText)
+	}
+	e.mustRun("apply")
+	if code, out, errOut := e.run("plan"); code != 0 {
+		t.Errorf("plan after the re-run: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// Ctrl-C (the context cancelled) mid-apply exits 130, the report lists what was changed before it, and a re-run
+// converges.
+func TestInterruptExits130(t *testing.T) {
+	e := newEnv(t)
+	p := withProxy(t, e)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.OnRequest(putBucketPolicy, cancel)
+	var out, errOut bytes.Buffer
+	full := append(append([]string{"apply"}, e.flags()...), "-o", "json")
+	if code := Main(ctx, full, &out, &errOut); code != ExitInterrupted {
+		t.Fatalf("interrupted apply: exit %d, want %d\n%s%s", code, ExitInterrupted, out.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "irsa: interrupted:") {
+		t.Errorf("stderr does not say the run was interrupted:\n%s", errOut.String())
+	}
+	if kinds, _ := issuerChanges(t, out.String()); !slices.Contains(kinds, "create s3-bucket") {
+		t.Errorf("interrupted run's report does not list the bucket it created: %v", kinds)
+	}
+	e.mustRun("apply")
+	if code, o, eo := e.run("plan"); code != 0 {
+		t.Errorf("plan after the re-run: exit %d\n%s%s", code, o, eo)
 	}
 }

@@ -32,6 +32,9 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
+// ExitInterrupted is Main's exit code when its context is cancelled (Ctrl-C): 128 + SIGINT, as shells report it.
+const ExitInterrupted = 130
+
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCommand(stdout, stderr)
@@ -41,6 +44,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case ctx.Err() != nil:
+		// Interrupted (Ctrl-C, SIGTERM): the shell's convention, 128 + SIGINT.
+		fmt.Fprintln(stderr, "irsa: interrupted:", err)
+		return ExitInterrupted
 	case errors.As(err, &ee):
 		if ee.err != nil {
 			fmt.Fprintln(stderr, "irsa:", ee.err)
