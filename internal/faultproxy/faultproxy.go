@@ -41,6 +41,30 @@ func (r Request) Action() string {
 // Match says whether a fault applies to a request.
 type Match func(Request) bool
 
+// Mutating says whether r can change something: any S3 method but GET and HEAD, any Query action but Get*, List*
+// and STS's GetCallerIdentity.
+func (r Request) Mutating() bool {
+	if a := r.Action(); a != "" {
+		return !strings.HasPrefix(a, "Get") && !strings.HasPrefix(a, "List")
+	}
+	return r.Method != http.MethodGet && r.Method != http.MethodHead
+}
+
+// NthMutating matches the n-th mutating request (counting from 1) the proxy sees after the match is made.
+func NthMutating(n int) Match {
+	var mu sync.Mutex
+	seen := 0
+	return func(r Request) bool {
+		if !r.Mutating() {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		seen++
+		return seen == n
+	}
+}
+
 // IAMAction matches the Query-protocol action name.
 func IAMAction(name string) Match { return func(r Request) bool { return r.Action() == name } }
 
