@@ -1,9 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -214,4 +220,124 @@ func TestTeardownKeepsWhatIrsaDidNotWrite(t *testing.T) {
 			t.Errorf("teardown left irsa's %s (version %s)", aws.ToString(v.Key), aws.ToString(v.VersionId))
 		}
 	}
+}
+
+func putBucketPolicy(r faultproxy.Request) bool {
+	return r.Method == "PUT" && strings.HasPrefix(r.RawQuery, "policy")
+}
+
+// issuerChanges reads the issuer stage's changes and error from a JSON report.
+func issuerChanges(t *testing.T, out string) (kinds []string, errText string) {
+	t.Helper()
+	var rep struct {
+		Stages []struct {
+			Name    string
+			Changes []struct{ Action, Kind string }
+			Error   string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out)
+	}
+	for _, s := range rep.Stages {
+		if s.Name == "issuer" {
+			for _, c := range s.Changes {
+				kinds = append(kinds, c.Action+" "+c.Kind)
+			}
+			return kinds, s.Error
+		}
+	}
+	return nil, ""
+}
+
+// A stage that fails halfway reports what it changed before the failure, in text and JSON; a re-run converges.
+func TestFailedRunReportsWhatItChanged(t *testing.T) {
+	e := newEnv(t)
+	p := withProxy(t, e)
+	p.Fail(putBucketPolicy, 1, 400, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>MalformedPolicy</Code><Message>injected by the test</Message></Error>`)
+	code, out, errOut := e.run("apply", "-o", "json")
+	if code != 1 {
+		t.Fatalf("apply with a refused PutBucketPolicy: exit %d\n%s%s", code, out, errOut)
+	}
+	kinds, errText := issuerChanges(t, out)
+	if !slices.Equal(kinds, []string{"create s3-bucket", "create s3-public-access-block"}) || !strings.Contains(errText, "MalformedPolicy") {
+		t.Errorf("failed run's issuer report: changes %v, error %q; want the bucket and its public access block, and the error", kinds, errText)
+	}
+	e.mustRun("apply")
+	if code, out, errOut := e.run("plan"); code != 0 {
+		t.Errorf("plan after the re-run: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// Ctrl-C (the context cancelled) mid-apply exits 130, the report lists what was changed before it, and a re-run
+// converges.
+func TestInterruptExits130(t *testing.T) {
+	e := newEnv(t)
+	p := withProxy(t, e)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.OnRequest(putBucketPolicy, cancel)
+	var out, errOut bytes.Buffer
+	full := append(append([]string{"apply"}, e.flags()...), "-o", "json")
+	if code := Main(ctx, full, &out, &errOut); code != ExitInterrupted {
+		t.Fatalf("interrupted apply: exit %d, want %d\n%s%s", code, ExitInterrupted, out.String(), errOut.String())
+	}
+	// Under -o json the error is one JSON object on stderr.
+	if !strings.Contains(errOut.String(), `"message": "interrupted: `) || !strings.Contains(errOut.String(), `"exitCode": 130`) {
+		t.Errorf("stderr does not say the run was interrupted:\n%s", errOut.String())
+	}
+	if kinds, _ := issuerChanges(t, out.String()); !slices.Contains(kinds, "create s3-bucket") {
+		t.Errorf("interrupted run's report does not list the bucket it created: %v", kinds)
+	}
+	e.mustRun("apply")
+	if code, o, eo := e.run("plan"); code != 0 {
+		t.Errorf("plan after the re-run: exit %d\n%s%s", code, o, eo)
+	}
+}
+
+// Kill points: apply (issuer, provider, one binding) interrupted just before each of its mutating requests reaches
+// AWS, then run again, converges to a clean apply's state (plan exits 0), and teardown then leaves nothing. Only
+// matches counted by the proxy are kill points, so the test fails if a run makes fewer writes than the points tried.
+func TestInterruptAtEveryWriteConverges(t *testing.T) {
+	const writes = 9 // a clean apply: CreateBucket, PutBucketTagging, PutPublicAccessBlock, PutBucketPolicy, 2 PutObject, CreateOpenIDConnectProvider, CreateRole, AttachRolePolicy
+	converged := 0
+	for n := 1; n <= writes; n++ {
+		t.Run(fmt.Sprintf("write %d", n), func(t *testing.T) {
+			e := newEnv(t)
+			p := withProxy(t, e)
+			cfg := writeConfig(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var hit atomic.Bool
+			p.OnRequest(faultproxy.NthMutating(n), func() { hit.Store(true); cancel() })
+			var out, errOut bytes.Buffer
+			code := Main(ctx, append(append([]string{"apply"}, e.flags()...), "-f", cfg), &out, &errOut)
+			if !hit.Load() || code != ExitInterrupted {
+				t.Fatalf("apply interrupted before write %d: hit %v, exit %d\n%s%s", n, hit.Load(), code, out.String(), errOut.String())
+			}
+			e.mustRun("apply", "-f", cfg)
+			if code, o, eo := e.run("plan", "-f", cfg); code != 0 {
+				t.Fatalf("plan after the re-run: exit %d\n%s%s", code, o, eo)
+			}
+			e.mustRun("teardown", "--yes", "--aws-only", "-f", cfg)
+			c := clients(t)
+			if _, err := c.S3.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
+				t.Fatalf("teardown left the bucket (err %v)", err)
+			}
+			if _, err := c.IAM.GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String("irsa-" + e.cluster + "-default-app")}); !awsclient.IsNotFound(err) {
+				t.Fatalf("teardown left the role (err %v)", err)
+			}
+			converged++
+		})
+	}
+	t.Logf("kill points tried %d, converged %d", writes, converged)
+}
+
+func writeConfig(t *testing.T) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "irsa.yaml")
+	if err := os.WriteFile(cfg, []byte("bindings:\n- namespace: default\n  serviceAccount: app\n  policyARNs: [arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -32,6 +32,9 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
+// ExitInterrupted is Main's exit code when its context is cancelled (Ctrl-C): 128 + SIGINT, as shells report it.
+const ExitInterrupted = 130
+
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCommand(stdout, stderr)
@@ -45,8 +48,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		code, msg = ee.code, ee.err
 	}
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		code = 130 // interrupted, as shells report SIGINT
+	if ctx.Err() != nil {
+		// Interrupted (Ctrl-C, SIGTERM): the shell's convention, 128 + SIGINT.
+		code, msg = ExitInterrupted, fmt.Errorf("interrupted: %w", err)
 	}
 	if msg == nil {
 		return code

@@ -41,6 +41,30 @@ func (r Request) Action() string {
 // Match says whether a fault applies to a request.
 type Match func(Request) bool
 
+// Mutating says whether r can change something: any S3 method but GET and HEAD, any Query action but Get*, List*
+// and STS's GetCallerIdentity.
+func (r Request) Mutating() bool {
+	if a := r.Action(); a != "" {
+		return !strings.HasPrefix(a, "Get") && !strings.HasPrefix(a, "List")
+	}
+	return r.Method != http.MethodGet && r.Method != http.MethodHead
+}
+
+// NthMutating matches the n-th mutating request (counting from 1) the proxy sees after the match is made.
+func NthMutating(n int) Match {
+	var mu sync.Mutex
+	seen := 0
+	return func(r Request) bool {
+		if !r.Mutating() {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		seen++
+		return seen == n
+	}
+}
+
 // IAMAction matches the Query-protocol action name.
 func IAMAction(name string) Match { return func(r Request) bool { return r.Action() == name } }
 
@@ -68,6 +92,14 @@ type Proxy struct {
 type drop struct {
 	match Match
 	left  int
+	// fail, when set, answers instead of forwarding; hook, when set, runs before forwarding.
+	fail *failure
+	hook func()
+}
+
+type failure struct {
+	status int
+	body   string
 }
 
 // Start runs a proxy to upstream (moto's https URL) on a free loopback port until the test ends. certFile and keyFile
@@ -108,6 +140,22 @@ func (p *Proxy) DropResponse(m Match, n int) {
 	p.drops = append(p.drops, &drop{match: m, left: n})
 }
 
+// Fail makes the proxy answer the next n requests that match with status and body instead of forwarding them, as AWS
+// answers a refused call (body is the service's XML error document).
+func (p *Proxy) Fail(m Match, n, status int, body string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drops = append(p.drops, &drop{match: m, left: n, fail: &failure{status, body}})
+}
+
+// OnRequest runs f when the next request that matches arrives, before it is forwarded (a test cancels a run there,
+// as Ctrl-C would).
+func (p *Proxy) OnRequest(m Match, f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drops = append(p.drops, &drop{match: m, left: 1, hook: f})
+}
+
 // Dropped is how many responses the proxy has dropped.
 func (p *Proxy) Dropped() int {
 	p.mu.Lock()
@@ -115,11 +163,33 @@ func (p *Proxy) Dropped() int {
 	return p.dropped
 }
 
+// before applies the hooks and failures that match r, and says whether r gets an injected failure instead of an answer.
+func (p *Proxy) before(r Request) *failure {
+	p.mu.Lock()
+	var hooks []func()
+	var fail *failure
+	for _, d := range p.drops {
+		if d.left > 0 && (d.hook != nil || d.fail != nil) && d.match(r) {
+			d.left--
+			if d.hook != nil {
+				hooks = append(hooks, d.hook)
+			} else if fail == nil {
+				fail = d.fail
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, h := range hooks {
+		h()
+	}
+	return fail
+}
+
 func (p *Proxy) shouldDrop(r Request) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, d := range p.drops {
-		if d.left > 0 && d.match(r) {
+		if d.left > 0 && d.hook == nil && d.fail == nil && d.match(r) {
 			d.left--
 			p.dropped++
 			return true
@@ -136,6 +206,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: body}
+	if f := p.before(req); f != nil {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(f.status)
+		_, _ = io.WriteString(w, f.body)
+		return
+	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, p.upstream.ResolveReference(&url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String(), bytes.NewReader(body))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
