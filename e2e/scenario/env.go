@@ -110,8 +110,12 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	}
 	start = time.Now()
 	names := []string{images.Irsa}
-	if sel.Cluster == "host" {
+	switch {
+	case sel.Cluster == "host":
 		names = append(append(names, images.Webhook), images.ClusterNames()...)
+	case sel.NodeImage != "":
+		// A kind node image built here means no registry: the webhook's image is loaded like irsa's.
+		names = append(names, images.Webhook)
 	}
 	imgs, err := images.Build(ctx, images.Options{RepoRoot: e.root}, names...)
 	if err != nil {
