@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo kind-images
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/irsa
@@ -33,10 +33,19 @@ lint:
 
 # The IRSA scenario end to end (as root). E2E_CLUSTER=host (default: a kubeadm cluster built here, in a network
 # namespace) or kind; E2E_AWS=moto (default, behind the strict STS gate), localstack or aws (IRSA_E2E_REAL_AWS=1).
+# kind goes through hack/kind/e2e.sh: without DOCKER_HOST it starts the private dockerd and builds the node and
+# emulator images here (nothing can be pulled); with DOCKER_HOST (GitHub) it runs the published images.
 # KEEP=1 leaves the cluster running; logs land in $$E2E_ARTIFACTS on failure.
 e2e:
-	@if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi
+	@if [ "$${E2E_CLUSTER:-host}" = kind ]; then exec hack/kind/e2e.sh; fi; \
+	if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi; \
 	$(GO) test -tags e2e -count=1 -v -timeout 45m ./e2e/scenario/
+
+# The images the kind e2e runs where nothing can be pulled (as root, DOCKER_HOST set): the node image and the
+# LocalStack image, built from pinned versions and cached.
+kind-images:
+	hack/kind/build-node.sh
+	hack/kind/build-emulator.sh localstack
 
 # The main job on an embedded default (as root): a kubeadm cluster and moto on this machine, irsa apply, bind and
 # verify with their progress and the verify report, then teardown. KEEP=1 keeps it running until Ctrl-C.

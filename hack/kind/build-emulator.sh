@@ -19,7 +19,7 @@ here=$root/hack/kind
 # stops with "No component plugins found in namespace localstack.runtime.components". trixie has Python 3.13.
 suite=trixie
 packages=(
-	python3=@PY@ python3-venv=@PYVENV@ ca-certificates=@CA@
+	python3=3.13.5-1 python3-venv=3.13.5-1 ca-certificates=20250419+deb13u1
 )
 emulator=${1:-localstack}
 case $emulator in
@@ -41,34 +41,42 @@ reqs=$here/emulator/$emulator.txt
 [ "$(id -u)" = 0 ] || { say "must run as root (debootstrap, chroot)"; exit 1; }
 start_all=$SECONDS
 cleanup_stale_builds
-rootfs_tarball python "${packages[@]}"
-require_docker
+key=$(printf '%s\n' "$suite" "${packages[@]}" | cat - "$here/build-emulator.sh" "$here/lib.sh" "$reqs" "$here/emulator/$emulator-entrypoint" | sha256sum | cut -c1-32)
+# The finished rootfs is cached as a tarball, so only the import needs the Docker daemon.
+built=$kind_cache/images/$emulator-$key.tar
+if [ -f "$built" ]; then
+	say "$emulator rootfs cached ($built)"
+else
+	rootfs_tarball python "${packages[@]}"
+	new_build "emulator-$emulator"
+	dir=$build_dir/root
+	mkdir -p "$dir"
+	tar -C "$dir" --numeric-owner -xf "$rootfs"
+	# pip reaches PyPI from the chroot with this machine's resolver; the file is removed before the image is made.
+	cp /etc/resolv.conf "$dir/etc/resolv.conf"
+	cp "$reqs" "$dir/tmp/requirements.txt"
+	start=$SECONDS
+	say "pip install of $(grep -c '^[^#]' "$reqs") pinned packages into /opt/emulator; waiting for $heavy_lock"
+	flock "$heavy_lock" chroot "$dir" sh -c 'python3 -m venv /opt/emulator &&
+		/opt/emulator/bin/pip install --no-cache-dir --disable-pip-version-check --progress-bar off -q -r /tmp/requirements.txt' >&2
+	say "pip install done in $((SECONDS - start))s"
+	rm -f "$dir/tmp/requirements.txt" "$dir/etc/resolv.conf"
+	install -m 0755 "$here/emulator/$emulator-entrypoint" "$dir/usr/local/bin/emulator-entrypoint"
+	mkdir -p "$kind_cache/images"
+	tar -C "$dir" --numeric-owner -cf "$built.tmp" .
+	mv "$built.tmp" "$built"
+	remove_build "$build_dir"
+fi
 
-key=$(cat "$here/build-emulator.sh" "$here/lib.sh" "$reqs" "$here/emulator/$emulator-entrypoint" | sha256sum | cut -c1-32)
+require_docker
 if [ "$(image_key "$ref")" = "$key" ]; then
 	say "$ref cached (key $key)"
 	echo "$ref"
 	exit 0
 fi
-
-new_build "emulator-$emulator"
-dir=$build_dir/root
-mkdir -p "$dir"
-tar -C "$dir" --numeric-owner -xf "$rootfs"
-# pip reaches PyPI from the chroot with this machine's resolver; the file is removed before the image is made.
-cp /etc/resolv.conf "$dir/etc/resolv.conf"
-cp "$reqs" "$dir/tmp/requirements.txt"
-start=$SECONDS
-say "pip install of $(wc -l <"$reqs") pinned packages into /opt/emulator; waiting for $heavy_lock"
-flock "$heavy_lock" chroot "$dir" sh -c 'python3 -m venv /opt/emulator &&
-	/opt/emulator/bin/pip install --no-cache-dir --disable-pip-version-check --progress-bar off -q -r /tmp/requirements.txt' >&2
-say "pip install done in $((SECONDS - start))s"
-rm -f "$dir/tmp/requirements.txt" "$dir/etc/resolv.conf"
-install -m 0755 "$here/emulator/$emulator-entrypoint" "$dir/usr/local/bin/emulator-entrypoint"
-
 changes=('ENV PATH=/opt/emulator/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' 'ENV PYTHONUNBUFFERED=1'
 	"EXPOSE $port/tcp" 'ENTRYPOINT ["/usr/local/bin/emulator-entrypoint"]')
 for e in "${env[@]}"; do changes+=("ENV $e"); done
-import_rootfs "$dir" "$ref" "$key" "${changes[@]}"
-say "emulator image $ref built in $((SECONDS - start_all))s"
+import_rootfs "$built" "$ref" "$key" "${changes[@]}"
+say "emulator image $ref ready in $((SECONDS - start_all))s"
 echo "$ref"

@@ -87,12 +87,17 @@ image_key() {
 	docker image inspect --format '{{index .Config.Labels "io.irsa.build-key"}}' "$1" 2>/dev/null || true
 }
 
-# import_rootfs DIR REF KEY CHANGE...: imports DIR as a single-layer image with the Dockerfile CHANGEs.
+# import_rootfs SRC REF KEY CHANGE...: imports SRC (a directory or a tarball) as a single-layer image with the
+# Dockerfile CHANGEs.
 import_rootfs() {
-	local dir=$1 ref=$2 key=$3 start=$SECONDS; shift 3
+	local src=$1 ref=$2 key=$3 start=$SECONDS; shift 3
 	local args=(--change "LABEL io.irsa.build-key=$key")
 	for c in "$@"; do args+=(--change "$c"); done
-	tar -C "$dir" --numeric-owner -c . | docker import "${args[@]}" - "$ref" >/dev/null
+	if [ -d "$src" ]; then
+		tar -C "$src" --numeric-owner -c . | docker import "${args[@]}" - "$ref" >/dev/null
+	else
+		docker import "${args[@]}" - "$ref" <"$src" >/dev/null
+	fi
 	say "imported $ref in $((SECONDS - start))s"
 }
 
