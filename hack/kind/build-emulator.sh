@@ -52,15 +52,19 @@ else
 	dir=$build_dir/root
 	mkdir -p "$dir"
 	tar -C "$dir" --numeric-owner -xf "$rootfs"
-	# pip reaches PyPI from the chroot with this machine's resolver; the file is removed before the image is made.
+	# pip reaches PyPI from the chroot with this machine's resolver and CA bundle (PyPI may be behind a proxy with
+	# its own CA); both files are removed before the image is made.
 	cp /etc/resolv.conf "$dir/etc/resolv.conf"
+	cp "${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}" "$dir/tmp/pip-ca.pem"
 	cp "$reqs" "$dir/tmp/requirements.txt"
 	start=$SECONDS
 	say "pip install of $(grep -c '^[^#]' "$reqs") pinned packages into /opt/emulator; waiting for $heavy_lock"
-	flock "$heavy_lock" chroot "$dir" sh -c 'python3 -m venv /opt/emulator &&
-		/opt/emulator/bin/pip install --no-cache-dir --disable-pip-version-check --progress-bar off -q -r /tmp/requirements.txt' >&2
+	# pip's default truststore reads OpenSSL's default paths, which SSL_CERT_FILE overrides; --cert covers the rest.
+	flock "$heavy_lock" env -u PIP_FIND_LINKS -u PIP_CERT SSL_CERT_FILE=/tmp/pip-ca.pem chroot "$dir" sh -c 'python3 -m venv /opt/emulator &&
+		/opt/emulator/bin/pip install --cert /tmp/pip-ca.pem --no-cache-dir --disable-pip-version-check --progress-bar off -q \
+			-r /tmp/requirements.txt' >&2
 	say "pip install done in $((SECONDS - start))s"
-	rm -f "$dir/tmp/requirements.txt" "$dir/etc/resolv.conf"
+	rm -f "$dir/tmp/requirements.txt" "$dir/tmp/pip-ca.pem" "$dir/etc/resolv.conf"
 	install -m 0755 "$here/emulator/$emulator-entrypoint" "$dir/usr/local/bin/emulator-entrypoint"
 	mkdir -p "$kind_cache/images"
 	tar -C "$dir" --numeric-owner -cf "$built.tmp" .

@@ -39,6 +39,7 @@ finish() {
 	if [ "$made_modules" = 1 ]; then rmdir /lib/modules 2>/dev/null || true; fi
 }
 trap finish EXIT
+trap 'exit 130' INT TERM
 export TESTCONTAINERS_RYUK_DISABLED=${TESTCONTAINERS_RYUK_DISABLED:-true}
 export TESTCONTAINERS_HOST_OVERRIDE=${TESTCONTAINERS_HOST_OVERRIDE:-127.0.0.1}
 hack/kind/clean.sh
