@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo fuzz-short gate-image release-snapshot
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo fuzz-short gate-image release-snapshot kind-images
 
 # The version irsa reports and tags its default image with: the tag on HEAD, or "dev" (internal/version).
 VERSION ?= $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || echo dev)
@@ -54,11 +54,20 @@ lint:
 
 # The IRSA scenario end to end (as root). E2E_CLUSTER=host (default: a kubeadm cluster built here, in a network
 # namespace) or kind; E2E_AWS=moto (default, behind the strict STS gate), localstack or aws (IRSA_E2E_REAL_AWS=1).
+# kind goes through hack/kind/e2e.sh: without DOCKER_HOST it starts the private dockerd and builds the node and
+# emulator images here (nothing can be pulled); with DOCKER_HOST (GitHub) it runs the published images.
 # KEEP=1 leaves the cluster running; logs land in $$E2E_ARTIFACTS on failure.
 # hack/build-kubernetes.sh reports each binary and the elapsed time on stderr (15-40 min cold); stdout is its bin dir.
 e2e:
-	@if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi
+	@if [ "$${E2E_CLUSTER:-host}" = kind ]; then exec hack/kind/e2e.sh; fi; \
+	if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi; \
 	$(GO) test -tags e2e -count=1 -v -timeout 45m ./e2e/scenario/
+
+# The images the kind e2e runs where nothing can be pulled (as root, DOCKER_HOST set): the node image and the
+# LocalStack image, built from pinned versions and cached.
+kind-images:
+	hack/kind/build-node.sh
+	hack/kind/build-emulator.sh localstack
 
 # The main job on an embedded default (as root): a kubeadm cluster and moto on this machine, irsa apply, bind and
 # verify with their progress and the verify report, then teardown. KEEP=1 keeps it running until Ctrl-C.

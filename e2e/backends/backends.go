@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/irsa-anywhere/irsa/e2e/framework"
 )
 
@@ -25,6 +27,12 @@ const (
 	// KeepEnv=1 leaves the cluster running after the test (the AWS backend is always closed: real AWS must be
 	// torn down, and the emulators' HTTPS front lives in the test process).
 	KeepEnv = "KEEP"
+	// NodeImageEnv replaces kind's published node image with one in the Docker daemon (hack/kind/build-node.sh
+	// builds one where no registry is reachable); only with E2E_CLUSTER=kind.
+	NodeImageEnv = "E2E_KIND_NODE_IMAGE"
+	// AWSImageEnv replaces the emulator's published image (hack/kind/build-emulator.sh); only with
+	// E2E_AWS=localstack, or moto on kind.
+	AWSImageEnv = "E2E_AWS_IMAGE"
 )
 
 // The allowed names, and the defaults: a host cluster with moto runs on machines without Docker.
@@ -43,6 +51,10 @@ type Selection struct {
 	Cluster string
 	AWS     string
 	Keep    bool
+	// NodeImage and AWSImage are image references that replace the published ones; empty keeps them. A node
+	// image built here also means no registry is reachable: the scenario then loads every image it runs.
+	NodeImage string
+	AWSImage  string
 }
 
 func (s Selection) String() string { return s.Cluster + "+" + s.AWS }
@@ -50,7 +62,7 @@ func (s Selection) String() string { return s.Cluster + "+" + s.AWS }
 // FromEnv reads the selection through getenv (os.Getenv in tests of the scenario); unset variables take the
 // defaults. Unknown names are errors that list the allowed ones.
 func FromEnv(getenv func(string) string) (Selection, error) {
-	s := Selection{Cluster: getenv(ClusterEnv), AWS: getenv(AWSEnv)}
+	s := Selection{Cluster: getenv(ClusterEnv), AWS: getenv(AWSEnv), NodeImage: getenv(NodeImageEnv), AWSImage: getenv(AWSImageEnv)}
 	if s.Cluster == "" {
 		s.Cluster = DefaultCluster
 	}
@@ -76,7 +88,29 @@ func (s Selection) Validate() error {
 	if !slices.Contains(AWSNames, s.AWS) {
 		errs = append(errs, fmt.Errorf("%s=%q: want one of %s", AWSEnv, s.AWS, strings.Join(AWSNames, ", ")))
 	}
+	if s.NodeImage != "" {
+		if s.Cluster != "kind" {
+			errs = append(errs, fmt.Errorf("%s=%q: only kind runs a node image, not %s=%q", NodeImageEnv, s.NodeImage, ClusterEnv, s.Cluster))
+		}
+		errs = append(errs, validRef(NodeImageEnv, s.NodeImage))
+	}
+	if s.AWSImage != "" {
+		// moto runs as a container on kind only; on the host cluster it is a process.
+		if s.AWS != "localstack" && !(s.AWS == "moto" && s.Cluster == "kind") {
+			errs = append(errs, fmt.Errorf("%s=%q: only LocalStack, or moto on kind, runs an image, not %s=%q with %s=%q", AWSImageEnv, s.AWSImage, AWSEnv, s.AWS, ClusterEnv, s.Cluster))
+		}
+		errs = append(errs, validRef(AWSImageEnv, s.AWSImage))
+	}
 	return errors.Join(errs...)
+}
+
+// validRef checks that an image reference names a tag or a digest explicitly: a locally built image is found by
+// that exact reference, and a missing tag would silently mean :latest.
+func validRef(env, ref string) error {
+	if _, err := name.ParseReference(ref, name.StrictValidation); err != nil {
+		return fmt.Errorf("%s=%q: want an image reference with an explicit tag or digest: %w", env, ref, err)
+	}
+	return nil
 }
 
 // AWSFunc starts an AWS backend for sel.

@@ -34,6 +34,17 @@ func TestFromEnv(t *testing.T) {
 		{"case matters", map[string]string{ClusterEnv: "Kind", AWSEnv: "LocalStack"}, Selection{}, []string{
 			`E2E_CLUSTER="Kind": want one of host, kind`, `E2E_AWS="LocalStack": want one of moto, localstack, aws`}},
 		{"bad keep", map[string]string{KeepEnv: "yes"}, Selection{}, []string{`KEEP="yes": want 1 or 0`}},
+		{"kind+localstack built here", map[string]string{ClusterEnv: "kind", AWSEnv: "localstack", NodeImageEnv: "irsa.local/kind/node:v1.37.2", AWSImageEnv: "irsa.local/e2e/localstack:2026.3.0"},
+			Selection{Cluster: "kind", AWS: "localstack", NodeImage: "irsa.local/kind/node:v1.37.2", AWSImage: "irsa.local/e2e/localstack:2026.3.0"}, nil},
+		{"moto image on kind", map[string]string{ClusterEnv: "kind", AWSImageEnv: "irsa.local/e2e/moto:5.2.2"}, Selection{Cluster: "kind", AWS: "moto", AWSImage: "irsa.local/e2e/moto:5.2.2"}, nil},
+		{"node image needs kind", map[string]string{NodeImageEnv: "irsa.local/kind/node:v1.37.2"}, Selection{}, []string{
+			`E2E_KIND_NODE_IMAGE="irsa.local/kind/node:v1.37.2": only kind runs a node image, not E2E_CLUSTER="host"`}},
+		{"node image needs a tag", map[string]string{ClusterEnv: "kind", NodeImageEnv: "irsa.local/kind/node"}, Selection{}, []string{
+			`E2E_KIND_NODE_IMAGE="irsa.local/kind/node": want an image reference with an explicit tag or digest`}},
+		{"moto image on host", map[string]string{AWSImageEnv: "irsa.local/e2e/moto:5.2.2"}, Selection{}, []string{
+			`E2E_AWS_IMAGE="irsa.local/e2e/moto:5.2.2": only LocalStack, or moto on kind, runs an image, not E2E_AWS="moto" with E2E_CLUSTER="host"`}},
+		{"image for real AWS", map[string]string{ClusterEnv: "kind", AWSEnv: "aws", AWSImageEnv: "irsa.local/e2e/moto:5.2.2"}, Selection{}, []string{
+			`E2E_AWS_IMAGE="irsa.local/e2e/moto:5.2.2": only LocalStack, or moto on kind, runs an image`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func Docker(p DockerParams) Registry {
 				}
 				return kind.Create(ctx, kind.Options{
 					Name:           name,
-					Config:         kindconfig.Options{IssuerURL: IssuerURL(aws, Bucket(aws, p.Bucket)), Audience: config.DefaultAudience, Workers: p.Workers},
+					Config:         kindconfig.Options{IssuerURL: IssuerURL(aws, Bucket(aws, p.Bucket)), Audience: config.DefaultAudience, Workers: p.Workers, NodeImage: sel.NodeImage},
 					KubeconfigPath: p.KubeconfigPath,
 					Keep:           sel.Keep,
 					Logger:         p.Logger,
@@ -68,7 +68,7 @@ func Docker(p DockerParams) Registry {
 
 // containerOptions put the emulator on kind's network when the cluster is kind, so pods reach it.
 func containerOptions(sel Selection, p DockerParams) localstack.Options {
-	o := localstack.Options{Gate: p.Gate}
+	o := localstack.Options{Gate: p.Gate, Image: sel.AWSImage}
 	if o.Gate == nil && !p.NoGate {
 		o.Gate = localstack.STSGate(p.Logger)
 	}

@@ -113,8 +113,13 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	}
 	start = time.Now()
 	names := []string{images.Irsa}
-	if sel.Cluster == "host" {
+	switch {
+	case sel.Cluster == "host":
 		names = append(append(names, images.Webhook), images.ClusterNames()...)
+		e.WebhookImage = images.WebhookRef
+	case sel.NodeImage != "":
+		// A kind node image built here means no registry: the webhook's image is loaded like irsa's.
+		names = append(names, images.Webhook)
 		e.WebhookImage = images.WebhookRef
 	}
 	imgs, err := images.Build(ctx, images.Options{RepoRoot: e.root}, names...)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Starts a private Docker daemon for tests that need one (testcontainers-go), without touching the machine's
+# Starts a private Docker daemon for tests that need one (testcontainers-go, kind), without touching the machine's
 # default Docker setup: its own socket, data root, exec root, bridge and containerd; no iptables rules, no IP
-# forwarding, no masquerading. Published ports are served by docker-proxy on the loopback address the test asks for,
+# forwarding, no masquerading. Containers' DNS goes to the bridge's own address, where nothing answers: Docker's
+# embedded DNS still resolves container names, and a name outside fails here instead of being forwarded to this
+# machine's resolver. Published ports are served by docker-proxy on the loopback address the test asks for,
 # and reach the container over a bridge that only this daemon uses, so traffic stays on this machine.
 #
 # Usage: eval "$(hack/docker/start.sh)"   # prints export DOCKER_HOST=... and the testcontainers settings
@@ -74,6 +76,7 @@ JSON
 		--bridge "$bridge" \
 		--default-address-pool "base=$pool,size=24" \
 		--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+		--dns "${bip%/*}" \
 		--userland-proxy=true \
 		--storage-driver overlay2 \
 		--log-level warn \
