@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/irsa
 
-.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo fuzz-short gate-image release-snapshot kind-images
+.PHONY: build image test lint check deps dagger-check kubernetes test-docker e2e demo fuzz-short gate-image release-snapshot kind-images e2e-kind
 
 # The version irsa reports and tags its default image with: the tag on HEAD, or "dev" (internal/version).
 VERSION ?= $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || echo dev)
@@ -98,4 +98,8 @@ fuzz-short:
 dagger-check:
 	hack/dagger/check.sh
 
-check: deps lint test fuzz-short test-docker dagger-check release-snapshot e2e
+# The same scenario on kind with LocalStack (node and emulator images built here: hack/kind).
+e2e-kind:
+	E2E_CLUSTER=kind E2E_AWS=localstack $(MAKE) e2e
+
+check: deps lint test fuzz-short test-docker dagger-check release-snapshot e2e e2e-kind
