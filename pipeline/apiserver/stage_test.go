@@ -223,7 +223,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}{
 		{"unknown cluster type", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: "openshift"}, `cluster type "openshift": want one of kubeadm, kind, eks-anywhere, external`},
 		{"http issuer", Options{IssuerURL: "http://x", Audience: "sts.amazonaws.com"}, "must use https"},
-		{"bad key", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", SigningKey: []byte("not a key")}, "signing key: no PEM block"},
+		{"bad key", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", SigningKey: []byte("not a key")}, "signing key: no PEM private key block"},
 		{"key on kind", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ClusterType: ClusterKind, SigningKey: testpki.ECKeyPEM(t)}, "only the kubeadm cluster type"},
 		{"negative timeout", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", Timeout: -time.Second}, "must not be negative"},
 		{"pull secret name", Options{IssuerURL: testIssuer, Audience: "sts.amazonaws.com", ImagePullSecrets: []string{"Mirror_Creds"}}, `image pull secret "Mirror_Creds"`},

@@ -1,16 +1,12 @@
 package node
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
+
+	"github.com/irsa-anywhere/irsa/pipeline/keys"
 )
 
 // readSigningKey reads a PEM private key file; see ParseSigningKey.
@@ -27,46 +23,19 @@ func readSigningKey(path string) (privPEM, pubPEM []byte, kid string, err error)
 }
 
 // ParseSigningKey returns the private key, its public key as PEM (PKIX) and its key ID: the base64url SHA-256 of the
-// PKIX DER, which is the kid kube-apiserver gives the key in /openid/v1/jwks.
+// PKIX DER, which is the kid kube-apiserver gives the key in /openid/v1/jwks. The key must satisfy keys.KeyRule (the
+// one rule irsa applies to signing keys).
 func ParseSigningKey(privPEM []byte) (priv, pubPEM []byte, kid string, err error) {
-	pub, err := publicKeyOf(privPEM)
+	signer, err := keys.ParsePrivateKey(privPEM)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := x509.MarshalPKIXPublicKey(signer.Public())
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("encode public key: %w", err)
 	}
-	sum := sha256.Sum256(der)
-	return privPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), base64.RawURLEncoding.EncodeToString(sum[:]), nil
-}
-
-func publicKeyOf(privPEM []byte) (crypto.PublicKey, error) {
-	block, _ := pem.Decode(privPEM)
-	if block == nil {
-		return nil, errors.New("no PEM block")
+	if kid, err = keys.KeyID(signer.Public()); err != nil {
+		return nil, nil, "", err
 	}
-	var key any
-	var err error
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q: want an RSA or ECDSA private key", block.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", block.Type, err)
-	}
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		return k.Public(), nil
-	case *ecdsa.PrivateKey:
-		return k.Public(), nil
-	default:
-		return nil, fmt.Errorf("key type %T: kube-apiserver signs with RSA or ECDSA keys only", key)
-	}
+	return privPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), kid, nil
 }

@@ -275,7 +275,7 @@ func TestNodeBadInput(t *testing.T) {
 		{"public key given as signing key", kubeadm, func(o *Options) {
 			o.SigningKeyFile = filepath.Join(filepath.Dir(o.PKIDir), "sa.pub")
 			_ = os.WriteFile(o.SigningKeyFile, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600)
-		}, `PEM block "PUBLIC KEY"`},
+		}, `no PEM private key block`},
 		{"http issuer", kubeadm, func(o *Options) { o.IssuerURL = "http://x" }, "must use https"},
 		{"not a pod", []byte("kind: ConfigMap\napiVersion: v1\n"), func(*Options) {}, `kind "ConfigMap"`},
 	}
