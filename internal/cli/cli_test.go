@@ -476,3 +476,36 @@ func TestTeardownRefusals(t *testing.T) {
 		t.Errorf("confirmed teardown left the bucket (err %v)", err)
 	}
 }
+
+// kind-config reads the issuer settings from irsa.yaml, as the README's kind quick start runs it, and takes the
+// region from the environment like every other command.
+func TestKindConfigFromFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "irsa.yaml")
+	os.WriteFile(cfg, []byte("apiVersion: irsa.irsa-anywhere.io/v1alpha1\nkind: Config\nclusterName: demo\nregion: eu-west-1\nbucket: demo-oidc\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"kind-config", "-f", cfg, "--name", "demo"}, &out, &errOut); code != 0 {
+		t.Fatalf("kind-config -f: exit %d\n%s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "service-account-issuer: https://demo-oidc.s3.eu-west-1.amazonaws.com") {
+		t.Errorf("kind config lacks the bucket's issuer:\n%s", out.String())
+	}
+	t.Setenv("AWS_REGION", "eu-west-2")
+	out.Reset()
+	if code := Main(context.Background(), []string{"kind-config", "--bucket", "demo-oidc"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "demo-oidc.s3.eu-west-2.amazonaws.com") {
+		t.Errorf("kind-config with $AWS_REGION: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := Main(context.Background(), []string{"kind-config", "--bucket", "Demo", "--region", "eu-west-1"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), `bucket name "Demo"`) {
+		t.Errorf("kind-config with a bad bucket: exit %d\n%s", code, errOut.String())
+	}
+}
+
+// A failed run does not end with a summary that reads as success.
+func TestFailedRunSaysSo(t *testing.T) {
+	e := newEnv(t)
+	// The issuer is published, then the provider stage cannot reach the issuer host for its thumbprint.
+	code, out, errOut := e.run("apply", "--issuer-url", "https://127.0.0.1:1/"+e.bucket)
+	if code == 0 || strings.Contains(out, "Apply: ") || !strings.Contains(out, "Apply failed after 5 change(s)") {
+		t.Errorf("failed apply: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

@@ -56,7 +56,11 @@ Mirror them, for example with crane, then apply with the same --image-registry:
 			}
 			refs := set.Deployed(c.ClusterType)
 			if g.structured() {
-				return g.write(map[string]any{"images": refs, "pullSecrets": set.PullSecrets})
+				pullSecrets := set.PullSecrets
+				if pullSecrets == nil {
+					pullSecrets = []string{}
+				}
+				return g.write(map[string]any{"images": refs, "pullSecrets": pullSecrets})
 			}
 			for _, r := range refs {
 				fmt.Fprintln(g.stdout, r)

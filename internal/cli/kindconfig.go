@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -24,17 +25,45 @@ and the apiserver stage then only checks the served issuer. With --key-dir, the 
 (made by irsa keys); otherwise kubeadm makes one and irsa publishes what the apiserver serves.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			issuer := g.issuerURL
-			if issuer == "" && g.bucket != "" && g.region != "" {
-				issuer = config.BucketIssuerURL(g.bucket, g.region)
+			// irsa.yaml first, then flags, then the environment's region: as every other command reads them.
+			var c config.Config
+			if g.configFile != "" {
+				loaded, warnings, err := config.Load(g.configFile)
+				if err != nil {
+					return err
+				}
+				for _, w := range warnings {
+					fmt.Fprintln(g.stderr, "irsa: warning:", w)
+				}
+				c = *loaded
+			}
+			set := func(name string, dst *string, v string) {
+				if cmd.Flags().Changed(name) {
+					*dst = v
+				}
+			}
+			set("issuer-url", &c.IssuerURL, g.issuerURL)
+			set("bucket", &c.Bucket, g.bucket)
+			set("region", &c.Region, g.region)
+			set("audience", &c.Audience, g.audience)
+			set("key-dir", &c.KeyDir, g.keyDir)
+			c.Region = firstNonEmpty(c.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+			if c.Bucket != "" {
+				if err := config.ValidateBucketName(c.Bucket); err != nil {
+					return err
+				}
+			}
+			issuer := c.IssuerURL
+			if issuer == "" && c.Bucket != "" && c.Region != "" {
+				issuer = config.BucketIssuerURL(c.Bucket, c.Region)
 			}
 			if err := config.ValidateIssuerURL(issuer); err != nil {
 				return err
 			}
 			o.IssuerURL = issuer
-			o.Audience = firstNonEmpty(g.audience, config.DefaultAudience)
-			if g.keyDir != "" {
-				p := keys.PairIn(g.keyDir)
+			o.Audience = firstNonEmpty(c.Audience, config.DefaultAudience)
+			if c.KeyDir != "" {
+				p := keys.PairIn(c.KeyDir)
 				priv, err := filepath.Abs(p.PrivateKeyPath)
 				if err != nil {
 					return err
@@ -50,11 +79,12 @@ and the apiserver stage then only checks the served issuer. With --key-dir, the 
 			return err
 		},
 	}
+	cmd.Flags().StringVarP(&g.configFile, "config", "f", "", "irsa.yaml to read the issuer, bucket, region, audience and key directory from (flags override it)")
 	cmd.Flags().StringVar(&g.issuerURL, "issuer-url", "", "service account issuer URL (default: the bucket's https URL)")
 	cmd.Flags().StringVar(&g.bucket, "bucket", "", "S3 bucket that serves the issuer documents")
-	cmd.Flags().StringVar(&g.region, "region", "", "AWS region of the bucket")
+	cmd.Flags().StringVar(&g.region, "region", "", "AWS region of the bucket (default: $AWS_REGION, $AWS_DEFAULT_REGION)")
 	cmd.Flags().StringVar(&g.audience, "audience", "", "token audience (default "+config.DefaultAudience+")")
-	cmd.Flags().StringVar(&g.keyDir, "key-dir", "", "directory of a keypair made by `irsa keys` for the cluster to sign with")
+	cmd.Flags().StringVar(&g.keyDir, "key-dir", "", "directory of a keypair made by irsa keys for the cluster to sign with")
 	cmd.Flags().StringVar(&o.Name, "name", "", "kind cluster name")
 	cmd.Flags().StringVar(&o.NodeImage, "node-image", kindconfig.DefaultNodeImage, "kind node image (pinned)")
 	cmd.Flags().IntVar(&o.Workers, "workers", 0, "number of worker nodes")

@@ -79,14 +79,20 @@ func progressPrinter(w io.Writer) func(runner.Event) {
 	}
 }
 
-// writeReport prints what each stage changed (or would change), stage by stage, then the summary line.
-func writeReport(w io.Writer, rep *runner.Report) {
+// writeReport prints what each stage changed (or would change), stage by stage, then the summary line; a run that
+// failed says so instead of a summary that reads as success.
+func writeReport(w io.Writer, rep *runner.Report, failed bool) {
 	for _, s := range rep.Stages {
 		if len(s.Changes) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "%s:\n", s.Name)
 		writeChanges(w, "  ", s.Changes)
+	}
+	if failed {
+		verb := map[runner.Mode]string{runner.Plan: "Plan", runner.Apply: "Apply", runner.Delete: "Teardown"}[rep.Mode]
+		fmt.Fprintf(w, "%s failed after %d change(s); see the errors on stderr.\n", verb, countChanges(rep))
+		return
 	}
 	fmt.Fprintln(w, summary(rep))
 }

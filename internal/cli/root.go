@@ -174,7 +174,7 @@ func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
 	f.StringSliceVar(&g.thumbprints, "thumbprint", nil, "IAM provider thumbprint (default: taken from the issuer's TLS chain)")
 	f.StringVar(&g.image, "image", "", "irsa image the apiserver stage runs on control-plane nodes (default "+config.DefaultIrsaImage+")")
 	f.StringVar(&g.webhookImage, "webhook-image", "", "pod identity webhook image (default "+config.DefaultWebhookImage+")")
-	f.StringVar(&g.verifyImage, "verify-image", "", "image of the verify pod (default "+config.DefaultVerifyImage+"; with the irsa image it runs `irsa probe`)")
+	f.StringVar(&g.verifyImage, "verify-image", "", "image of the verify pod (default "+config.DefaultVerifyImage+"; with the irsa image it runs irsa probe)")
 	f.StringVar(&g.podEndpoint, "pod-aws-endpoint-url", "", "AWS endpoint pods use in the verify pod (emulators)")
 	f.StringVar(&g.podSTSEndpoint, "pod-sts-endpoint-url", "", "STS endpoint the verify pod uses (default --pod-aws-endpoint-url; the strict STS gate)")
 	f.StringVar(&g.podCABundle, "pod-ca-bundle", "", "PEM CA bundle the verify pod trusts for the pod endpoints")

@@ -88,7 +88,7 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 			return rep, err
 		}
 	} else if rep != nil {
-		writeReport(g.stdout, rep)
+		writeReport(g.stdout, rep, runErr != nil)
 	}
 	return rep, runErr
 }
