@@ -80,7 +80,12 @@ func (m *Manager) RoleARN(ctx context.Context, b config.Binding) (string, error)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("arn:%s:iam::%s:role%s%s", m.Partition, account, Path(m.ClusterName), b.RoleName), nil
+	return ARN(m.Partition, account, m.ClusterName, b.RoleName), nil
+}
+
+// ARN is the ARN of the role roleName that irsa makes for cluster: arn:PARTITION:iam::ACCOUNT:role/irsa/CLUSTER/NAME.
+func ARN(partition, account, cluster, roleName string) string {
+	return fmt.Sprintf("arn:%s:iam::%s:role%s%s", partition, account, Path(cluster), roleName)
 }
 
 // MaxSessionDuration is the maximum session, in seconds, of every irsa role: IAM's default. A role with another value

@@ -20,6 +20,8 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
+	"github.com/irsa-anywhere/irsa/pipeline/provider"
+	"github.com/irsa-anywhere/irsa/pipeline/roles"
 )
 
 // Target is a resolved, validated run.
@@ -109,7 +111,7 @@ func Resolve(ctx context.Context, cfg *config.Config, a AWS) (*Target, error) {
 		return nil, err
 	}
 	t.AccountID = account
-	t.ProviderARN = arn.ARN{Partition: t.Partition, Service: "iam", AccountID: account, Resource: "oidc-provider/" + t.Issuer.HostPath}.String()
+	t.ProviderARN = provider.ARN(t.Partition, account, t.Issuer.URL)
 	if err := checkPolicies(ctx, t.Partition, cfg.Bindings, a); err != nil {
 		return nil, err
 	}
@@ -123,13 +125,10 @@ func Resolve(ctx context.Context, cfg *config.Config, a AWS) (*Target, error) {
 func (t *Target) Binding(b config.Binding) Binding {
 	return Binding{
 		Binding: b,
-		RoleARN: arn.ARN{Partition: t.Partition, Service: "iam", AccountID: t.AccountID, Resource: "role" + RolePath(t.ClusterName) + b.RoleName}.String(),
-		Subject: "system:serviceaccount:" + b.Namespace + ":" + b.ServiceAccount,
+		RoleARN: roles.ARN(t.Partition, t.AccountID, t.ClusterName, b.RoleName),
+		Subject: roles.Subject(b.Namespace, b.ServiceAccount),
 	}
 }
-
-// RolePath is the IAM path of every role irsa creates for cluster: /irsa/CLUSTER/. Teardown lists roles under it.
-func RolePath(cluster string) string { return "/irsa/" + cluster + "/" }
 
 // checkRoleNames refuses two bindings that would share one IAM role: the second would rewrite the first one's trust
 // policy and permissions.
