@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,29 +26,12 @@ and the apiserver stage then only checks the served issuer. With --key-dir, the 
 (made by irsa keys); otherwise kubeadm makes one and irsa publishes what the apiserver serves.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// irsa.yaml first, then flags, then the environment's region: as every other command reads them.
-			var c config.Config
-			if g.configFile != "" {
-				loaded, warnings, err := config.Load(g.configFile)
-				if err != nil {
-					return err
-				}
-				for _, w := range warnings {
-					fmt.Fprintln(g.stderr, "irsa: warning:", w)
-				}
-				c = *loaded
+			// irsa.yaml with the flags laid over it, as every other command reads them, then the environment's region.
+			c, err := g.loadConfig()
+			if err != nil {
+				return err
 			}
-			set := func(name string, dst *string, v string) {
-				if cmd.Flags().Changed(name) {
-					*dst = v
-				}
-			}
-			set("issuer-url", &c.IssuerURL, g.issuerURL)
-			set("bucket", &c.Bucket, g.bucket)
-			set("region", &c.Region, g.region)
-			set("audience", &c.Audience, g.audience)
-			set("key-dir", &c.KeyDir, g.keyDir)
-			c.Region = firstNonEmpty(c.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+			c.Region = cmp.Or(c.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
 			if c.Bucket != "" {
 				if err := config.ValidateBucketName(c.Bucket); err != nil {
 					return err
@@ -61,7 +45,7 @@ and the apiserver stage then only checks the served issuer. With --key-dir, the 
 				return err
 			}
 			o.IssuerURL = issuer
-			o.Audience = firstNonEmpty(c.Audience, config.DefaultAudience)
+			o.Audience = cmp.Or(c.Audience, config.DefaultAudience)
 			if c.KeyDir != "" {
 				p := keys.PairIn(c.KeyDir)
 				priv, err := filepath.Abs(p.PrivateKeyPath)

@@ -281,12 +281,3 @@ func (g *globalOptions) connect(ctx context.Context) (*setup.Env, error) {
 func (g *globalOptions) setupOptions() setup.Options {
 	return setup.Options{CABundle: g.caBundle, Profile: g.profile, Log: g.logger(), Hook: testHook}
 }
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}

@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -42,17 +42,17 @@ the IAM OIDC provider. Every rule: docs/sts-gate.md.
 			if err := config.ValidateEndpointURL(backend); err != nil {
 				return fmt.Errorf("--backend: %w", err)
 			}
-			opts := stsgate.Options{Backend: backend, Logger: g.logger(), Region: firstNonEmpty(g.region, os.Getenv("AWS_REGION"), "us-east-1")}
+			opts := stsgate.Options{Backend: backend, Logger: g.logger(), Region: cmp.Or(g.region, os.Getenv("AWS_REGION"), "us-east-1")}
 			var err error
-			if _, opts.BackendCA, err = loadCABundle(backendCA); err != nil {
+			if _, opts.BackendCA, err = setup.LoadCABundle(backendCA); err != nil {
 				return err
 			}
-			_, issuerPool, err := loadCABundle(issuerCA)
+			_, issuerPool, err := setup.LoadCABundle(issuerCA)
 			if err != nil {
 				return err
 			}
 			opts.IssuerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: issuerPool}}}
-			if _, opts.IAMTrustedRoots, err = loadCABundle(iamCA); err != nil {
+			if _, opts.IAMTrustedRoots, err = setup.LoadCABundle(iamCA); err != nil {
 				return err
 			}
 			gate, err := stsgate.New(opts)
@@ -97,7 +97,3 @@ the IAM OIDC provider. Every rule: docs/sts-gate.md.
 	f.StringVar(&g.region, "region", "", "region in the gate's answers (default: $AWS_REGION, or us-east-1)")
 	return cmd
 }
-
-// loadCABundle reads a PEM CA bundle and returns it and the system roots plus its certificates; nothing when path is
-// empty.
-func loadCABundle(path string) ([]byte, *x509.CertPool, error) { return setup.LoadCABundle(path) }

@@ -5,6 +5,7 @@
 package setup
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -94,7 +95,7 @@ func Connect(ctx context.Context, cfg *config.Config, o Options) (*Env, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Env{Log: log}
-	bundle, pool, err := LoadCABundle(firstNonEmpty(o.CABundle, os.Getenv("AWS_CA_BUNDLE")))
+	bundle, pool, err := LoadCABundle(cmp.Or(o.CABundle, os.Getenv("AWS_CA_BUNDLE")))
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +412,7 @@ func (e *Env) VerifyStage(keep bool) (*verify.Stage, error) {
 	cfg := e.Target.Config
 	opts := verify.Options{
 		ClusterName: cfg.ClusterName, Bucket: cfg.Bucket, Image: cfg.Verify.Image, Command: cfg.Verify.Command,
-		Audience: cfg.Audience, STSEndpoint: firstNonEmpty(cfg.Verify.PodSTSEndpointURL, cfg.Verify.PodEndpointURL),
+		Audience: cfg.Audience, STSEndpoint: cmp.Or(cfg.Verify.PodSTSEndpointURL, cfg.Verify.PodEndpointURL),
 		S3Endpoint: cfg.Verify.PodEndpointURL, Keep: keep, ImagePullSecrets: cfg.Images.PullSecrets,
 	}
 	if len(opts.Command) == 0 && cfg.Verify.Image == cfg.Image {
@@ -507,12 +508,3 @@ func (s standIn) Name() string                                   { return string
 func (s standIn) Plan(context.Context) ([]stage.Change, error)   { return nil, nil }
 func (s standIn) Apply(context.Context) ([]stage.Change, error)  { return nil, nil }
 func (s standIn) Delete(context.Context) ([]stage.Change, error) { return nil, nil }
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
