@@ -395,30 +395,26 @@ func (m *Manager) Remove(ctx context.Context, b config.Binding) ([]stage.Change,
 // policies ListRoles returns for the cluster's IAM path.
 func (m *Manager) TrustedAudiences(ctx context.Context) ([]string, error) {
 	var auds []string
-	p := iam.NewListRolesPaginator(m.IAM, &iam.ListRolesInput{PathPrefix: aws.String(Path(m.ClusterName))})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list IAM roles under path %q: %w", Path(m.ClusterName), err)
+	err := m.eachRole(ctx, func(r iamtypes.Role) {
+		doc, _ := url.QueryUnescape(aws.ToString(r.AssumeRolePolicyDocument))
+		var policy struct {
+			Statement []struct {
+				Condition map[string]map[string]any
+			}
 		}
-		for _, r := range page.Roles {
-			doc, _ := url.QueryUnescape(aws.ToString(r.AssumeRolePolicyDocument))
-			var policy struct {
-				Statement []struct {
-					Condition map[string]map[string]any
-				}
-			}
-			if json.Unmarshal([]byte(doc), &policy) != nil {
-				continue
-			}
-			for _, st := range policy.Statement {
-				for k, v := range st.Condition["StringEquals"] {
-					if a, ok := v.(string); ok && strings.HasSuffix(k, ":aud") && !slices.Contains(auds, a) {
-						auds = append(auds, a)
-					}
+		if json.Unmarshal([]byte(doc), &policy) != nil {
+			return
+		}
+		for _, st := range policy.Statement {
+			for k, v := range st.Condition["StringEquals"] {
+				if a, ok := v.(string); ok && strings.HasSuffix(k, ":aud") && !slices.Contains(auds, a) {
+					auds = append(auds, a)
 				}
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(auds)
 	return auds, nil
@@ -427,18 +423,26 @@ func (m *Manager) TrustedAudiences(ctx context.Context) ([]string, error) {
 // Owned lists the names of the roles irsa made for this cluster, found under the cluster's IAM path.
 func (m *Manager) Owned(ctx context.Context) ([]string, error) {
 	var names []string
+	if err := m.eachRole(ctx, func(r iamtypes.Role) { names = append(names, aws.ToString(r.RoleName)) }); err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// eachRole calls f for every role under the cluster's IAM path, page by page.
+func (m *Manager) eachRole(ctx context.Context, f func(iamtypes.Role)) error {
 	p := iam.NewListRolesPaginator(m.IAM, &iam.ListRolesInput{PathPrefix: aws.String(Path(m.ClusterName))})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list IAM roles under path %q: %w", Path(m.ClusterName), err)
+			return fmt.Errorf("list IAM roles under path %q: %w", Path(m.ClusterName), err)
 		}
 		for _, r := range page.Roles {
-			names = append(names, aws.ToString(r.RoleName))
+			f(r)
 		}
 	}
-	sort.Strings(names)
-	return names, nil
+	return nil
 }
 
 func ownedBy(tags []iamtypes.Tag, cluster string) bool {

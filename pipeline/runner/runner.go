@@ -234,7 +234,7 @@ func (r *Runner) Run(ctx context.Context, mode Mode, only []string) (*Report, er
 			continue
 		}
 		n.res.Changes = append(slices.Clone(n.prepare.changes), n.res.Changes...)
-		if n.res.DurationMS == 0 && n.res.Error == "" && n.res.Skipped != "" {
+		if n.res.Skipped != "" { // the stage itself did not run
 			cctx := context.WithoutCancel(ctx)
 			removed, err := n.s.Delete(cctx)
 			n.res.Changes = append(n.res.Changes, removed...)
