@@ -239,6 +239,10 @@ func runScenario(t *testing.T, signingKey string) {
 		}
 	})
 
+	if up, ok := e.Backends.Cluster.(controlPlaneUpgrader); ok {
+		step("kubeadm-upgrade keeps the issuer", func(t *testing.T) { kubeadmUpgrade(ctx, t, e, up, originalIssuer, oldToken, roleARN) })
+	}
+
 	step("second apply changes nothing", func(t *testing.T) {
 		r := mustIrsa(t, "irsa apply (no-op)", "apply", "-o", "json")
 		var rep struct {
