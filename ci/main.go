@@ -422,8 +422,15 @@ func (m *Irsa) Bind(
 	// Name of the IAM role; irsa derives one from the cluster and ServiceAccount when empty (--role-name).
 	// +optional
 	roleName string,
+	// Create the ServiceAccount (and its namespace) when it does not exist; otherwise a missing one is an error
+	// (--create-service-account).
+	// +optional
+	createServiceAccount bool,
 ) (string, error) {
 	cmd := command{name: "bind", args: []string{serviceAccount}}
+	if createServiceAccount {
+		cmd.flags = append(cmd.flags, "--create-service-account")
+	}
 	for _, arn := range policyARN {
 		cmd.flags = append(cmd.flags, "--policy-arn", arn)
 	}

@@ -140,6 +140,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"namespace dns", []string{"bind", "Default/app", "--policy-arn", policy}, "DNS-1123 label"},
 		{"service account dns", []string{"bind", "default/App_1", "--policy-arn", policy}, "DNS-1123 subdomain"},
 		{"no policy", bindArgs(), "give at least one --policy-arn or an --inline-policy"},
+		{"bind before apply", bindArgs("--policy-arn", policy), "does not exist: run `irsa apply` first"},
 		{"policy arn shape", bindArgs("--policy-arn", "AmazonS3ReadOnlyAccess"), `policy ARN "AmazonS3ReadOnlyAccess"`},
 		{"policy does not exist", bindArgs("--policy-arn", "arn:aws:iam::aws:policy/NoSuchPolicyAnywhere"), `policy "arn:aws:iam::aws:policy/NoSuchPolicyAnywhere" does not exist`},
 		{"policy in another partition", bindArgs("--policy-arn", "arn:aws-cn:iam::aws:policy/ReadOnlyAccess"), `is in partition "aws-cn"`},

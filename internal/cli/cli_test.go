@@ -265,6 +265,20 @@ func TestBindWritesExactTrustPolicy(t *testing.T) {
 	if len(att.AttachedPolicies) != 1 || aws.ToString(att.AttachedPolicies[0].PolicyArn) != "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess" {
 		t.Errorf("attached policies: %+v", att.AttachedPolicies)
 	}
+
+	// unbind names the role it removes; a second unbind has nothing to remove, so it asks nothing (no --yes on a
+	// non-terminal) and succeeds.
+	code, _, errOut := e.run("unbind", "default/s3-echoer")
+	if code != 1 || !strings.Contains(errOut, "IAM role "+aws.ToString(role.Role.Arn)) || !strings.Contains(errOut, "--yes") {
+		t.Errorf("unbind without --yes: exit %d, want 1 naming the role and --yes\n%s", code, errOut)
+	}
+	e.mustRun("unbind", "default/s3-echoer", "--yes")
+	if out := e.mustRun("unbind", "default/s3-echoer"); !strings.Contains(out, "default/s3-echoer is not bound") {
+		t.Errorf("second unbind:\n%s", out)
+	}
+	if w := e.last.AWS.Calls.Mutating(); len(w) > 0 {
+		t.Errorf("second unbind wrote: %v", w)
+	}
 }
 
 func TestSecondApplyChangesNothing(t *testing.T) {

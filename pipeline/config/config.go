@@ -96,6 +96,9 @@ type Binding struct {
 	STSRegionalEndpoints *bool `json:"stsRegionalEndpoints,omitempty"`
 	// TokenExpiration sets eks.amazonaws.com/token-expiration, such as "1h" (at least 10m).
 	TokenExpiration string `json:"tokenExpiration,omitempty"`
+	// CreateServiceAccount lets irsa create the ServiceAccount (and its namespace) when it is missing; otherwise a
+	// missing one is an error, so a typo never makes a new ServiceAccount (eksctl and local-irsa ask the same way).
+	CreateServiceAccount bool `json:"createServiceAccount,omitempty"`
 }
 
 // Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default. An
