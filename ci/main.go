@@ -360,7 +360,8 @@ func (m *Irsa) Setup(
 	return m.run(ctx, command{name: "apply", flags: flags})
 }
 
-// Status prints the state of every stage, or the --only ones (irsa status).
+// Status prints the state of every stage, or the --only ones (irsa status). Like Plan with changes to make, it fails
+// when the setup has drifted (irsa exits 2), so a pipeline gates on it; the error carries the report.
 // +cache="never"
 func (m *Irsa) Status(
 	ctx context.Context,

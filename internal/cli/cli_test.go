@@ -456,6 +456,7 @@ func TestApplyInUSEast1(t *testing.T) {
 func TestTeardownRefusals(t *testing.T) {
 	e := newEnv(t)
 	e.mustRun("apply")
+	e.mustRun("bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess") // for unbind to refuse to remove
 	cases := []struct {
 		name string
 		args []string
@@ -511,6 +512,17 @@ func TestKindConfigFromFile(t *testing.T) {
 	}
 	if code := Main(context.Background(), []string{"kind-config", "--bucket", "Demo", "--region", "eu-west-1"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), `bucket name "Demo"`) {
 		t.Errorf("kind-config with a bad bucket: exit %d\n%s", code, errOut.String())
+	}	// -o json prints the same document as JSON.
+	out.Reset()
+	if code := Main(context.Background(), []string{"kind-config", "-f", cfg, "-o", "json"}, &out, &errOut); code != 0 {
+		t.Fatalf("kind-config -o json: exit %d\n%s", code, errOut.String())
+	}
+	var doc struct {
+		Kind                 string
+		KubeadmConfigPatches []string `json:"kubeadmConfigPatches"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil || doc.Kind != "Cluster" || !strings.Contains(strings.Join(doc.KubeadmConfigPatches, ""), "https://demo-oidc.s3.eu-west-1.amazonaws.com") {
+		t.Errorf("kind-config -o json: %v\n%s", err, out.String())
 	}
 }
 

@@ -53,8 +53,12 @@ func TestStatusReportsSyncAndDrift(t *testing.T) {
 		t.Errorf("status after apply:\n%s", out)
 	}
 	clients(t).S3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &e.bucket, Key: strPtr("keys.json")})
-	if out := e.mustRun("status"); !strings.Contains(out, "drifted") || !strings.Contains(out, "+ s3-object "+e.bucket+"/keys.json") {
-		t.Errorf("status after deleting keys.json:\n%s", out)
+	// Drift exits 2, as plan does with changes to make; -o json reports it and exits the same.
+	if code, out, _ := e.run("status"); code != 2 || !strings.Contains(out, "drifted") || !strings.Contains(out, "+ s3-object "+e.bucket+"/keys.json") {
+		t.Errorf("status after deleting keys.json: exit %d, want 2\n%s", code, out)
+	}
+	if code, out, errOut := e.run("status", "-o", "json"); code != 2 || !strings.Contains(out, `"inSync": false`) || errOut != "" {
+		t.Errorf("status -o json after deleting keys.json: exit %d, want 2 and no error object\n%s\n%s", code, out, errOut)
 	}
 }
 

@@ -157,6 +157,11 @@ func (c *Config) Defaults() {
 	}
 }
 
+// issuerFromEndpoint says whether the issuer URL is the one Defaults derives from the emulator endpoint.
+func (c *Config) issuerFromEndpoint() bool {
+	return c.AWSEndpointURL != "" && c.IssuerURL == strings.TrimSuffix(c.AWSEndpointURL, "/")+"/"+c.Bucket
+}
+
 // BucketIssuerURL is the virtual-hosted HTTPS URL of bucket in region.
 func BucketIssuerURL(bucket, region string) string {
 	if region == "us-east-1" {
@@ -180,7 +185,12 @@ func (c *Config) Validate() error {
 	if c.AWSEndpointURL != "" {
 		add(ValidateEndpointURL(c.AWSEndpointURL))
 	}
-	add(ValidateIssuerURL(c.IssuerURL))
+	if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
+		// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
+		errs = append(errs, fmt.Sprintf("%v: it is the default issuer for --aws-endpoint-url %s (awsEndpointURL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.AWSEndpointURL, c.Bucket))
+	} else {
+		add(err)
+	}
 	add(ValidateAudience(c.Audience))
 	add(ValidateThumbprints(c.Thumbprints))
 	if c.Webhook.Replicas < 0 {
