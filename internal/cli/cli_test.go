@@ -512,7 +512,8 @@ func TestKindConfigFromFile(t *testing.T) {
 	}
 	if code := Main(context.Background(), []string{"kind-config", "--bucket", "Demo", "--region", "eu-west-1"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), `bucket name "Demo"`) {
 		t.Errorf("kind-config with a bad bucket: exit %d\n%s", code, errOut.String())
-	} // -o json prints the same document as JSON.
+	}
+	// -o json prints the same document as JSON.
 	out.Reset()
 	if code := Main(context.Background(), []string{"kind-config", "-f", cfg, "-o", "json"}, &out, &errOut); code != 0 {
 		t.Fatalf("kind-config -o json: exit %d\n%s", code, errOut.String())
