@@ -160,7 +160,9 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"sa audience space", bindArgs("--policy-arn", policy, "--sa-audience", "a b"), `audience "a b"`},
 		// irsa.yaml.
 		{"config missing", []string{"apply", "-f", "/nonexistent/irsa.yaml"}, `read config "/nonexistent/irsa.yaml"`},
-		{"config typo", config("typo.yaml", "bukcet: x\n"), "bukcet"},
+		{"config typo", config("typo.yaml", "bukcet: x\n"), `line 1: unknown field "bukcet"`},
+		{"config field case", config("case.yaml", "clusterName: x\nRegion: eu-west-1\n"), `line 2: unknown field "Region" (field names are case-sensitive: did you mean "region"?)`},
+		{"config nested typo", config("nested.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyArns: [x]}\n"), `line 2: unknown field "bindings[0].policyArns"`},
 		{"config webhook replicas", config("replicas.yaml", "webhook:\n  replicas: -3\n"), "webhook.replicas -3: must be at least 1"},
 		{"config duplicate binding", config("dup.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"]}\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"]}\n"), `binding "default/app" is listed twice`},
 		{"config role names collide", config("collide.yaml", "bindings:\n- {namespace: team-a, serviceAccount: reader, policyARNs: ["+policy+"]}\n- {namespace: team, serviceAccount: a-reader, policyARNs: ["+policy+"]}\n"), `both map to IAM role "irsa-` + e.cluster + `-team-a-reader"`},

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -101,7 +102,8 @@ type Binding struct {
 	CreateServiceAccount bool `json:"createServiceAccount,omitempty"`
 }
 
-// Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default. An
+// Load reads an irsa.yaml file. Unknown fields are errors naming the field and its line, so a typo does not silently
+// fall back to a default; field names match exactly (fieldErrors says why). An
 // apiVersion other than APIVersion, or a kind other than Kind, is an error; a file with neither loads, and warnings
 // says it should declare them.
 func Load(path string) (c *Config, warnings []string, err error) {
@@ -110,8 +112,11 @@ func Load(path string) (c *Config, warnings []string, err error) {
 		return nil, nil, fmt.Errorf("read config %q: %w", path, err)
 	}
 	c = &Config{}
+	if errs := fieldErrors(data, reflect.TypeFor[Config]()); len(errs) > 0 {
+		return nil, nil, fmt.Errorf("config %q:\n  %s", path, strings.Join(errs, "\n  "))
+	}
 	if err := yaml.UnmarshalStrict(data, c); err != nil {
-		return nil, nil, fmt.Errorf("parse config %q: %w", path, err)
+		return nil, nil, fmt.Errorf("parse config %q: %s", path, yamlError(err))
 	}
 	switch {
 	case c.APIVersion == "" && c.Kind == "":
@@ -122,6 +127,19 @@ func Load(path string) (c *Config, warnings []string, err error) {
 		return nil, nil, fmt.Errorf("config %q: kind %q: must be %s", path, c.Kind, Kind)
 	}
 	return c, warnings, nil
+}
+
+// yamlError is err without the JSON vocabulary sigs.k8s.io/yaml's conversion adds ("error unmarshaling JSON: while
+// decoding JSON: json: cannot unmarshal string into Go struct field Config.bindings of type []config.Binding"): the
+// file is YAML, and the user wrote YAML.
+func yamlError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	msg = strings.ReplaceAll(msg, "Go struct field Config.", "field ")
+	msg = strings.ReplaceAll(msg, "Go value of type", "a field of type")
+	return msg
 }
 
 // Defaults fills in what was left empty.
