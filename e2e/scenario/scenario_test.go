@@ -155,7 +155,7 @@ func runScenario(t *testing.T, signingKey string) {
 
 	var roleARN string
 	step("bind and run a workload", func(t *testing.T) {
-		r := mustIrsa(t, "irsa bind", "bind", "default/s3-echoer", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+		r := mustIrsa(t, "irsa bind", "bind", "default/s3-echoer", "--create-service-account", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
 		sa, err := k.CoreV1().ServiceAccounts("default").Get(ctx, "s3-echoer", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
