@@ -105,6 +105,12 @@ func newStage(t *testing.T, client kubernetes.Interface, cfg *rest.Config, opts 
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 100 * time.Millisecond
 	}
+	if opts.Namespace == "" && opts.ClusterType != ClusterKubeadm {
+		// Only kubeadm runs node pods. The others get a namespace of their own (none exists: nothing to find), so
+		// their Apply and Delete, which remove a leftover signing key Secret, do not take the one a parallel kubeadm
+		// test's node pods are using in kube-system (a real cluster's runs are serialised by its lock).
+		opts.Namespace = "no-node-pods"
+	}
 	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := New(client, cfg, opts)
 	if err != nil {
