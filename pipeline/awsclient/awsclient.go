@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/irsa-anywhere/irsa/pipeline/proxy"
 )
 
 // Options configure the clients.
@@ -70,7 +73,10 @@ func New(ctx context.Context, o Options) (*Clients, error) {
 			})
 		}),
 		// AWS_CA_BUNDLE may be set; the SDK then needs a buildable client to apply it.
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(o.CallTimeout)),
+		// $HTTPS_PROXY/$NO_PROXY as they are now (http.ProxyFromEnvironment, the SDK's default, reads them once).
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(o.CallTimeout).WithTransportOptions(func(tr *http.Transport) {
+			tr.Proxy = proxy.FromEnvironment()
+		})),
 		awsconfig.WithAPIOptions([]func(*middleware.Stack) error{counter.middleware}),
 	}
 	if o.EndpointURL != "" {
