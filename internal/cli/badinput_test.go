@@ -140,7 +140,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"namespace dns", []string{"bind", "Default/app", "--policy-arn", policy}, "DNS-1123 label"},
 		{"service account dns", []string{"bind", "default/App_1", "--policy-arn", policy}, "DNS-1123 subdomain"},
 		{"no policy", bindArgs(), "give at least one --policy-arn or an --inline-policy"},
-		{"http emulator issuer", []string{"plan", "--aws-endpoint-url", "http://127.0.0.1:1"}, "it is the default issuer for --aws-endpoint-url http://127.0.0.1:1 (awsEndpointURL); give an https --issuer-url"},
+		{"http emulator issuer", []string{"plan", "--aws-endpoint-url", "http://127.0.0.1:1"}, "it is the default issuer for S3 endpoint http://127.0.0.1:1 (--aws-endpoint-url, awsEndpointURL, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL); give an https --issuer-url"},
 		{"bind before apply", bindArgs("--policy-arn", policy), "does not exist: run `irsa apply` first"},
 		{"policy arn shape", bindArgs("--policy-arn", "AmazonS3ReadOnlyAccess"), `policy ARN "AmazonS3ReadOnlyAccess"`},
 		{"policy does not exist", bindArgs("--policy-arn", "arn:aws:iam::aws:policy/NoSuchPolicyAnywhere"), `policy "arn:aws:iam::aws:policy/NoSuchPolicyAnywhere" does not exist`},

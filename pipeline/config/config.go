@@ -61,6 +61,22 @@ type Config struct {
 	Webhook  WebhookConfig `json:"webhook,omitempty"`
 	Verify   VerifyConfig  `json:"verify,omitempty"`
 	Bindings []Binding     `json:"bindings,omitempty"`
+
+	// envS3Endpoint is the S3 endpoint the AWS environment configures (SetEnvironmentS3Endpoint).
+	envS3Endpoint string
+}
+
+// SetEnvironmentS3Endpoint tells Defaults the S3 endpoint the AWS environment configures ($AWS_ENDPOINT_URL_S3,
+// $AWS_ENDPOINT_URL or the profile's, as awsclient.S3Endpoint resolves it): without AWSEndpointURL, the default issuer
+// is then on it, where the bucket is served, rather than on AWS's S3.
+func (c *Config) SetEnvironmentS3Endpoint(url string) { c.envS3Endpoint = url }
+
+// s3Endpoint is the endpoint the bucket is served from: AWSEndpointURL, or the environment's; empty for AWS's S3.
+func (c *Config) s3Endpoint() string {
+	if c.AWSEndpointURL != "" {
+		return c.AWSEndpointURL
+	}
+	return c.envS3Endpoint
 }
 
 // WebhookConfig tunes the pod identity webhook deployment.
@@ -147,11 +163,11 @@ func (c *Config) Defaults() {
 	if c.Audience == "" {
 		c.Audience = DefaultAudience
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.AWSEndpointURL == "" {
+	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.s3Endpoint() == "" {
 		c.IssuerURL = BucketIssuerURL(c.Bucket, c.Region)
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.AWSEndpointURL != "" {
-		c.IssuerURL = strings.TrimSuffix(c.AWSEndpointURL, "/") + "/" + c.Bucket
+	if c.IssuerURL == "" && c.Bucket != "" && c.s3Endpoint() != "" {
+		c.IssuerURL = strings.TrimSuffix(c.s3Endpoint(), "/") + "/" + c.Bucket
 	}
 	if c.SigningKey == "" {
 		c.SigningKey = "cluster"
@@ -177,7 +193,7 @@ func (c *Config) Defaults() {
 
 // issuerFromEndpoint says whether the issuer URL is the one Defaults derives from the emulator endpoint.
 func (c *Config) issuerFromEndpoint() bool {
-	return c.AWSEndpointURL != "" && c.IssuerURL == strings.TrimSuffix(c.AWSEndpointURL, "/")+"/"+c.Bucket
+	return c.s3Endpoint() != "" && c.IssuerURL == strings.TrimSuffix(c.s3Endpoint(), "/")+"/"+c.Bucket
 }
 
 // BucketIssuerURL is the virtual-hosted HTTPS URL of bucket in region.
@@ -205,7 +221,7 @@ func (c *Config) Validate() error {
 	}
 	if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
 		// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
-		errs = append(errs, fmt.Sprintf("%v: it is the default issuer for --aws-endpoint-url %s (awsEndpointURL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.AWSEndpointURL, c.Bucket))
+		errs = append(errs, fmt.Sprintf("%v: it is the default issuer for S3 endpoint %s (--aws-endpoint-url, awsEndpointURL, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.s3Endpoint(), c.Bucket))
 	} else {
 		add(err)
 	}

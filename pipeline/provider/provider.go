@@ -23,6 +23,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/proxy"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
@@ -67,13 +68,13 @@ func Thumbprint(ctx context.Context, issuerURL string, roots *x509.CertPool) (st
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "443")
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: &tls.Config{ServerName: u.Hostname(), RootCAs: roots, MinVersion: tls.VersionTLS12}}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	// Through $HTTPS_PROXY when it applies (NO_PROXY), as the issuer's documents are fetched.
+	conn, err := proxy.DialTLS(ctx, host, &tls.Config{ServerName: u.Hostname(), RootCAs: roots, MinVersion: tls.VersionTLS12}, 10*time.Second)
 	if err != nil {
 		return "", fmt.Errorf("thumbprint of %q: TLS connection to %s: %w (pass --thumbprint to set it by hand)", issuerURL, host, err)
 	}
 	defer conn.Close()
-	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	certs := conn.ConnectionState().PeerCertificates
 	if len(certs) == 0 {
 		return "", fmt.Errorf("thumbprint of %q: %s sent no certificate", issuerURL, host)
 	}

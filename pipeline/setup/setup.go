@@ -80,6 +80,13 @@ func Connect(ctx context.Context, cfg *config.Config, o Options) (*Env, error) {
 		}
 		cfg.Region = region
 	}
+	if cfg.AWSEndpointURL == "" && cfg.IssuerURL == "" {
+		ep, err := awsclient.S3Endpoint(ctx, o.Profile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.SetEnvironmentS3Endpoint(ep)
+	}
 	if cfg.SigningKey == target.SigningKeyGenerate && cfg.KeyDir == "" {
 		cfg.KeyDir = DefaultKeyDir(cfg.ClusterName)
 	}
