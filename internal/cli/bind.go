@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,6 +12,7 @@ import (
 )
 
 type bindOptions struct {
+	lockWait        time.Duration
 	policyARNs      []string
 	inlinePolicy    string
 	roleName        string
@@ -59,6 +61,9 @@ it with eks.amazonaws.com/role-arn.`,
 			if err != nil {
 				return err
 			}
+			if err := checkLockTimeout(o.lockWait); err != nil {
+				return err
+			}
 			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
 				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", args[0])
 			}
@@ -67,6 +72,11 @@ it with eks.amazonaws.com/role-arn.`,
 				return err
 			}
 			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
+			if err != nil {
+				return err
+			}
+			release, _, err := g.lock(cmd.Context(), env, "bind", false, nil, o.lockWait)
+			defer release()
 			if err != nil {
 				return err
 			}
@@ -93,6 +103,7 @@ it with eks.amazonaws.com/role-arn.`,
 	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }
@@ -107,6 +118,9 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := o.binding(args[0])
 			if err != nil {
+				return err
+			}
+			if err := checkLockTimeout(o.lockWait); err != nil {
 				return err
 			}
 			cfg, err := g.loadConfig()
@@ -125,6 +139,11 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 			if err := g.confirm("unbind", removes, yes); err != nil {
 				return err
 			}
+			release, _, err := g.lock(cmd.Context(), env, "unbind", false, nil, o.lockWait)
+			defer release()
+			if err != nil {
+				return err
+			}
 			changes, err := env.BindingsStage().Unbind(cmd.Context(), tb.Binding)
 			if err != nil {
 				return err
@@ -139,6 +158,7 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }

@@ -48,6 +48,8 @@ Exit status 1 when any line fails.`,
 				Verifier: trust.New(trust.Options{HTTPClient: &http.Client{Timeout: 10 * time.Second,
 					Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.RootCAs}}}}),
 			}
+			in.Ownership = func(ctx context.Context, roleARN string) []error { return env.CheckOwnership(ctx, roleARN, ns, sa) }
+			in.KMSDefault = env.KMSDefault
 			if env.Cluster != nil {
 				in.Cluster = env.Cluster.Client
 			}
