@@ -97,6 +97,8 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"only a cluster stage without a cluster", []string{"apply", "--only", "webhook"}, "stage webhook needs a cluster"},
 		{"ca bundle missing", []string{"apply", "--ca-bundle", "/nonexistent/ca.pem"}, `read CA bundle "/nonexistent/ca.pem"`},
 		{"ca bundle garbage", []string{"apply", "--ca-bundle", garbage}, "no PEM certificate found"},
+		{"lock timeout negative", []string{"apply", "--lock-timeout", "-5s"}, "--lock-timeout -5s: must not be negative"},
+		{"lock timeout negative on bind", bindArgs("--policy-arn", policy, "--lock-timeout", "-1m"), "--lock-timeout -1m0s: must not be negative"},
 		// Issuer URL: one rule set.
 		{"issuer http", []string{"apply", "--issuer-url", "http://example.com/x"}, "must use https"},
 		{"issuer trailing slash", []string{"apply", "--issuer-url", "https://example.com/x/"}, "must not end with '/'"},

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,6 +12,7 @@ import (
 )
 
 type bindOptions struct {
+	lockWait        time.Duration
 	policyARNs      []string
 	inlinePolicy    string
 	roleName        string
@@ -61,6 +63,9 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 			if err != nil {
 				return err
 			}
+			if err := checkLockTimeout(o.lockWait); err != nil {
+				return err
+			}
 			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
 				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", args[0])
 			}
@@ -69,6 +74,11 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 				return err
 			}
 			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
+			if err != nil {
+				return err
+			}
+			release, _, err := g.lock(cmd.Context(), env, "bind", false, nil, o.lockWait)
+			defer release()
 			if err != nil {
 				return err
 			}
@@ -99,6 +109,7 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
 	cmd.Flags().BoolVar(&o.createSA, "create-service-account", false, "create the service account (and its namespace) when it does not exist; without it a missing one is an error")
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }
@@ -113,6 +124,9 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := o.binding(args[0])
 			if err != nil {
+				return err
+			}
+			if err := checkLockTimeout(o.lockWait); err != nil {
 				return err
 			}
 			cfg, err := g.loadConfig()
@@ -142,6 +156,11 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 			if err := g.confirm("unbind", removes, yes); err != nil {
 				return err
 			}
+			release, _, err := g.lock(cmd.Context(), env, "unbind", false, nil, o.lockWait)
+			defer release()
+			if err != nil {
+				return err
+			}
 			changes, err := env.BindingsStage().Unbind(cmd.Context(), tb.Binding)
 			if err != nil {
 				return err
@@ -156,6 +175,7 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }
