@@ -28,6 +28,10 @@ var examples = map[string]string{
     --permissions-boundary arn:aws:iam::123456789012:policy/team-boundary --tag team=payments
   # A role the platform team made: irsa adds only its trust statement
   irsa bind apps/uploader --role-arn arn:aws:iam::123456789012:role/platform/uploader -f irsa.yaml`,
+	"bindings": `  # Every binding of the cluster, with its role, policies and checks
+  irsa bindings -f irsa.yaml
+  # In a script: exit 2 when a binding's annotation, role or trust disagree
+  irsa bindings -f irsa.yaml -o json`,
 	"unbind": `  irsa unbind apps/uploader -f irsa.yaml
   irsa unbind apps/uploader -f irsa.yaml --yes
   # A role bound with --role-arn keeps everything but irsa's trust statement

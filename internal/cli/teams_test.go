@@ -345,9 +345,40 @@ func TestBindExistingRole(t *testing.T) {
 		t.Errorf("second bind --role-arn made cluster writes %v", m)
 	}
 
+	// irsa bindings finds it on the ServiceAccount, with the role's own policies.
+	var listed []struct {
+		ServiceAccount string
+		Sources        []string
+		Role           struct {
+			ARN         string
+			OwnedByIrsa bool
+			Policies    []string
+		}
+		TrustedProviders []string
+		Checks           struct{ ServiceAccount, Role, Trust string }
+		Agree            bool
+	}
+	if err := json.Unmarshal([]byte(e.mustRun(append([]string{"bindings", "-o", "json"}, cluster...)...)), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed[0].ServiceAccount != "team-a/app" || !slices.Equal(listed[0].Sources, []string{"cluster"}) || listed[0].Role.ARN != roleARN ||
+		listed[0].Role.OwnedByIrsa || !slices.Equal(listed[0].Role.Policies, []string{readOnly}) || !listed[0].Agree || len(listed[0].TrustedProviders) != 1 {
+		t.Errorf("irsa bindings: %+v", listed)
+	}
+
 	e.mustRun(append([]string{"unbind", "team-a/app", "--role-arn", roleARN, "--yes"}, cluster...)...)
 	if d := trustDoc(); !documents.SameJSON(d, theirs) {
 		t.Errorf("after unbind the trust policy is\n%s\nwant the role's own\n%s", d, theirs)
+	}
+	// teardown finds a role bound with --role-arn by the ServiceAccount's annotation, and leaves the role. (Another
+	// namespace: unbind deleted team-a, which irsa made, and without a controller-manager it stays terminating.)
+	e.mustRun(append([]string{"bind", "team-c/app", "--role-arn", roleARN}, cluster...)...)
+	if d := trustDoc(); !strings.Contains(d, "system:serviceaccount:team-c:app") {
+		t.Errorf("bind team-c/app: trust policy\n%s", d)
+	}
+	e.mustRun(append([]string{"teardown", "--only", "bindings", "--yes"}, cluster...)...)
+	if d := trustDoc(); !documents.SameJSON(d, theirs) {
+		t.Errorf("after teardown the trust policy is\n%s\nwant the role's own\n%s", d, theirs)
 	}
 	att, _ := c.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: &name})
 	if len(att.AttachedPolicies) != 1 || roleTags(t, c, name)["owner"] != "platform" {
@@ -386,5 +417,98 @@ func TestBindSaysWhereTheBindingLives(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(cfg); !bytes.Equal(before, after) {
 		t.Errorf("bind rewrote %s", cfg)
+	}
+}
+
+// irsa bindings lists configured bindings, roles irsa made and ServiceAccounts it annotated, with the role's policies
+// and three checks; a wrong annotation or a trust policy that no longer admits the ServiceAccount is a disagreement
+// (exit 2); without a cluster the ServiceAccount is not checked.
+func TestBindingsCommand(t *testing.T) {
+	e := newEnv(t)
+	c := clients(t)
+	ctx := context.Background()
+	kube := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: e.issuer})
+	cluster := []string{"--kubeconfig", kube.Kubeconfig, "--cluster-type", "external"}
+	cfg := writeIrsaYAML(t, "bindings:\n- namespace: default\n  serviceAccount: app\n  policyARNs: ["+readOnly+"]\n")
+	e.mustRun(append([]string{"apply", "-f", cfg, "--only", "issuer,provider,bindings"}, cluster...)...)
+	e.mustRun(append([]string{"bind", "team-b/worker", "--policy-arn", boundary2}, cluster...)...)
+
+	type listed struct {
+		ServiceAccount string
+		Sources        []string
+		Role           struct {
+			ARN      string
+			Policies []string
+		}
+		Checks struct{ ServiceAccount, Role, Trust string }
+		Agree  bool
+	}
+	list := func(wantCode int, args ...string) map[string]listed {
+		t.Helper()
+		code, out, errOut := e.run(append([]string{"bindings", "-f", cfg, "-o", "json"}, args...)...)
+		if code != wantCode {
+			t.Fatalf("irsa bindings: exit %d, want %d\n%s%s", code, wantCode, out, errOut)
+		}
+		var l []listed
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("irsa bindings -o json: %v\n%s", err, out)
+		}
+		m := map[string]listed{}
+		for _, b := range l {
+			m[b.ServiceAccount] = b
+		}
+		return m
+	}
+	got := list(0, cluster...)
+	if app := got["default/app"]; !slices.Equal(app.Sources, []string{"config", "aws", "cluster"}) || !app.Agree || !slices.Equal(app.Role.Policies, []string{readOnly}) {
+		t.Errorf("default/app: %+v", app)
+	}
+	if w := got["team-b/worker"]; !slices.Equal(w.Sources, []string{"aws", "cluster"}) || !w.Agree || !slices.Equal(w.Role.Policies, []string{boundary2}) {
+		t.Errorf("team-b/worker: %+v", w)
+	}
+	if len(got) != 2 {
+		t.Errorf("irsa bindings listed %d bindings, want 2: %+v", len(got), got)
+	}
+	if out := e.mustRun(append([]string{"bindings", "-f", cfg}, cluster...)...); !strings.Contains(out, "2 binding(s), all agree") || !strings.Contains(out, "role:      arn:aws:iam::") {
+		t.Errorf("irsa bindings text:\n%s", out)
+	}
+
+	// Disagreements: the ServiceAccount names another role; the worker's trust admits another ServiceAccount; the
+	// configured role lost its policy.
+	sa, err := kube.Client.CoreV1().ServiceAccounts("default").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.Annotations[config.RoleARNAnnotation] = "arn:aws:iam::123456789012:role/elsewhere"
+	if _, err := kube.Client.CoreV1().ServiceAccounts("default").Update(ctx, sa, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	worker := config.RoleNameFor(e.cluster, "team-b", "worker")
+	account, _ := c.AccountID(ctx)
+	other := roles.TrustPolicy(fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", account, documents.HostPath(e.issuer)), e.issuer, "team-b", "someone-else", config.DefaultAudience)
+	must(t, func() error {
+		_, err := c.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &worker, PolicyDocument: &other})
+		return err
+	})
+	app := config.RoleNameFor(e.cluster, "default", "app")
+	must(t, func() error {
+		_, err := c.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: &app, PolicyArn: aws.String(readOnly)})
+		return err
+	})
+	got = list(ExitDisagree, cluster...)
+	if a := got["default/app"]; a.Agree || a.Checks.ServiceAccount != "annotated with another role: arn:aws:iam::123456789012:role/elsewhere" ||
+		!strings.Contains(a.Checks.Role, "create iam-role-policy-attachment "+readOnly) {
+		t.Errorf("default/app after drift: %+v", a)
+	}
+	if w := got["team-b/worker"]; w.Agree || !strings.HasPrefix(w.Checks.Trust, "does not admit team-b/worker's tokens from this cluster's provider") || w.Checks.ServiceAccount != "ok" {
+		t.Errorf("team-b/worker after drift: %+v", w)
+	}
+	// Without a cluster: configured and AWS bindings, the ServiceAccount not checked.
+	got = list(ExitDisagree)
+	if a := got["default/app"]; !slices.Equal(a.Sources, []string{"config", "aws"}) || a.Checks.ServiceAccount != "not checked: no cluster" {
+		t.Errorf("default/app without a cluster: %+v", a)
+	}
+	if n := e.last.AWS.Calls.Mutating(); len(n) != 0 {
+		t.Errorf("irsa bindings made mutating calls %v", n)
 	}
 }
