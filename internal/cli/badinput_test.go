@@ -182,7 +182,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"trust provider in another account", bindArgs("--policy-arn", policy, "--trust-provider", "arn:aws:iam::210987654321:oidc-provider/oidc.example.com"), "a role trusts only OIDC providers of its own account"},
 		{"trust provider is the cluster's own", bindArgs("--policy-arn", policy, "--trust-provider", e.issuer), "this cluster's own provider"},
 		{"role arn shape", bindArgs("--role-arn", "arn:aws:iam::123456789012:user/x"), `role ARN "arn:aws:iam::123456789012:user/x": must look like`},
-		{"role arn of an irsa role", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/irsa/"+e.cluster+"/x"), "roles under /irsa/ are the ones irsa makes"},
+		{"role arn of an irsa role", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/irsa/"+e.cluster+"/x"), "is one of the roles irsa makes for this cluster: bind with --role-name"},
 		{"role arn with policies", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/x", "--policy-arn", policy), "is a role irsa does not own: irsa changes only its own trust statements on it, so policyARNs cannot be set"},
 		{"role arn and role name", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/x", "--role-name", "y"), "give one of them"},
 		{"role arn of no role", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/teams/nobody"), "no such role (iam:GetRole answered NoSuchEntity)"},

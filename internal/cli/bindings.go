@@ -62,7 +62,10 @@ func writeBindings(g *globalOptions, list []bindings.Listed, disagree int) {
 	w := g.stdout
 	for _, l := range list {
 		owner := "made by irsa"
-		if !l.Role.OwnedByIrsa {
+		switch {
+		case l.Role.OtherCluster != "":
+			owner = "irsa cluster " + l.Role.OtherCluster + "'s: checked, never changed"
+		case !l.Role.OwnedByIrsa:
 			owner = "not irsa's: irsa manages only its trust statements"
 		}
 		fmt.Fprintf(w, "%s (%s)\n", l.ServiceAccount, strings.Join(l.Sources, ", "))

@@ -512,3 +512,53 @@ func TestBindingsCommand(t *testing.T) {
 		t.Errorf("irsa bindings made mutating calls %v", n)
 	}
 }
+
+// One role, several clusters, as two irsa users run it: cluster A's binding trusts cluster B's provider; cluster B binds
+// A's role by its ARN, which irsa only checks (its trust must admit B's tokens of the ServiceAccount) and never
+// changes, and annotates B's ServiceAccount. Before A trusts B, B's bind is refused with the way out.
+func TestOneRoleTwoClusters(t *testing.T) {
+	a, b := newEnv(t), newEnv(t)
+	c := clients(t)
+	ctx := context.Background()
+	a.mustRun("apply")
+	b.mustRun("apply")
+	kube := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: b.issuer})
+	clusterB := []string{"--kubeconfig", kube.Kubeconfig, "--cluster-type", "external"}
+	account, _ := c.AccountID(ctx)
+	providerB := fmt.Sprintf("arn:aws:iam::%s:oidc-provider/%s", account, documents.HostPath(b.issuer))
+
+	a.mustRun("bind", "team/app", "--policy-arn", readOnly)
+	roleA := fmt.Sprintf("arn:aws:iam::%s:role/irsa/%s/%s", account, a.cluster, config.RoleNameFor(a.cluster, "team", "app"))
+	code, _, errOut := b.run(append([]string{"bind", "team/app", "--role-arn", roleA}, clusterB...)...)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("in cluster %q, add %s to the binding's trustProviders", a.cluster, providerB)) {
+		t.Errorf("B binds A's role before A trusts B: exit %d\n%s", code, errOut)
+	}
+	if m := b.last.AWS.Calls.Mutating(); len(m) != 0 {
+		t.Errorf("refused bind made mutating calls %v", m)
+	}
+
+	a.mustRun("bind", "team/app", "--policy-arn", readOnly, "--trust-provider", b.issuer)
+	b.mustRun(append([]string{"bind", "team/app", "--role-arn", roleA}, clusterB...)...)
+	if m := b.last.AWS.Calls.Mutating(); len(m) != 0 {
+		t.Errorf("B's bind of A's role changed IAM: %v", m)
+	}
+	sa, err := kube.Client.CoreV1().ServiceAccounts("team").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil || sa.Annotations[config.RoleARNAnnotation] != roleA {
+		t.Fatalf("B's ServiceAccount: %v %v", sa, err)
+	}
+	a.mustRun("bind", "team/app", "--policy-arn", readOnly, "--trust-provider", b.issuer)
+	if m := a.last.AWS.Calls.Mutating(); len(m) != 0 {
+		t.Errorf("A's role drifted after B's bind: A's bind made %v", m)
+	}
+	out := b.mustRun(append([]string{"bindings"}, clusterB...)...)
+	if !strings.Contains(out, "team/app (cluster)") || !strings.Contains(out, "role:      "+roleA+" (irsa cluster "+a.cluster+"'s: checked, never changed)") || !strings.Contains(out, "1 binding(s), all agree") {
+		t.Errorf("B's irsa bindings:\n%s", out)
+	}
+	b.mustRun(append([]string{"unbind", "team/app", "--role-arn", roleA, "--yes"}, clusterB...)...)
+	if m := b.last.AWS.Calls.Mutating(); len(m) != 0 {
+		t.Errorf("B's unbind of A's role changed IAM: %v", m)
+	}
+	if _, err := c.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(config.RoleNameFor(a.cluster, "team", "app"))}); err != nil {
+		t.Errorf("B's unbind removed A's role: %v", err)
+	}
+}

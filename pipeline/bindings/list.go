@@ -17,7 +17,6 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
-	"github.com/irsa-anywhere/irsa/pipeline/trust"
 )
 
 // Sources of a listed binding.
@@ -52,7 +51,10 @@ type Role struct {
 	ARN string `json:"arn"`
 	// OwnedByIrsa is false for a role bound with roleARN, of which irsa manages only its trust statements.
 	OwnedByIrsa bool `json:"ownedByIrsa"`
-	Exists      bool `json:"exists"`
+	// OtherCluster names the irsa cluster whose role this is, when it is another cluster's (one role, several
+	// clusters): irsa only checks it.
+	OtherCluster string `json:"otherCluster,omitempty"`
+	Exists       bool   `json:"exists"`
 	// Policies are the managed policies attached to the role.
 	Policies []string `json:"policies"`
 	// InlinePolicies are the names of its inline policies.
@@ -172,6 +174,10 @@ func describe(ctx context.Context, m *roles.Manager, b config.Binding, configure
 		return l, err
 	}
 	l.Role = Role{ARN: arn, OwnedByIrsa: b.RoleARN == "", Policies: []string{}, InlinePolicies: []string{}}
+	if roles.OtherClusterRole(arn, m.ClusterName) {
+		path, _ := config.SplitRoleARN(arn)
+		l.Role.OtherCluster = strings.Trim(strings.TrimPrefix(path, config.IrsaRolePathPrefix), "/")
+	}
 	l.Checks.ServiceAccount = serviceAccountCheck(ctx, client, b, arn)
 	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &b.RoleName})
 	switch {
@@ -222,18 +228,9 @@ func describe(ctx context.Context, m *roles.Manager, b config.Binding, configure
 		audience = m.Audience
 	}
 	for i, p := range providers {
-		d, err := trust.EvaluateTrustPolicy(doc, trust.Request{Principal: p.ARN, Action: trust.ActionAssumeRoleWithWebIdentity, Context: map[string][]string{
-			p.HostPath + ":sub": {roles.Subject(b.Namespace, b.ServiceAccount)}, p.HostPath + ":aud": {audience},
-		}})
-		if err == nil && d.Allowed {
+		if ok, reason := roles.Admits(doc, p, b.Namespace, b.ServiceAccount, audience); ok {
 			l.TrustedProviders = append(l.TrustedProviders, p.ARN)
-			continue
-		}
-		reason := "the trust policy cannot be read"
-		if err == nil {
-			reason = d.Reason
-		}
-		if i == 0 {
+		} else if i == 0 {
 			l.Checks.Trust = fmt.Sprintf("does not admit %s's tokens from this cluster's provider: %s", l.ServiceAccount, reason)
 		} else if l.Checks.Trust == CheckOK {
 			l.Checks.Trust = fmt.Sprintf("does not admit %s's tokens from %s: %s", l.ServiceAccount, p.ARN, reason)

@@ -121,12 +121,12 @@ func SplitRoleARN(roleARN string) (path, name string) {
 	return "/" + rest[:i+1], rest[i+1:]
 }
 
-// IrsaRolePathPrefix is the start of the IAM path of every role irsa makes (roles.Path).
+// IrsaRolePathPrefix is the start of the IAM path of every role irsa makes (roles.Path): /irsa/CLUSTER/.
 const IrsaRolePathPrefix = "/irsa/"
 
 // ValidateRoleARN checks the ARN of an existing role to bind: arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME with IAM's
-// name and path rules. A role under /irsa/ is one irsa makes and manages whole; it cannot also be bound as someone
-// else's role.
+// name and path rules. (That it is not one of this cluster's own roles is checked with the target, which knows the
+// cluster.)
 func ValidateRoleARN(roleARN string) error {
 	a, err := arn.Parse(roleARN)
 	path, name := SplitRoleARN(roleARN)
@@ -136,9 +136,6 @@ func ValidateRoleARN(roleARN string) error {
 	}
 	if err := ValidateRoleName(name); err != nil {
 		return fmt.Errorf("role ARN %q: %w", roleARN, err)
-	}
-	if strings.HasPrefix(path, IrsaRolePathPrefix) {
-		return fmt.Errorf("role ARN %q: roles under %s are the ones irsa makes and manages whole; bind with --role-name instead", roleARN, IrsaRolePathPrefix)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -12,11 +13,46 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
+	"github.com/irsa-anywhere/irsa/pipeline/trust"
 )
 
 // A binding with a RoleARN binds a role irsa does not own (eksctl's --attach-role-arn). irsa adds its own trust
 // statements to it, one per provider, each named by a Sid that starts with BindingSid, and unbind removes exactly
 // those; the role itself, its other statements, its policies, boundary and tags are never changed or deleted.
+
+// A role under another irsa cluster's IAM path (/irsa/OTHER/) is managed whole by that cluster, whose binding lists
+// this cluster's provider in its trustProviders (one role, several clusters). Bound here with its ARN, it is only
+// checked, never changed: its trust policy must already admit the ServiceAccount through this cluster's provider, and
+// irsa sets the annotation.
+
+// OtherClusterRole says whether roleARN is a role irsa made for a cluster other than cluster.
+func OtherClusterRole(roleARN, cluster string) bool {
+	path, _ := config.SplitRoleARN(roleARN)
+	return strings.HasPrefix(path, config.IrsaRolePathPrefix) && path != Path(cluster)
+}
+
+// Admits evaluates doc, a trust policy, the way STS does (pipeline/trust) for a token of NAMESPACE/NAME with audience
+// through provider p; reason says why not.
+func Admits(doc string, p Provider, namespace, serviceAccount, audience string) (bool, string) {
+	d, err := trust.EvaluateTrustPolicy(doc, trust.Request{Principal: p.ARN, Action: trust.ActionAssumeRoleWithWebIdentity, Context: map[string][]string{
+		p.HostPath + ":sub": {Subject(namespace, serviceAccount)}, p.HostPath + ":aud": {audience},
+	}})
+	if err != nil {
+		return false, err.Error()
+	}
+	return d.Allowed, d.Reason
+}
+
+// CheckOtherClusterRole returns an error naming the way out when doc, the trust policy of another irsa cluster's role,
+// does not admit the ServiceAccount's tokens through own, this cluster's provider.
+func CheckOtherClusterRole(roleARN, doc string, own Provider, namespace, serviceAccount, audience string) error {
+	if ok, reason := Admits(doc, own, namespace, serviceAccount, audience); !ok {
+		path, _ := config.SplitRoleARN(roleARN)
+		other := strings.TrimSuffix(strings.TrimPrefix(path, config.IrsaRolePathPrefix), "/")
+		return fmt.Errorf("role %s is irsa cluster %q's, and its trust policy does not admit %s's tokens from this cluster's provider (%s): in cluster %q, add %s to the binding's trustProviders and run irsa apply there", roleARN, other, Subject(namespace, serviceAccount), reason, other, own.ARN)
+	}
+	return nil
+}
 
 // ErrNoSuchRole is wrapped by errors about a --role-arn role that does not exist.
 var ErrNoSuchRole = errors.New("IAM role does not exist")
@@ -64,6 +100,16 @@ func (m *Manager) diffExisting(ctx context.Context, b config.Binding) (*rolePlan
 	if err != nil {
 		return nil, err
 	}
+	if OtherClusterRole(b.RoleARN, m.ClusterName) {
+		providers, err := m.Providers(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckOtherClusterRole(b.RoleARN, current, providers[0], b.Namespace, b.ServiceAccount, m.audience(b)); err != nil {
+			return nil, err
+		}
+		return &rolePlan{exists: true, trust: current}, nil
+	}
 	merged, changed, err := m.WantedTrust(ctx, b, current)
 	if err != nil {
 		return nil, err
@@ -84,6 +130,9 @@ func (m *Manager) diffExisting(ctx context.Context, b config.Binding) (*rolePlan
 // removeExisting takes irsa's statements for b off the existing role b binds; a missing role or statement is already
 // removed. It refuses to leave the role with no statement at all, which IAM would reject.
 func (m *Manager) removeExisting(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	if OtherClusterRole(b.RoleARN, m.ClusterName) {
+		return nil, nil // that cluster's; irsa added nothing to it
+	}
 	role := b.RoleName
 	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &role})
 	if awsclient.IsNotFound(err) {

@@ -113,6 +113,9 @@ func checkBoundary(ctx context.Context, t *Target, a AWS, policyARN string) erro
 // merged in, the document apply would write.
 func existingTrust(ctx context.Context, t *Target, a AWS, b config.Binding, audience string) (string, error) {
 	parsed, _ := arn.Parse(b.RoleARN)
+	if path, _ := config.SplitRoleARN(b.RoleARN); path == roles.Path(t.ClusterName) {
+		return "", fmt.Errorf("role ARN %q is one of the roles irsa makes for this cluster: bind with --role-name instead", b.RoleARN)
+	}
 	if parsed.AccountID != t.AccountID || parsed.Partition != t.Partition {
 		return "", fmt.Errorf("role ARN %q is not in account %s (partition %s), the account of these credentials: irsa can bind only a role it can update", b.RoleARN, t.AccountID, t.Partition)
 	}
@@ -126,6 +129,12 @@ func existingTrust(ctx context.Context, t *Target, a AWS, b config.Binding, audi
 		return "", fmt.Errorf("role ARN %q: the role %q is %s: fix the path in the ARN", b.RoleARN, b.RoleName, gotARN)
 	}
 	providers := []roles.Provider{{ARN: t.ProviderARN, HostPath: t.Issuer.HostPath}}
+	if roles.OtherClusterRole(b.RoleARN, t.ClusterName) {
+		if len(b.TrustProviders) > 0 {
+			return "", fmt.Errorf("role ARN %q is another irsa cluster's role, which that cluster manages: list the providers in its binding there, not here", b.RoleARN)
+		}
+		return doc, roles.CheckOtherClusterRole(b.RoleARN, doc, providers[0], b.Namespace, b.ServiceAccount, audience)
+	}
 	for _, p := range b.TrustProviders {
 		rp, err := roles.ProviderFor(t.Partition, t.AccountID, p)
 		if err != nil {
