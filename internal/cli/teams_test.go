@@ -158,6 +158,15 @@ func createProvider(t *testing.T, c *awsclient.Clients, issuerURL string) string
 // with value and forwards every other request to moto.
 func quotaProxy(t *testing.T, value int) string {
 	t.Helper()
+	return quotaProxyAnswering(t, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		fmt.Fprintf(w, `{"Quota":{"ServiceCode":"iam","QuotaCode":%q,"QuotaName":"Role trust policy length","Value":%d,"Adjustable":true}}`, roles.TrustPolicyLengthQuotaCode, value)
+	})
+}
+
+// quotaProxyAnswering is quotaProxy with GetServiceQuota answered by answer.
+func quotaProxyAnswering(t *testing.T, answer func(http.ResponseWriter)) string {
+	t.Helper()
 	target, _ := url.Parse(moto.URL)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: moto.CAPool}}
@@ -168,8 +177,7 @@ func quotaProxy(t *testing.T, value int) string {
 				http.Error(w, "unexpected quota", http.StatusBadRequest)
 				return
 			}
-			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-			fmt.Fprintf(w, `{"Quota":{"ServiceCode":"iam","QuotaCode":%q,"QuotaName":"Role trust policy length","Value":%d,"Adjustable":true}}`, roles.TrustPolicyLengthQuotaCode, value)
+			answer(w)
 			return
 		}
 		rp.ServeHTTP(w, r)
@@ -270,6 +278,16 @@ func TestTrustPolicyLengthLimit(t *testing.T) {
 		t.Errorf("refused bind created the role (err %v)", err)
 	}
 
+	// Credentials without servicequotas:GetServiceQuota: IAM's default, and the error says it was assumed.
+	e.endpoint = quotaProxyAnswering(t, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"__type":"AccessDeniedException","message":"not authorized to perform servicequotas:GetServiceQuota"}`)
+	})
+	if code, _, errOut := e.run(bindArgs(over, issuer(2, n-1))...); code != 1 || !strings.Contains(errOut, "over this account's limit of 2048") ||
+		!strings.Contains(errOut, "IAM's default, assumed because Service Quotas did not answer") || !strings.Contains(errOut, "AccessDeniedException") {
+		t.Errorf("bind at 2049 characters without Service Quotas: exit %d\n%s", code, errOut)
+	}
 	// An account whose quota was raised to 3,072 takes the 2,049-character policy, not one of 7 clusters (~3,500).
 	var more []string
 	for i := 3; i < 10; i++ {

@@ -124,7 +124,7 @@ func existingTrust(ctx context.Context, t *Target, a AWS, b config.Binding, audi
 	case err != nil:
 		return "", fmt.Errorf("read IAM role %q: %w", b.RoleName, err)
 	case !found:
-		return "", fmt.Errorf("role ARN %q: no such role (iam:GetRole answered NoSuchEntity): create it first, or leave out the role ARN and irsa makes one", b.RoleARN)
+		return "", fmt.Errorf("role ARN %q: no such role (iam:GetRole answered NoSuchEntity): create it first, or leave out the role ARN and irsa makes one (to unbind after the role was deleted, leave out --role-arn: only the annotations are left to remove)", b.RoleARN)
 	case gotARN != b.RoleARN:
 		return "", fmt.Errorf("role ARN %q: the role %q is %s: fix the path in the ARN", b.RoleARN, b.RoleName, gotARN)
 	}
