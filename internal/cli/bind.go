@@ -12,6 +12,7 @@ import (
 )
 
 type bindOptions struct {
+	roleOptions
 	lockWait        time.Duration
 	policyARNs      []string
 	inlinePolicy    string
@@ -37,6 +38,9 @@ func (o *bindOptions) binding(ref string) (config.Binding, error) {
 		b.STSRegionalEndpoints = &v
 	default:
 		return b, fmt.Errorf("--sts-regional-endpoints %q: must be true or false", o.stsRegional)
+	}
+	if err := o.roleOptions.apply(&b); err != nil {
+		return b, err
 	}
 	if o.inlinePolicy != "" {
 		data, err := os.ReadFile(o.inlinePolicy)
@@ -66,13 +70,14 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 			if err := checkLockTimeout(o.lockWait); err != nil {
 				return err
 			}
-			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
-				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", args[0])
+			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.RoleARN == "" {
+				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy (or --role-arn to bind an existing role)", args[0])
 			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
+			inFile := g.fileBinding(cfg, b)
 			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
 			if err != nil {
 				return err
@@ -92,17 +97,19 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 				return err
 			}
 			if g.structured() {
-				return g.write(map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)})
+				return g.write(inFile.result(map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)}))
 			}
 			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
 			if env.Cluster == nil {
 				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
 			}
+			inFile.note(g.stdout)
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.policyARNs, "policy-arn", nil, "managed policy to attach (repeatable)")
+	o.roleOptions.add(cmd)
 	cmd.Flags().StringVar(&o.inlinePolicy, "inline-policy", "", "JSON policy document FILE to put on the role as an inline policy")
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name (default irsa-CLUSTER-NAMESPACE-SERVICEACCOUNT)")
 	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
@@ -174,6 +181,7 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
+	cmd.Flags().StringVar(&o.roleARN, "role-arn", "", "the existing role bind was given: irsa removes only its own trust statements from it")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
 	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)

@@ -116,6 +116,17 @@ type Binding struct {
 	// CreateServiceAccount lets irsa create the ServiceAccount (and its namespace) when it is missing; otherwise a
 	// missing one is an error, so a typo never makes a new ServiceAccount (eksctl and local-irsa ask the same way).
 	CreateServiceAccount bool `json:"createServiceAccount,omitempty"`
+
+	// TrustProviders are other clusters' IAM OIDC providers the role trusts too, each a provider ARN or an issuer
+	// URL: the trust policy gets one statement per provider, this cluster's first (one role, several clusters).
+	TrustProviders []string `json:"trustProviders,omitempty"`
+	// PermissionsBoundary is a managed policy ARN set as the role's permissions boundary.
+	PermissionsBoundary string `json:"permissionsBoundary,omitempty"`
+	// Tags are tags of the role besides irsa's ownership tags.
+	Tags map[string]string `json:"tags,omitempty"`
+	// RoleARN binds an existing role that irsa does not own: irsa adds (and unbind removes) only its own trust
+	// statements, identified by their Sid, and never changes or deletes anything else on it.
+	RoleARN string `json:"roleARN,omitempty"`
 }
 
 // Load reads an irsa.yaml file. Unknown fields are errors naming the field and its line, so a typo does not silently
@@ -185,6 +196,9 @@ func (c *Config) Defaults() {
 		c.Verify.Image = DefaultVerifyImage
 	}
 	for i := range c.Bindings {
+		if c.Bindings[i].RoleName == "" && c.Bindings[i].RoleARN != "" {
+			_, c.Bindings[i].RoleName = SplitRoleARN(c.Bindings[i].RoleARN)
+		}
 		if c.Bindings[i].RoleName == "" {
 			c.Bindings[i].RoleName = RoleNameFor(c.ClusterName, c.Bindings[i].Namespace, c.Bindings[i].ServiceAccount)
 		}
@@ -287,6 +301,9 @@ func (b Binding) Validate() error {
 		if err != nil || d < 10*time.Minute || d > 48*time.Hour {
 			return fmt.Errorf("binding %q: token expiration %q: must be a duration from 10m to 48h (the kubelet's and the webhook's bounds)", ref, b.TokenExpiration)
 		}
+	}
+	if err := b.validateRoleOptions(); err != nil {
+		return fmt.Errorf("binding %q: %s", ref, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
 }

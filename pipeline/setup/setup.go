@@ -308,7 +308,7 @@ func (e *Env) TeardownSummary(only []string) []string {
 		out = append(out, "the verify Job, its ServiceAccount and role, if left behind")
 	}
 	if in(stage.Bindings) {
-		out = append(out, fmt.Sprintf("every IAM role under path %s, and the annotations irsa set on their ServiceAccounts", roles.Path(t.ClusterName)))
+		out = append(out, fmt.Sprintf("every IAM role under path %s, irsa's trust statements on roles bound with a role ARN, and the annotations irsa set on their ServiceAccounts", roles.Path(t.ClusterName)))
 	}
 	if in(stage.APIServer) && e.Cluster != nil {
 		out = append(out, "irsa's issuer from kube-apiserver, which gets its original issuer back (each control-plane apiserver restarts)")
