@@ -17,7 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -41,10 +44,15 @@ type Options struct {
 
 // Clients are the AWS API clients irsa uses.
 type Clients struct {
-	S3     *s3.Client
-	IAM    *iam.Client
-	STS    *sts.Client
-	Config aws.Config
+	S3  *s3.Client
+	IAM *iam.Client
+	STS *sts.Client
+	// CloudFront, ACM and Route53 serve the cloudfront issuer hosting. ACM is in us-east-1 whatever the region:
+	// CloudFront takes certificates from there only.
+	CloudFront *cloudfront.Client
+	ACM        *acm.Client
+	Route53    *route53.Client
+	Config     aws.Config
 	// Calls counts every call made through these clients.
 	Calls *CallCounter
 
@@ -90,12 +98,19 @@ func New(ctx context.Context, o Options) (*Clients, error) {
 		S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
 			so.UsePathStyle = o.EndpointURL != ""
 		}),
-		IAM:    iam.NewFromConfig(cfg),
-		STS:    sts.NewFromConfig(cfg),
-		Config: cfg,
-		Calls:  counter,
+		IAM:        iam.NewFromConfig(cfg),
+		STS:        sts.NewFromConfig(cfg),
+		CloudFront: cloudfront.NewFromConfig(cfg),
+		ACM:        acm.NewFromConfig(cfg, func(o *acm.Options) { o.Region = CloudFrontCertificateRegion }),
+		Route53:    route53.NewFromConfig(cfg),
+		Config:     cfg,
+		Calls:      counter,
 	}, nil
 }
+
+// CloudFrontCertificateRegion is where CloudFront takes ACM certificates from (CloudFront developer guide,
+// "Requirements for using SSL/TLS certificates with CloudFront").
+const CloudFrontCertificateRegion = "us-east-1"
 
 // DefaultRegion is the region the SDK finds as the AWS CLI does when none is configured: $AWS_REGION,
 // $AWS_DEFAULT_REGION, then the profile's region in the shared configuration. Empty when there is none.
@@ -161,7 +176,8 @@ func ErrorCode(err error) string {
 func IsNotFound(err error) bool {
 	switch ErrorCode(err) {
 	case "NoSuchEntity", "NoSuchBucket", "NoSuchKey", "NotFound", "NoSuchBucketPolicy", "NoSuchPublicAccessBlockConfiguration",
-		"NoSuchTagSet", "NoSuchTagSetError":
+		"NoSuchTagSet", "NoSuchTagSetError", "NoSuchDistribution", "NoSuchOriginAccessControl", "ResourceNotFoundException",
+		"NoSuchHostedZone":
 		return true
 	}
 	var re *awshttp.ResponseError

@@ -26,8 +26,11 @@ type Config struct {
 	Region      string `json:"region"`
 	// Bucket holds the issuer's documents.
 	Bucket string `json:"bucket"`
-	// IssuerURL is the service account issuer. Empty means the bucket's virtual-hosted HTTPS URL.
+	// IssuerURL is the service account issuer. Empty means the bucket's virtual-hosted HTTPS URL (s3-public
+	// hosting) or the CloudFront distribution's (cloudfront hosting).
 	IssuerURL string `json:"issuerURL,omitempty"`
+	// Issuer says how the documents are served: a public bucket, or a private one behind CloudFront.
+	Issuer IssuerConfig `json:"issuer,omitempty"`
 	// Audience is the token audience and the IAM provider's client ID. Empty means DefaultAudience.
 	Audience string `json:"audience,omitempty"`
 	// Thumbprints are the provider's certificate thumbprints. Empty means taken from the issuer host's TLS chain.
@@ -126,10 +129,11 @@ func (c *Config) Defaults() {
 	if c.Audience == "" {
 		c.Audience = DefaultAudience
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.AWSEndpointURL == "" {
+	c.defaultIssuer() // with cloudfront hosting the issuer is the distribution's, not the bucket's
+	if !c.CloudFront() && c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.AWSEndpointURL == "" {
 		c.IssuerURL = BucketIssuerURL(c.Bucket, c.Region)
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.AWSEndpointURL != "" {
+	if !c.CloudFront() && c.IssuerURL == "" && c.Bucket != "" && c.AWSEndpointURL != "" {
 		c.IssuerURL = strings.TrimSuffix(c.AWSEndpointURL, "/") + "/" + c.Bucket
 	}
 	if c.SigningKey == "" {
@@ -177,7 +181,10 @@ func (c *Config) Validate() error {
 	if c.AWSEndpointURL != "" {
 		add(ValidateEndpointURL(c.AWSEndpointURL))
 	}
-	add(ValidateIssuerURL(c.IssuerURL))
+	if c.IssuerURL != "" || !c.CloudFront() { // a cloudfront issuer without a domain is known once its distribution exists
+		add(ValidateIssuerURL(c.IssuerURL))
+	}
+	errs = append(errs, c.validateIssuer()...)
 	add(ValidateAudience(c.Audience))
 	add(ValidateThumbprints(c.Thumbprints))
 	if c.Webhook.Replicas < 0 {
