@@ -20,7 +20,10 @@ import (
 	"github.com/irsa-anywhere/irsa/internal/faultproxy"
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/doctor"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer/cloudfront"
+	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
+	"github.com/irsa-anywhere/irsa/pipeline/trust"
 )
 
 // startEdge serves the strict CloudFront stand-in in front of moto until the test ends.
@@ -180,6 +183,29 @@ func TestCloudFrontApplyPlanTeardown(t *testing.T) {
 		t.Errorf("another key through the edge: %d, want 403 (the policy grants the two documents only)", code)
 	}
 
+	// doctor's lines for this mode pass, reading the documents through the edge as STS would through CloudFront.
+	rep := doctor.Run(ctx, doctor.Inputs{
+		IssuerURL: issuerURL, Audience: config.DefaultAudience, Bucket: e.bucket, Region: "eu-west-1",
+		ProviderARN: "arn:aws:iam::123456789012:oidc-provider/" + aws.ToString(d.DomainName), S3: c.S3, IAM: c.IAM,
+		Verifier:   trust.New(trust.Options{HTTPClient: edge.Client(), IAMTrustedRoots: edge.Pool()}),
+		CloudFront: &cloudfront.Host{S3: c.S3, CloudFront: c.CloudFront, Bucket: e.bucket, Region: "eu-west-1", ClusterName: e.cluster},
+		HTTPClient: edge.Client(),
+	})
+	for _, name := range []string{"published documents", "bucket not public", "origin access control", "distribution serves the documents", "IAM provider", "provider URL", "thumbprint"} {
+		found := false
+		for _, ch := range rep.Checks {
+			if ch.Name == name {
+				found = true
+				if !ch.OK {
+					t.Errorf("doctor line %q failed: %s (%s)", name, ch.Message, ch.Fix)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("doctor has no line %q: %+v", name, rep.Checks)
+		}
+	}
+
 	// The provider trusts the distribution's URL with no thumbprint invented.
 	prov, err := c.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String("arn:aws:iam::123456789012:oidc-provider/" + aws.ToString(d.DomainName))})
 	if err != nil {
@@ -187,6 +213,30 @@ func TestCloudFrontApplyPlanTeardown(t *testing.T) {
 	}
 	if len(prov.ThumbprintList) != 0 {
 		t.Errorf("provider thumbprints %v, want none (CloudFront's certificate chains to a public CA)", prov.ThumbprintList)
+	}
+
+	// A bucket that was public (s3-public hosting's statement, as after switching modes) fails doctor's line, and
+	// apply takes the public statement out.
+	public, err := s3public.MergePolicy(aws.ToString(pol.Policy), s3public.BucketPolicy("aws", e.bucket, config.DiscoveryKey, config.JWKSKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &e.bucket, Policy: &public}); err != nil {
+		t.Fatal(err)
+	}
+	rep = doctor.Run(ctx, doctor.Inputs{IssuerURL: issuerURL, Bucket: e.bucket, IAM: c.IAM, S3: c.S3, Verifier: trust.New(trust.Options{HTTPClient: edge.Client()}),
+		CloudFront: &cloudfront.Host{S3: c.S3, CloudFront: c.CloudFront, Bucket: e.bucket, Region: "eu-west-1", ClusterName: e.cluster}, HTTPClient: edge.Client()})
+	for _, ch := range rep.Checks {
+		if ch.Name == "bucket not public" && (ch.OK || !strings.Contains(ch.Message, s3public.PolicySid)) {
+			t.Errorf("doctor with a public statement: %+v", ch)
+		}
+	}
+	out = e.mustRun("apply", "--issuer-hosting", "cloudfront")
+	if !strings.Contains(out, "~ s3-bucket-policy "+e.bucket) {
+		t.Errorf("apply did not take the public statement out:\n%s", out)
+	}
+	if got, _ := c.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &e.bucket}); strings.Contains(aws.ToString(got.Policy), s3public.PolicySid) {
+		t.Errorf("public statement left: %s", aws.ToString(got.Policy))
 	}
 
 	out = e.mustRun("apply", "--issuer-hosting", "cloudfront")
