@@ -2,6 +2,8 @@ package cloudfront
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,6 +56,12 @@ func parseOwnership(v string) (cluster, distribution string) {
 		}
 	}
 	return cluster, distribution
+}
+
+// idempotencyToken is ACM's RequestCertificate token for cluster and domain: \w{1,32}.
+func idempotencyToken(cluster, domain string) string {
+	sum := sha256.Sum256([]byte(cluster + "/" + domain))
+	return "irsa" + hex.EncodeToString(sum[:])[:28]
 }
 
 func fqdn(name string) string { return strings.TrimSuffix(name, ".") + "." }
@@ -111,7 +119,7 @@ func (h *Host) certificate(ctx context.Context, create bool) (string, []stage.Ch
 		}
 		out, err := h.ACM.RequestCertificate(ctx, &acm.RequestCertificateInput{
 			DomainName: aws.String(h.Domain), ValidationMethod: acmtypes.ValidationMethodDns,
-			IdempotencyToken: aws.String(strings.ReplaceAll(h.ClusterName, "-", "")), // retries within an hour get the same certificate
+			IdempotencyToken: aws.String(idempotencyToken(h.ClusterName, h.Domain)), // retries within an hour get the same certificate
 			Tags: []acmtypes.Tag{
 				{Key: aws.String(config.OwnerTagKey), Value: aws.String(h.ClusterName)},
 				{Key: aws.String(config.ManagedByTagKey), Value: aws.String(config.ManagedByValue)},
