@@ -306,3 +306,30 @@ func TestCloudFrontPlanBeforeApply(t *testing.T) {
 		t.Errorf("plan made mutating calls: %v", m)
 	}
 }
+
+// Switching a cluster from s3-public to cloudfront changes the issuer URL: plan says the bucket stops serving the
+// old issuer and that the old provider stays; apply makes the bucket private and keeps the old provider.
+func TestCloudFrontMigrationFromS3Public(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.mustRun("apply")
+	oldProvider := "arn:aws:iam::123456789012:oidc-provider/" + strings.TrimPrefix(e.issuer, "https://")
+	code, out, errOut := e.run("plan", "--issuer-hosting", "cloudfront")
+	if code != 2 || !strings.Contains(out, "migration from s3-public") || !strings.Contains(out, oldProvider) || !strings.Contains(out, "stays until you delete it") {
+		t.Errorf("plan of the switch (exit %d) does not explain the migration:\n%s%s", code, out, errOut)
+	}
+	out = e.mustRun("apply", "--issuer-hosting", "cloudfront")
+	c := clients(t)
+	pol, err := c.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &e.bucket})
+	if err != nil || strings.Contains(aws.ToString(pol.Policy), s3public.PolicySid) {
+		t.Errorf("public statement left after the switch (%v): %s\n%s", err, aws.ToString(pol.Policy), out)
+	}
+	if _, err := c.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &oldProvider}); err != nil {
+		t.Errorf("the s3-public issuer's provider %s was removed by the switch: %v", oldProvider, err)
+	}
+	e.mustRun("teardown", "--yes", "--aws-only", "--issuer-hosting", "cloudfront")
+	e.mustRun("teardown", "--yes", "--aws-only", "--only", "provider") // the old provider, pruned with the old settings
+	if _, err := c.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &oldProvider}); !awsclient.IsNotFound(err) {
+		t.Errorf("old provider not pruned: %v", err)
+	}
+}

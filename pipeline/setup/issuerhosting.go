@@ -3,6 +3,7 @@ package setup
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
@@ -31,7 +32,16 @@ func (e *Env) CloudFrontHost() *cloudfront.Host {
 		Bucket: t.Issuer.Bucket, Region: t.Region, Partition: t.Partition, AccountID: t.AccountID, ClusterName: t.ClusterName,
 		DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey, Domain: t.Issuer.Domain, HostedZoneID: t.Config.Issuer.HostedZoneID,
 		Force: e.ForceTeardown, DeployTimeout: e.DeployTimeout, PollInterval: e.DeployPoll, Log: e.Log,
+		S3PublicIssuerURL: s3PublicIssuerURL(t.Config),
 	}
+}
+
+// s3PublicIssuerURL is the issuer s3-public hosting gives the bucket (config.Defaults' rule).
+func s3PublicIssuerURL(c *config.Config) string {
+	if c.AWSEndpointURL != "" {
+		return strings.TrimSuffix(c.AWSEndpointURL, "/") + "/" + c.Bucket
+	}
+	return config.BucketIssuerURL(c.Bucket, c.Region)
 }
 
 // locateIssuer completes a target whose issuer URL depends on its host (cloudfront hosting without a domain): it

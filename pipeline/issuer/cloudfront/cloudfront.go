@@ -34,6 +34,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
+	"github.com/irsa-anywhere/irsa/pipeline/provider"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
@@ -54,6 +55,9 @@ type Host struct {
 	Domain, HostedZoneID string
 	// Force makes Remove delete objects irsa did not write too, and with them the bucket.
 	Force bool
+	// S3PublicIssuerURL is the issuer the bucket served with s3-public hosting: a bucket that still holds that
+	// mode's public statement is being migrated, and plan and apply say what that means (migrationNotes).
+	S3PublicIssuerURL string
 	// DeployTimeout bounds the wait for the distribution to deploy (and, when it is deleted, to be disabled);
 	// default 40 minutes (a new distribution deploys in minutes, sometimes longer). PollInterval is the time between
 	// two looks; default 20 s.
@@ -523,10 +527,38 @@ func (h *Host) distARN() string {
 	return h.found.arn
 }
 
+// migrationNotes explains, on the bucket policy change, a bucket that still holds s3-public hosting's statement,
+// and lists the s3-public issuer's IAM provider as kept: switching to cloudfront changes the issuer URL.
+func (h *Host) migrationNotes(ctx context.Context, changes []stage.Change) ([]stage.Change, error) {
+	out, err := h.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &h.Bucket})
+	if awsclient.IsNotFound(err) || (err == nil && !strings.Contains(aws.ToString(out.Policy), `"`+s3public.PolicySid+`"`)) {
+		return changes, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read policy of bucket %q: %w", h.Bucket, err)
+	}
+	old := h.S3PublicIssuerURL
+	for i, c := range changes {
+		if c.Kind == "s3-bucket-policy" {
+			changes[i].Detail += fmt.Sprintf("; migration from s3-public: the public statement goes, so %s stops serving the documents to STS. "+
+				"The apiserver keeps accepting tokens it issued for %s, but STS refuses them from now on: restart the bound workloads once the apiserver issues for the new URL "+
+				"(or keep s3-public on this bucket and use a new --bucket for cloudfront)", old, old)
+		}
+	}
+	if old != "" {
+		changes = append(changes, stage.Change{Action: stage.Keep, Kind: "iam-oidc-provider", Name: provider.ARN(h.Partition, h.AccountID, old),
+			Detail: "the s3-public issuer's provider stays until you delete it (aws iam delete-open-id-connect-provider) once no token for " + old + " is in use"})
+	}
+	return changes, nil
+}
+
 // Plan implements issuer.Host (after Locate).
 func (h *Host) Plan(ctx context.Context, docs []issuer.Document) ([]stage.Change, error) {
 	changes, err := h.bucket(h.distARN()).Plan(ctx, docs)
 	if err != nil {
+		return nil, err
+	}
+	if changes, err = h.migrationNotes(ctx, changes); err != nil {
 		return nil, err
 	}
 	if h.Domain != "" {
@@ -545,9 +577,27 @@ func (h *Host) Publish(ctx context.Context, docs []issuer.Document) ([]stage.Cha
 	if h.found == nil {
 		return nil, fmt.Errorf("publish through CloudFront: no distribution (Locate makes it first)")
 	}
-	changes, err := h.bucket(h.found.arn).Publish(ctx, docs)
+	bucket := h.bucket(h.found.arn)
+	planned, err := bucket.Plan(ctx, docs)
+	if err != nil {
+		return nil, err
+	}
+	if planned, err = h.migrationNotes(ctx, planned); err != nil {
+		return nil, err
+	}
+	changes, err := bucket.Publish(ctx, docs)
 	if err != nil {
 		return changes, err
+	}
+	for _, p := range planned { // the notes go into the report of what apply did
+		for i, c := range changes {
+			if c.Kind == p.Kind && c.Name == p.Name {
+				changes[i].Detail = p.Detail
+			}
+		}
+		if p.Action == stage.Keep {
+			changes = append(changes, p)
+		}
 	}
 	if h.Domain != "" {
 		more, err := h.records(ctx, true)
