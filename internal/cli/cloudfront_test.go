@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -331,5 +334,23 @@ func TestCloudFrontMigrationFromS3Public(t *testing.T) {
 	e.mustRun("teardown", "--yes", "--aws-only", "--only", "provider") // the old provider, pruned with the old settings
 	if _, err := c.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &oldProvider}); !awsclient.IsNotFound(err) {
 		t.Errorf("old provider not pruned: %v", err)
+	}
+}
+
+// kind-config with cloudfront hosting uses the domain's issuer, and without a domain says the URL is not known yet
+// instead of writing the bucket's.
+func TestKindConfigCloudFront(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "irsa.yaml")
+	base := "apiVersion: irsa.irsa-anywhere.io/v1alpha1\nkind: Config\nclusterName: demo\nregion: eu-west-1\nbucket: demo-oidc\nissuer:\n  hosting: cloudfront\n"
+	var out, errOut bytes.Buffer
+	os.WriteFile(cfg, []byte(base+"  domain: oidc.example.com\n"), 0o644)
+	if code := Main(context.Background(), []string{"kind-config", "-f", cfg}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "service-account-issuer: https://oidc.example.com") {
+		t.Errorf("kind-config with a domain: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	os.WriteFile(cfg, []byte(base), 0o644)
+	if code := Main(context.Background(), []string{"kind-config", "-f", cfg}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "known once it exists") {
+		t.Errorf("kind-config without a domain: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
