@@ -328,6 +328,10 @@ func (e *Env) TeardownSummary(only []string) []string {
 		if e.ForceTeardown {
 			what = "and everything in it (--force), if irsa owns it"
 		}
+		if t.Issuer.Hosting == config.HostingCloudFront {
+			out = append(out, "the CloudFront distribution (disabled first, then deleted once deployed) and origin access control irsa made for "+t.Issuer.Bucket+
+				"; with issuer.domain, its ACM certificate and the Route 53 records irsa's ownership TXT names")
+		}
 		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, %s", t.Issuer.Bucket, what))
 	}
 	return out
