@@ -17,6 +17,7 @@ type bindOptions struct {
 	audience        string
 	stsRegional     string
 	tokenExpiration string
+	createSA        bool
 }
 
 // binding parses the command line into a binding; its role name, when not given, is resolved with the target.
@@ -26,7 +27,7 @@ func (o *bindOptions) binding(ref string) (config.Binding, error) {
 		return config.Binding{}, err
 	}
 	b := config.Binding{Namespace: ns, ServiceAccount: sa, PolicyARNs: o.policyARNs, RoleName: o.roleName,
-		Audience: o.audience, TokenExpiration: o.tokenExpiration}
+		Audience: o.audience, TokenExpiration: o.tokenExpiration, CreateServiceAccount: o.createSA}
 	switch o.stsRegional {
 	case "":
 	case "true", "false":
@@ -51,8 +52,9 @@ func newBindCommand(g *globalOptions) *cobra.Command {
 		Use:   "bind NAMESPACE/SERVICEACCOUNT --policy-arn ARN [--policy-arn ARN...]",
 		Short: "Give a service account an IAM role",
 		Long: `bind creates (or updates) an IAM role whose trust policy admits only this service account's tokens with the
-audience, attaches the policies, and, when a cluster is configured, creates the service account if needed and annotates
-it with eks.amazonaws.com/role-arn.`,
+audience, attaches the policies, and, when a cluster is configured, annotates the service account with
+eks.amazonaws.com/role-arn. The service account must exist unless --create-service-account lets irsa create it (and
+its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new service account.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := o.binding(args[0])
@@ -68,6 +70,9 @@ it with eks.amazonaws.com/role-arn.`,
 			}
 			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
 			if err != nil {
+				return err
+			}
+			if err := env.CheckProvider(cmd.Context()); err != nil {
 				return err
 			}
 			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
@@ -93,6 +98,7 @@ it with eks.amazonaws.com/role-arn.`,
 	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
+	cmd.Flags().BoolVar(&o.createSA, "create-service-account", false, "create the service account (and its namespace) when it does not exist; without it a missing one is an error")
 	addTargetFlags(cmd, g)
 	return cmd
 }
@@ -118,9 +124,20 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
-			removes := []string{fmt.Sprintf("IAM role %s", tb.RoleARN)}
-			if env.Cluster != nil {
-				removes = append(removes, fmt.Sprintf("the annotations irsa set on ServiceAccount %s (pods started afterwards get no AWS credentials)", args[0]))
+			if err := env.BindingsStage().Roles.CheckOwned(cmd.Context(), tb.Binding); err != nil {
+				return err
+			}
+			removes, err := env.UnbindSummary(cmd.Context(), tb.Binding)
+			if err != nil {
+				return err
+			}
+			if len(removes) == 0 {
+				// Nothing to remove, so nothing to confirm: unbinding twice is not an error.
+				if g.structured() {
+					return g.write(map[string]any{"serviceAccount": args[0], "changes": []any{}})
+				}
+				fmt.Fprintf(g.stdout, "%s is not bound: no role %s and no annotation of irsa's, nothing to remove\n", args[0], tb.RoleName)
+				return nil
 			}
 			if err := g.confirm("unbind", removes, yes); err != nil {
 				return err

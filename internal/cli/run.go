@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"slices"
+
 	"github.com/spf13/cobra"
 
 	"github.com/irsa-anywhere/irsa/pipeline/runner"
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
 var runDocs = map[runner.Mode][2]string{
@@ -67,6 +70,12 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 	}
 	if err := env.CheckOnly(only); err != nil {
 		return nil, err
+	}
+	if mode == runner.Apply && (len(only) == 0 || slices.Contains(only, stage.Bindings)) {
+		// A binding's missing ServiceAccount fails here, before the first write, not halfway through the run.
+		if err := env.BindingsStage().Check(cmd.Context()); err != nil {
+			return nil, err
+		}
 	}
 	if mode == runner.Delete {
 		env.ForceTeardown = o.force

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -99,9 +100,13 @@ type Binding struct {
 	STSRegionalEndpoints *bool `json:"stsRegionalEndpoints,omitempty"`
 	// TokenExpiration sets eks.amazonaws.com/token-expiration, such as "1h" (at least 10m).
 	TokenExpiration string `json:"tokenExpiration,omitempty"`
+	// CreateServiceAccount lets irsa create the ServiceAccount (and its namespace) when it is missing; otherwise a
+	// missing one is an error, so a typo never makes a new ServiceAccount (eksctl and local-irsa ask the same way).
+	CreateServiceAccount bool `json:"createServiceAccount,omitempty"`
 }
 
-// Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default. An
+// Load reads an irsa.yaml file. Unknown fields are errors naming the field and its line, so a typo does not silently
+// fall back to a default; field names match exactly (fieldErrors says why). An
 // apiVersion other than APIVersion, or a kind other than Kind, is an error; a file with neither loads, and warnings
 // says it should declare them.
 func Load(path string) (c *Config, warnings []string, err error) {
@@ -110,8 +115,11 @@ func Load(path string) (c *Config, warnings []string, err error) {
 		return nil, nil, fmt.Errorf("read config %q: %w", path, err)
 	}
 	c = &Config{}
+	if errs := fieldErrors(data, reflect.TypeFor[Config]()); len(errs) > 0 {
+		return nil, nil, fmt.Errorf("config %q:\n  %s", path, strings.Join(errs, "\n  "))
+	}
 	if err := yaml.UnmarshalStrict(data, c); err != nil {
-		return nil, nil, fmt.Errorf("parse config %q: %w", path, err)
+		return nil, nil, fmt.Errorf("parse config %q: %s", path, yamlError(err))
 	}
 	switch {
 	case c.APIVersion == "" && c.Kind == "":
@@ -122,6 +130,19 @@ func Load(path string) (c *Config, warnings []string, err error) {
 		return nil, nil, fmt.Errorf("config %q: kind %q: must be %s", path, c.Kind, Kind)
 	}
 	return c, warnings, nil
+}
+
+// yamlError is err without the JSON vocabulary sigs.k8s.io/yaml's conversion adds ("error unmarshaling JSON: while
+// decoding JSON: json: cannot unmarshal string into Go struct field Config.bindings of type []config.Binding"): the
+// file is YAML, and the user wrote YAML.
+func yamlError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	msg = strings.ReplaceAll(msg, "Go struct field Config.", "field ")
+	msg = strings.ReplaceAll(msg, "Go value of type", "a field of type")
+	return msg
 }
 
 // Defaults fills in what was left empty.
@@ -158,6 +179,11 @@ func (c *Config) Defaults() {
 	}
 }
 
+// issuerFromEndpoint says whether the issuer URL is the one Defaults derives from the emulator endpoint.
+func (c *Config) issuerFromEndpoint() bool {
+	return c.AWSEndpointURL != "" && c.IssuerURL == strings.TrimSuffix(c.AWSEndpointURL, "/")+"/"+c.Bucket
+}
+
 // BucketIssuerURL is the virtual-hosted HTTPS URL of bucket in region.
 func BucketIssuerURL(bucket, region string) string {
 	if region == "us-east-1" {
@@ -182,7 +208,12 @@ func (c *Config) Validate() error {
 		add(ValidateEndpointURL(c.AWSEndpointURL))
 	}
 	if c.IssuerURL != "" || !c.CloudFront() { // a cloudfront issuer without a domain is known once its distribution exists
-		add(ValidateIssuerURL(c.IssuerURL))
+		if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
+			// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
+			errs = append(errs, fmt.Sprintf("%v: it is the default issuer for --aws-endpoint-url %s (awsEndpointURL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.AWSEndpointURL, c.Bucket))
+		} else {
+			add(err)
+		}
 	}
 	errs = append(errs, c.validateIssuer()...)
 	add(ValidateAudience(c.Audience))
