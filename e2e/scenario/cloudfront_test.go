@@ -100,7 +100,7 @@ func runCloudFrontScenario(t *testing.T) {
 	})
 
 	step("bind and run a workload", func(t *testing.T) {
-		mustIrsa(t, "irsa bind (cloudfront)", "bind", "default/s3-echoer", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+		mustIrsa(t, "irsa bind (cloudfront)", "bind", "default/s3-echoer", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", "--create-service-account")
 		roleARN := saRole(ctx, t, e, "s3-echoer")
 		start := time.Now()
 		pod, logs, ok := runProbeJob(ctx, t, e, "s3-echoer", "s3-echoer")
