@@ -230,7 +230,8 @@ func TestTrustPolicyLengthLimit(t *testing.T) {
 	createProvider(t, c, issuer(2, n))
 	createProvider(t, c, issuer(2, n-1))
 	bindArgs := func(sa, third string) []string {
-		args := []string{"bind", "team/" + sa, "--policy-arn", readOnly}
+		// The issuer given, not derived: behind the quota proxy the default issuer would be on the proxy's endpoint.
+		args := []string{"bind", "team/" + sa, "--policy-arn", readOnly, "--issuer-url", e.issuer}
 		for _, r := range append(refs, third) {
 			args = append(args, "--trust-provider", r)
 		}

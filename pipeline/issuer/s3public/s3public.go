@@ -331,13 +331,13 @@ func (s *Host) diffPublicAccessBlock(ctx context.Context) (*stage.Change, error)
 	return &stage.Change{Action: action, Kind: "s3-public-access-block", Name: s.Bucket, Detail: a.BlockDetail}, nil
 }
 
-// wantedPolicy is the bucket's policy with irsa's statement merged in (MergePolicy), and whether that differs from the
-// policy it has.
-func (s *Host) wantedPolicy(ctx context.Context) (policy string, differs bool, err error) {
+// wantedPolicy is the bucket's policy with irsa's statement merged in (MergePolicy), whether that differs from the
+// policy it has, and whether it has one.
+func (s *Host) wantedPolicy(ctx context.Context) (policy string, differs, had bool, err error) {
 	a := s.access()
 	out, err := s.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &s.Bucket})
 	if err != nil && !awsclient.IsNotFound(err) {
-		return "", false, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
+		return "", false, false, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
 	}
 	have := ""
 	if err == nil {
@@ -345,18 +345,18 @@ func (s *Host) wantedPolicy(ctx context.Context) (policy string, differs bool, e
 	}
 	merged, err := MergeStatement(have, a.Policy, a.Sid, a.Replaces...)
 	if err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
-	return merged, have == "" || !documents.SameJSON(have, merged), nil
+	return merged, have == "" || !documents.SameJSON(have, merged), have != "", nil
 }
 
 func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
-	policy, differs, err := s.wantedPolicy(ctx)
+	_, differs, had, err := s.wantedPolicy(ctx)
 	if err != nil || !differs {
 		return nil, err
 	}
 	a := s.access()
-	if policy == a.Policy {
+	if !had {
 		return &stage.Change{Action: stage.Create, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: a.Detail}, nil
 	}
 	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "statement " + a.Sid + ": " + a.Detail + " (other statements kept)"}, nil
@@ -493,7 +493,7 @@ func (s *Host) make(ctx context.Context, c stage.Change, state bucketState, objs
 			return fmt.Errorf("set public access block of bucket %q: %w", s.Bucket, err)
 		}
 	case "s3-bucket-policy":
-		policy, _, err := s.wantedPolicy(ctx)
+		policy, _, _, err := s.wantedPolicy(ctx)
 		if err != nil {
 			return err
 		}
