@@ -166,6 +166,8 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"config inline policy shape", config("inline.yaml", "bindings:\n- {namespace: default, serviceAccount: app, inlinePolicy: '{\"Statement\":null}'}\n"), "must have a Statement"},
 		{"config token expiration", config("tokexp.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"], tokenExpiration: 72h}\n"), `token expiration "72h"`},
 		{"config signing key", config("sk.yaml", "signingKey: "+weakKey+"\n"), "must be RSA of at least 2048 bits"},
+		// Day 2: sync and rotate-key.
+		{"sync without a cluster", []string{"sync"}, "no cluster is configured"},
 	}
 	t.Run("KUBECONFIG missing", func(t *testing.T) {
 		t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")

@@ -40,6 +40,10 @@ var examples = map[string]string{
   irsa heal -f irsa.yaml`,
 	"images": `  irsa images -f irsa.yaml
   irsa images -f irsa.yaml --image-registry mirror.example:5000`,
+	"sync": `  # Publish the keys the cluster serves (after doctor reports a key the JWKS lacks)
+  irsa sync -f irsa.yaml
+  # Remove a predecessor cluster's key once no token it signed is in use
+  irsa sync -f irsa.yaml --retire KID --yes`,
 	"version":     `  irsa version -o json`,
 	"kind-config": `  irsa kind-config --bucket prod-oidc --region eu-west-1 > kind.yaml && kind create cluster --config kind.yaml`,
 }

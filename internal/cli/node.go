@@ -47,6 +47,7 @@ func newNodeCommand(g *globalOptions) *cobra.Command {
 			f.StringVar(&o.Audience, "audience", config.DefaultAudience, "audience to add to --api-audiences")
 			f.StringVar(&o.SigningKeyFile, "signing-key-file", "", "PEM private key to sign tokens with (default: keep the cluster's)")
 			f.BoolVar(&o.AcceptOnly, "accept-only", false, "accept irsa's tokens without issuing them yet (first pass on a multi-node control plane)")
+			f.BoolVar(&o.RetireOtherKeys, "retire-other-keys", false, "remove irsa's previous public keys from --service-account-key-file and the node (key rotation's retire step)")
 		} else {
 			f.BoolVar(&o.KeepAccepting, "keep-accepting", false, "stop issuing irsa's tokens but keep accepting them (first pass of a multi-node restore)")
 		}

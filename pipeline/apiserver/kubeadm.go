@@ -27,6 +27,13 @@ func (s kubeadm) Plan(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.AcceptOnly {
+		// A staged key changes nothing else: only the nodes that do not accept it yet.
+		for i := range nodes {
+			nodes[i].upToDate = nodes[i].accepts
+		}
+		return nodeChanges(nodes), nil
+	}
 	changes := nodeChanges(nodes)
 	update, err := s.planKubeadmConfig(ctx, nodes)
 	if err != nil {
@@ -100,7 +107,7 @@ func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
 		}
 		accept := want
-		accept.AcceptOnly = true
+		accept.AcceptOnly, accept.RetireOtherKeys = true, false
 		if n.upToDate, err = manifest.Unchanged(n.mirror, func(p *corev1.Pod) error { return manifest.PatchPod(p, want) }); err != nil {
 			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
 		}
@@ -150,7 +157,7 @@ func (s kubeadm) markRewritten(ctx context.Context, nodes []nodeState, want mani
 
 // patchOptions are the manifest edits the node pods make on every control-plane node.
 func (s kubeadm) patchOptions() (manifest.PatchOptions, error) {
-	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience}
+	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience, RetireOtherKeys: s.opts.RetireOtherKeys}
 	if s.opts.SigningKey != nil {
 		_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
 		if err != nil {
@@ -186,6 +193,9 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.AcceptOnly {
+		return s.acceptKey(ctx, nodes)
+	}
 	// Checked before the first write: a ClusterConfiguration irsa cannot edit stops Apply here.
 	configUpdate, err := s.planKubeadmConfig(ctx, nodes)
 	if err != nil {
@@ -214,7 +224,11 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 				return changes, err
 			}
 		}
-		patchPass := pass{op: node.PatchCommand, key: keyMount, timeout: timeout, progress: "patching kube-apiserver",
+		var patchArgs []string
+		if s.opts.RetireOtherKeys {
+			patchArgs = []string{"--retire-other-keys"}
+		}
+		patchPass := pass{op: node.PatchCommand, args: patchArgs, key: keyMount, timeout: timeout, progress: "patching kube-apiserver",
 			detail: func(r node.Result) string { return "--service-account-issuer " + strings.Join(r.Issuers, ",") }}
 		if _, err := s.run(ctx, patchPass, todo, &changes); err != nil {
 			return changes, err
@@ -236,6 +250,33 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 		changes = append(changes, configUpdate.change())
 	}
 	return changes, nil
+}
+
+// acceptKey makes every apiserver that does not accept the signing key yet accept it (an accept-only patch: one
+// restart per such node), then checks that the apiserver serves its public key.
+func (s kubeadm) acceptKey(ctx context.Context, nodes []nodeState) ([]stage.Change, error) {
+	todo := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.accepts })
+	timeout := s.timeout(ClusterKubeadm)
+	var changes []stage.Change
+	if len(todo) > 0 {
+		keyMount, err := s.createKeySecret(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer s.deleteKeySecret(keyMount)
+		acceptPass := pass{op: node.PatchCommand, args: []string{"--accept-only"}, key: keyMount, timeout: timeout,
+			progress: "making kube-apiserver accept the staged key",
+			detail: func(r node.Result) string {
+				return "accepts key " + r.KeyID + " (--service-account-key-file), still signs with the previous key"
+			}}
+		if _, err := s.run(ctx, acceptPass, todo, &changes); err != nil {
+			return changes, err
+		}
+	}
+	if _, err := s.waitServed(ctx, timeout, fmt.Sprintf("issuer %q", s.opts.IssuerURL), func(string) bool { return true }); err != nil {
+		return changes, err
+	}
+	return changes, s.checkServedKey(ctx)
 }
 
 // checkServedKey makes sure the apiserver verifies with irsa's key, so the JWKS the issuer publishes has it.

@@ -226,10 +226,7 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 	cfg := t.Config
 	stages := []stage.Stage{
 		&keys.Stage{Dir: cfg.KeyDir},
-		&issuer.Stage{
-			Host: e.IssuerHost(), IssuerURL: t.Issuer.URL, DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
-			Keys: e.KeySource().Load, LegacyEmptyKID: cfg.LegacyEmptyKID,
-		},
+		e.IssuerStage(nil),
 		&provider.Stage{
 			IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
 			ClientIDs: bindingAudiences(cfg.Bindings), TrustedAudiences: e.RoleManager().TrustedAudiences, Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,

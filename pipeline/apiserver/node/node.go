@@ -22,7 +22,7 @@ const (
 	DefaultStateDir = "/etc/kubernetes/irsa"
 	DefaultPKIDir   = "/etc/kubernetes/pki"
 	// keyFilePrefix starts the names of irsa's key files in the PKI directory (see KeyFileNames).
-	keyFilePrefix = "irsa-sa-"
+	keyFilePrefix = manifest.KeyFilePrefix
 	backupName    = "kube-apiserver.yaml.orig"
 )
 
@@ -54,6 +54,9 @@ type Options struct {
 	// manifest.PatchOptions.AcceptOnly); KeepAccepting (Restore) only demotes (see manifest.Demote).
 	AcceptOnly    bool
 	KeepAccepting bool
+	// RetireOtherKeys (Patch) removes irsa's previous public keys from the apiserver and the node (see
+	// manifest.PatchOptions.RetireOtherKeys): the retire step of a key rotation.
+	RetireOtherKeys bool
 	// Verify, when set, is called after the new manifest is written; an error puts the previous manifest and keys
 	// back. LocalCheck.Verify is the one the node subcommand uses.
 	Verify func(ctx context.Context, want Expectation) error
@@ -129,7 +132,7 @@ func Patch(ctx context.Context, opts Options) (Result, error) {
 	if err := opts.validate(); err != nil {
 		return res, err
 	}
-	patch := manifest.PatchOptions{IssuerURL: opts.IssuerURL, Audience: opts.Audience, AcceptOnly: opts.AcceptOnly}
+	patch := manifest.PatchOptions{IssuerURL: opts.IssuerURL, Audience: opts.Audience, AcceptOnly: opts.AcceptOnly, RetireOtherKeys: opts.RetireOtherKeys}
 	var keyFiles []fileWrite
 	if opts.SigningKeyFile != "" {
 		priv, pub, kid, err := readSigningKey(opts.SigningKeyFile)
@@ -207,8 +210,13 @@ func Patch(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	res.Changed = true
-	// A previous irsa private key signs nothing any more; its public key stays for the tokens it signed.
-	if err := removeUnreferencedKeys(opts.PKIDir, patched, ".key"); err != nil {
+	// A previous irsa private key signs nothing any more; its public key stays for the tokens it signed, until
+	// a retire removes it from the manifest.
+	suffix := ".key"
+	if opts.RetireOtherKeys {
+		suffix = ""
+	}
+	if err := removeUnreferencedKeys(opts.PKIDir, patched, suffix); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/irsa-anywhere/irsa/pipeline/runner"
+	"github.com/irsa-anywhere/irsa/pipeline/setup"
+)
+
+func init() { extraCommands = append(extraCommands, newSyncCommand) }
+
+func newSyncCommand(g *globalOptions) *cobra.Command {
+	var retire []string
+	var dryRun, yes bool
+	cmd := &cobra.Command{
+		Use:   "sync [--retire KID]...",
+		Short: "Make the published JWKS hold every key the cluster serves, plus the keys retained on purpose",
+		Long: `sync publishes the keys the apiserver serves at /openid/v1/jwks (and the key directory's, including a key
+staged by rotate-key) in the issuer's JWKS, keeping every key already published: a key the apiserver no longer serves
+(a rebuilt cluster's predecessor, a rotation not yet retired) stays until --retire KID removes it. Run it when
+` + "`irsa doctor`" + ` says the apiserver signs with a key the JWKS lacks (a kubeadm re-init, a restored control plane, a key
+replaced by hand). --retire refuses a key the cluster still serves, and asks first (--yes without a terminal):
+tokens signed with a retired key fail in STS with InvalidIdentityToken. --dry-run shows the change and exits 2 when
+there is one, as plan does.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			r, err := env.SyncRunner(cmd.Context(), retire)
+			if err != nil {
+				return err
+			}
+			mode := runner.Apply
+			if dryRun {
+				mode = runner.Plan
+			} else if len(retire) > 0 {
+				var removes []string
+				for _, kid := range retire {
+					removes = append(removes, "key "+kid+" from the JWKS of "+env.Target.Issuer.URL+" (tokens it signed then fail in STS)")
+				}
+				if err := g.confirm("sync --retire", removes, yes); err != nil {
+					return err
+				}
+			}
+			rep, err := g.runStages(cmd, env, r, mode)
+			if err == nil && dryRun && rep.Changed {
+				return &exitError{code: 2}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&retire, "retire", nil, "kid of a published key to remove from the JWKS (repeatable); refused while the cluster serves it")
+	f.BoolVar(&dryRun, "dry-run", false, "show what sync would change and change nothing (exit 2 when it would change something)")
+	f.BoolVar(&yes, "yes", false, "retire without asking (required with --retire when stdin is not a terminal)")
+	addTargetFlags(cmd, g)
+	return cmd
+}
+
+// runStages runs r in mode and prints progress and the report, as plan and apply do.
+func (g *globalOptions) runStages(cmd *cobra.Command, env *setup.Env, r *runner.Runner, mode runner.Mode) (*runner.Report, error) {
+	if !g.quiet {
+		r.Progress = progressPrinter(g.stderr)
+	}
+	rep, runErr := r.Run(cmd.Context(), mode, nil)
+	rep.Calls = env.Calls()
+	if g.structured() {
+		if err := g.write(rep); err != nil {
+			return rep, err
+		}
+	} else if rep != nil {
+		writeReport(g.stdout, rep, runErr != nil)
+	}
+	return rep, runErr
+}
