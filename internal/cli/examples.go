@@ -44,6 +44,11 @@ var examples = map[string]string{
   irsa sync -f irsa.yaml
   # Remove a predecessor cluster's key once no token it signed is in use
   irsa sync -f irsa.yaml --retire KID --yes`,
+	"rotate-key": `  # Publish and accept a new key, then sign with it, then (a day later) retire the previous one
+  irsa rotate-key stage -f irsa.yaml
+  irsa rotate-key promote -f irsa.yaml
+  irsa rotate-key retire -f irsa.yaml --dry-run
+  irsa rotate-key retire -f irsa.yaml --yes`,
 	"version":     `  irsa version -o json`,
 	"kind-config": `  irsa kind-config --bucket prod-oidc --region eu-west-1 > kind.yaml && kind create cluster --config kind.yaml`,
 }

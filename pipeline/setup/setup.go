@@ -437,11 +437,7 @@ func (s *apiserverStage) Name() string { return stage.APIServer }
 // keys stage has made the key).
 func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
 	t := s.e.Target
-	opts := apiserver.Options{
-		IssuerURL: t.Issuer.URL, Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
-		ClusterName: t.ClusterName, Logger: s.e.Log, ImagePullSecrets: t.Config.Images.PullSecrets,
-		AcceptIssuerReplacement: t.Config.AcceptIssuerReplacement,
-	}
+	opts := s.e.apiserverOptions()
 	if withKey {
 		switch t.SigningKey.Mode {
 		case target.SigningKeyGenerate:
@@ -485,6 +481,16 @@ func (s *apiserverStage) Delete(ctx context.Context) ([]stage.Change, error) {
 		return nil, err
 	}
 	return st.Delete(ctx)
+}
+
+// apiserverOptions are the apiserver stage's options without a signing key.
+func (e *Env) apiserverOptions() apiserver.Options {
+	t := e.Target
+	return apiserver.Options{
+		IssuerURL: t.Issuer.URL, Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
+		ClusterName: t.ClusterName, Logger: e.Log, ImagePullSecrets: t.Config.Images.PullSecrets,
+		AcceptIssuerReplacement: t.Config.AcceptIssuerReplacement,
+	}
 }
 
 // failing is a stage that could not be built; it fails with the reason when it runs.

@@ -2,6 +2,7 @@ package setup
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"slices"
 
@@ -17,7 +18,23 @@ func (e *Env) IssuerStage(retire []string) *issuer.Stage {
 	t := e.Target
 	return &issuer.Stage{
 		Host: e.IssuerHost(), IssuerURL: t.Issuer.URL, DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
-		Keys: e.KeySource().Load, LegacyEmptyKID: t.Config.LegacyEmptyKID, Retire: retire,
+		Keys: e.keysWithout(retire), LegacyEmptyKID: t.Config.LegacyEmptyKID, Retire: retire,
+	}
+}
+
+// keysWithout is KeySource's keys less those whose kid is in retire: a key `rotate-key retire` removes from the JWKS
+// before the apiservers stop serving it (sync refuses such a kid before it gets here).
+func (e *Env) keysWithout(retire []string) func(context.Context) ([]crypto.PublicKey, error) {
+	load := e.KeySource().Load
+	return func(ctx context.Context) ([]crypto.PublicKey, error) {
+		ks, err := load(ctx)
+		if err != nil || len(retire) == 0 {
+			return ks, err
+		}
+		return slices.DeleteFunc(ks, func(k crypto.PublicKey) bool {
+			kid, err := keys.KeyID(k)
+			return err == nil && slices.Contains(retire, kid)
+		}), nil
 	}
 }
 
