@@ -239,6 +239,10 @@ func runScenario(t *testing.T, signingKey string) {
 		}
 	})
 
+	if signingKey == "generate" { // rotate-key rotates the key irsa keeps in its key directory (e2e/scenario/rotate.go)
+		rotateKeyAndSync(ctx, t, step, e, mustIrsa, roleARN)
+	}
+
 	step("second apply changes nothing", func(t *testing.T) {
 		r := mustIrsa(t, "irsa apply (no-op)", "apply", "-o", "json")
 		var rep struct {
