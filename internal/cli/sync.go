@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/jwkssync"
 	"github.com/irsa-anywhere/irsa/pipeline/runner"
 	"github.com/irsa-anywhere/irsa/pipeline/setup"
 )
@@ -11,7 +15,8 @@ func init() { extraCommands = append(extraCommands, newSyncCommand) }
 
 func newSyncCommand(g *globalOptions) *cobra.Command {
 	var retire []string
-	var dryRun, yes bool
+	var dryRun, yes, install bool
+	var schedule string
 	cmd := &cobra.Command{
 		Use:   "sync [--retire KID]...",
 		Short: "Make the published JWKS hold every key the cluster serves, plus the keys retained on purpose",
@@ -21,9 +26,19 @@ staged by rotate-key) in the issuer's JWKS, keeping every key already published:
 ` + "`irsa doctor`" + ` says the apiserver signs with a key the JWKS lacks (a kubeadm re-init, a restored control plane, a key
 replaced by hand). --retire refuses a key the cluster still serves, and asks first (--yes without a terminal):
 tokens signed with a retired key fail in STS with InvalidIdentityToken. --dry-run shows the change and exits 2 when
-there is one, as plan does.`,
+there is one, as plan does.
+
+--install runs sync in the cluster on a schedule (a CronJob in the webhook's namespace, with irsa's image): its
+ServiceAccount gets a role allowed only s3:PutObject on the JWKS object, irsa's own IRSA. The job adds the keys the
+apiserver serves and never removes one; retiring stays a decision made here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if install {
+				if len(retire) > 0 || dryRun {
+					return fmt.Errorf("--install: not with --retire or --dry-run (the job never retires a key)")
+				}
+				return g.installSync(cmd, schedule)
+			}
 			env, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
@@ -55,8 +70,29 @@ there is one, as plan does.`,
 	f.StringArrayVar(&retire, "retire", nil, "kid of a published key to remove from the JWKS (repeatable); refused while the cluster serves it")
 	f.BoolVar(&dryRun, "dry-run", false, "show what sync would change and change nothing (exit 2 when it would change something)")
 	f.BoolVar(&yes, "yes", false, "retire without asking (required with --retire when stdin is not a terminal)")
+	f.BoolVar(&install, "install", false, "run sync in the cluster on a schedule, under a role allowed only to write the JWKS")
+	f.StringVar(&schedule, "schedule", jwkssync.DefaultSchedule, "cron schedule of the in-cluster sync (--install)")
 	addTargetFlags(cmd, g)
 	return cmd
+}
+
+func (g *globalOptions) installSync(cmd *cobra.Command, schedule string) error {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	env, changes, err := setup.InstallSync(cmd.Context(), cfg, g.setupOptions(), schedule)
+	if err != nil {
+		return err
+	}
+	if g.structured() {
+		return g.write(map[string]any{"cronJob": config.WebhookNamespace + "/" + jwkssync.CronJobName, "schedule": schedule, "changes": nonNil(changes)})
+	}
+	for _, c := range changes {
+		fmt.Fprintf(g.stdout, "%s %s %s %s\n", c.Action, c.Kind, c.Name, c.Detail)
+	}
+	fmt.Fprintf(g.stdout, "CronJob %s/%s syncs the JWKS of %s on %q\n", config.WebhookNamespace, jwkssync.CronJobName, env.Target.Issuer.URL, schedule)
+	return nil
 }
 
 // runStages runs r in mode and prints progress and the report, as plan and apply do.

@@ -6,15 +6,22 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	jose "github.com/go-jose/go-jose/v4"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
+	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/jwkssync"
 	"github.com/irsa-anywhere/irsa/pipeline/doctor"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
@@ -139,5 +146,85 @@ func TestSyncAndPredecessorKeys(t *testing.T) {
 	// The key directory's key stays listed: published, but this apiserver (external) was never given it.
 	if l := doctorLines()["retained keys"]; strings.Contains(l.Message, predKID) {
 		t.Errorf("doctor still lists the retired key: %+v", l)
+	}
+}
+
+// TestSyncInstall checks what `irsa sync --install` makes (no kubelet here, so the CronJob never runs: the e2e has
+// the kubelet) and runs the job's command, `irsa sync-job`, from here against the same apiserver and moto.
+func TestSyncInstall(t *testing.T) {
+	e := newEnv(t)
+	kube := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: e.issuer})
+	cluster := []string{"--kubeconfig", kube.Kubeconfig, "--cluster-type", "external", "--pod-aws-endpoint-url", "https://aws.example:4566", "--pod-ca-bundle", moto.CAFile}
+	ctx := context.Background()
+	c := clients(t)
+	e.mustRun(append([]string{"apply", "--only", "issuer,provider"}, cluster...)...)
+	if code, _, errOut := e.run(append([]string{"sync", "--install"}, cluster...)...); code == 0 || !strings.Contains(errOut, "run `irsa apply` first") {
+		t.Errorf("sync --install without the webhook's namespace: exit %d\n%s", code, errOut)
+	}
+	if _, err := kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: config.WebhookNamespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := e.mustRun(append([]string{"sync", "--install", "--schedule", "*/5 * * * *"}, cluster...)...)
+	sa, err := kube.Client.CoreV1().ServiceAccounts(config.WebhookNamespace).Get(ctx, jwkssync.ServiceAccount, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	roleARN := sa.Annotations[config.RoleARNAnnotation]
+	roleName := roleARN[strings.LastIndex(roleARN, "/")+1:]
+	policies, err := c.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &roleName})
+	if err != nil || len(policies.PolicyNames) != 1 {
+		t.Fatalf("role %s inline policies: %v, %v", roleName, policies, err)
+	}
+	attached, _ := c.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: &roleName})
+	if len(attached.AttachedPolicies) != 0 {
+		t.Errorf("sync role has attached policies %v, want only the inline PutObject", attached.AttachedPolicies)
+	}
+	doc, err := c.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &roleName, PolicyName: &policies.PolicyNames[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, _ := url.QueryUnescape(aws.ToString(doc.PolicyDocument))
+	if want := jwkssync.PutPolicy("aws", e.bucket, "keys.json"); !documents.SameJSON(policy, want) {
+		t.Errorf("sync role policy %s, want %s", policy, want)
+	}
+	cj, err := kube.Client.BatchV1().CronJobs(config.WebhookNamespace).Get(ctx, jwkssync.CronJobName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	cmd := strings.Join(pod.Containers[0].Command, " ")
+	if cj.Spec.Schedule != "*/5 * * * *" || pod.ServiceAccountName != jwkssync.ServiceAccount || !strings.Contains(cmd, "sync-job --issuer-url "+e.issuer) ||
+		!strings.Contains(cmd, "--aws-endpoint-url https://aws.example:4566") || !strings.Contains(fmt.Sprint(pod.Containers[0].Env), "AWS_ENDPOINT_URL_STS") {
+		t.Errorf("CronJob: schedule %q, SA %q, command %s, env %v", cj.Spec.Schedule, pod.ServiceAccountName, cmd, pod.Containers[0].Env)
+	}
+	if again := e.mustRun(append([]string{"sync", "--install", "--schedule", "*/5 * * * *", "-o", "json"}, cluster...)...); !strings.Contains(again, `"changes": []`) {
+		t.Errorf("second sync --install changed something:\n%s", again)
+	}
+
+	// The job: the JWKS lost the apiserver's key; sync-job puts it back and keeps what was published.
+	predecessor, _ := rsa.GenerateKey(rand.Reader, 2048)
+	predKID, _ := keys.KeyID(predecessor.Public())
+	var set jose.JSONWebKeySet
+	set.Keys = append(set.Keys, jose.JSONWebKey{Key: predecessor.Public(), KeyID: predKID, Algorithm: "RS256", Use: "sig"})
+	body, _ := json.Marshal(set)
+	if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String("keys.json"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	job := []string{"sync-job", "--kubeconfig", kube.Kubeconfig, "--issuer-url", e.issuer, "--bucket", e.bucket, "--jwks-key", "keys.json",
+		"--region", "eu-west-1", "--aws-endpoint-url", moto.URL, "--ca-bundle", moto.CAFile}
+	var stdout, stderr bytes.Buffer
+	if code := Main(ctx, job, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "published key(s)") {
+		t.Fatalf("sync-job: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	_, got := anonymousGet(t, e.issuer+"/keys.json")
+	kids, _ := documents.PublishedKIDs(got)
+	pub, _ := keys.LoadPublicKeys(kube.ServiceAccountKeyFile)
+	served, _ := keys.KeyID(pub[0])
+	if !slices.Contains(kids, served) || !slices.Contains(kids, predKID) {
+		t.Errorf("after sync-job the JWKS has %v, want the served %s and the kept %s", kids, served, predKID)
+	}
+	stdout.Reset()
+	if code := Main(ctx, job, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "publishes every key") {
+		t.Errorf("second sync-job: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 }
