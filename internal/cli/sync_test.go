@@ -21,9 +21,9 @@ import (
 
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
-	"github.com/irsa-anywhere/irsa/pipeline/jwkssync"
 	"github.com/irsa-anywhere/irsa/pipeline/doctor"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/jwkssync"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
 )
 
