@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
+	"github.com/irsa-anywhere/irsa/pipeline/setup"
 )
 
 // rotate-key refuses, before any write, what it cannot rotate: a cluster whose key irsa does not install, the
@@ -124,7 +126,10 @@ func TestRotateKeyReadsTheClusterForRetire(t *testing.T) {
 	if out := e.mustRun(append([]string{"rotate-key", "promote"}, flags...)...); !strings.Contains(out, "nothing to promote") {
 		t.Errorf("promote with no staged key:\n%s", out)
 	}
-	// A node still signing with another key: retiring "the others" could retire the key it signs with.
+	// A node still signing with another key: retiring "the others" could retire the key it signs with. (The step
+	// waits for a mirror pod the kubelet has not replaced yet; none will be here.)
+	defer func(d time.Duration) { setup.MirrorSettle = d }(setup.MirrorSettle)
+	setup.MirrorSettle = time.Second
 	mirror, _ = c.CoreV1().Pods("kube-system").Get(ctx, "kube-apiserver-cp1", metav1.GetOptions{})
 	mirror.Annotations[manifest.SigningKeyAnnotation] = previous
 	if _, err := c.CoreV1().Pods("kube-system").Update(ctx, mirror, metav1.UpdateOptions{}); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
@@ -188,15 +190,18 @@ func (e *Env) rotatePromote(ctx context.Context, dir string, r *Rotation) error 
 	if !slices.Contains(published, kid) {
 		return fmt.Errorf("rotate-key promote: the staged key %s is not published in %s yet, so STS would refuse the tokens it signs: run `irsa rotate-key stage` (again)", kid, e.Target.Issuer.URL)
 	}
-	st, err := rotation.Read(ctx, e.Cluster.Client)
+	var notAccepting []string
+	_, err = readSettled(ctx, e.Cluster.Client, func(st rotation.State) bool {
+		notAccepting = nil
+		for _, n := range st.Nodes {
+			if !slices.ContainsFunc(n.KeyFiles, func(f string) bool { return strings.Contains(f, manifest.KeyFilePrefix+kid[:16]) }) && n.SigningKID != kid {
+				notAccepting = append(notAccepting, n.Node)
+			}
+		}
+		return len(notAccepting) == 0
+	})
 	if err != nil {
 		return err
-	}
-	var notAccepting []string
-	for _, n := range st.Nodes {
-		if !slices.ContainsFunc(n.KeyFiles, func(f string) bool { return strings.Contains(f, manifest.KeyFilePrefix+kid[:16]) }) && n.SigningKID != kid {
-			notAccepting = append(notAccepting, n.Node)
-		}
 	}
 	if len(notAccepting) > 0 {
 		return fmt.Errorf("rotate-key promote: the apiserver on %s does not accept the staged key %s yet, so tokens it signed elsewhere would fail there: run `irsa rotate-key stage` (again)", strings.Join(notAccepting, ", "), kid)
@@ -214,7 +219,7 @@ func (e *Env) rotateRetire(ctx context.Context, dir, currentKID string, o Rotate
 		kid, _ := keys.KeyID(staged.Public())
 		return fmt.Errorf("rotate-key retire: the staged key %s is not promoted yet, and retiring now would leave the current key alone: run `irsa rotate-key promote` first", kid)
 	}
-	st, err := rotation.Read(ctx, e.Cluster.Client)
+	st, err := readSettled(ctx, e.Cluster.Client, func(st rotation.State) bool { return len(st.NotSigningWith(currentKID)) == 0 })
 	if err != nil {
 		return err
 	}
@@ -261,6 +266,27 @@ func (e *Env) rotateRetire(ctx context.Context, dir, currentKID string, o Rotate
 	// that stops between the two finds it again.
 	r.Runner = &runner.Runner{Stages: stages, Needs: map[string][]string{stage.APIServer: {stage.Issuer}}, Log: e.Log}
 	return nil
+}
+
+// MirrorSettle is how long a step waits for the mirror pods to show what the previous step wrote: the kubelet
+// replaces a static pod's mirror pod some seconds after the apiserver restarted with the new manifest.
+var MirrorSettle = 60 * time.Second
+
+// readSettled reads the rotation state until ok says it is what the previous step leaves, or MirrorSettle passes;
+// it returns the last state read either way (the caller refuses with the reason).
+func readSettled(ctx context.Context, client kubernetes.Interface, ok func(rotation.State) bool) (rotation.State, error) {
+	deadline := time.Now().Add(MirrorSettle)
+	for {
+		st, err := rotation.Read(ctx, client)
+		if err != nil || ok(st) || time.Now().After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // publishedKIDs are the kids of the JWKS the issuer publishes now (none when there is none).
