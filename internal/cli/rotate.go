@@ -89,7 +89,7 @@ published JWKS, never remembered.`,
 					return err
 				}
 			} else {
-				writeReport(g.stdout, rep, runErr != nil)
+				writeDryRunReport(g.stdout, rep, runErr != nil)
 			}
 			if runErr == nil && dryRun && rep.Changed {
 				return &exitError{code: 2}

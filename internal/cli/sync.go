@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -107,7 +109,14 @@ func (g *globalOptions) runStages(cmd *cobra.Command, env *setup.Env, r *runner.
 			return rep, err
 		}
 	} else if rep != nil {
-		writeReport(g.stdout, rep, runErr != nil)
+		writeDryRunReport(g.stdout, rep, runErr != nil)
 	}
 	return rep, runErr
+}
+
+// writeDryRunReport is writeReport whose plan summary points at the command itself, run without --dry-run.
+func writeDryRunReport(w io.Writer, rep *runner.Report, failed bool) {
+	var b strings.Builder
+	writeReport(&b, rep, failed)
+	_, _ = io.WriteString(w, strings.Replace(b.String(), "Run `irsa apply` to make them.", "Run the same command without --dry-run to make them.", 1))
 }

@@ -32,9 +32,18 @@ func (s kubeadm) Plan(ctx context.Context) ([]stage.Change, error) {
 		for i := range nodes {
 			nodes[i].upToDate = nodes[i].accepts
 		}
-		return nodeChanges(nodes), nil
+		changes := nodeChanges(nodes)
+		for i := range changes {
+			changes[i].Detail = "accepts the staged key (--service-account-key-file); the current key still signs"
+		}
+		return changes, nil
 	}
 	changes := nodeChanges(nodes)
+	if s.opts.RetireOtherKeys {
+		for i := range changes {
+			changes[i].Detail = "drops irsa's previous public keys from --service-account-key-file"
+		}
+	}
 	update, err := s.planKubeadmConfig(ctx, nodes)
 	if err != nil {
 		return nil, err
