@@ -239,7 +239,7 @@ func runScenario(t *testing.T, signingKey string) {
 		}
 	})
 
-	if signingKey == "generate" { // rotate-key rotates the key irsa keeps in its key directory (e2e/scenario/rotate.go)
+	if signingKey == "generate" { // rotate-key rotates the key irsa keeps in its key directory (e2e/scenario/rotate_test.go)
 		rotateKeyAndSync(ctx, t, step, e, mustIrsa, roleARN)
 	}
 
