@@ -246,6 +246,10 @@ func runScenario(t *testing.T, signingKey string) {
 		step("kubeadm-upgrade keeps the issuer", func(t *testing.T) { kubeadmUpgrade(ctx, t, e, up, originalIssuer, oldToken, roleARN) })
 	}
 
+	if signingKey == "generate" { // rotate-key rotates the key irsa keeps in its key directory (e2e/scenario/rotate_test.go)
+		rotateKeyAndSync(ctx, t, step, e, mustIrsa, roleARN)
+	}
+
 	step("second apply changes nothing", func(t *testing.T) {
 		r := mustIrsa(t, "irsa apply (no-op)", "apply", "-o", "json")
 		var rep struct {

@@ -209,6 +209,15 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"config inline policy shape", config("inline.yaml", "bindings:\n- {namespace: default, serviceAccount: app, inlinePolicy: '{\"Statement\":null}'}\n"), "must have a Statement"},
 		{"config token expiration", config("tokexp.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"], tokenExpiration: 72h}\n"), `token expiration "72h"`},
 		{"config signing key", config("sk.yaml", "signingKey: "+weakKey+"\n"), "must be RSA of at least 2048 bits"},
+		// Day 2: sync and rotate-key.
+		{"sync without a cluster", []string{"sync"}, "no cluster is configured"},
+		{"sync install with retire", []string{"sync", "--install", "--retire", "kid"}, "--install: not with --retire"},
+		{"sync install without a cluster", []string{"sync", "--install"}, "sync --install runs a CronJob in the cluster, and no cluster is configured"},
+		{"rotate-key without a cluster", []string{"rotate-key", "stage"}, "rotate-key needs a cluster"},
+		{"rotate-key unknown step", []string{"rotate-key", "swap"}, `rotate-key "swap": the steps are stage, promote, retire`},
+		{"rotate-key weak new key", []string{"rotate-key", "stage", "--new-key", weakKey}, "must be RSA of at least 2048 bits"},
+		{"rotate-key P-224 new key", []string{"rotate-key", "stage", "--new-key", p224Key}, "P-224"},
+		{"rotate-key new key with promote", []string{"rotate-key", "promote", "--new-key", weakKey}, "only rotate-key stage takes a key"},
 	}
 	t.Run("KUBECONFIG missing", func(t *testing.T) {
 		t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/irsa-anywhere/irsa/internal/kubeapiserver"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/doctor"
+	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/keys"
 )
 
 // TestDoctor runs irsa doctor against a real kube-apiserver whose issuer is published in moto. There is no kubelet,
@@ -93,7 +96,18 @@ func TestDoctor(t *testing.T) {
 			kube.Client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: "default"}}, metav1.CreateOptions{})
 		}, "service account", "has no eks.amazonaws.com/role-arn annotation"},
 		{"foreign key published", "default/app", nil, func(t *testing.T) {
-			e.mustRun("apply", "--only", "issuer") // no cluster: publishes the test's own keypair instead of the apiserver's
+			// The JWKS replaced behind irsa's back by one with only the test's own keypair (apply merges, never drops).
+			pub, err := keys.LoadPublicKeys(keys.PairIn(e.keyDir).PublicKeyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jwks, err := documents.JWKS(pub, documents.JWKSOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String("keys.json"), Body: bytes.NewReader(jwks)}); err != nil {
+				t.Fatal(err)
+			}
 		}, "signing keys published", "the published JWKS lacks"},
 	}
 	for _, tc := range cases {

@@ -54,6 +54,17 @@ var examples = map[string]string{
   irsa heal -f irsa.yaml`,
 	"images": `  irsa images -f irsa.yaml
   irsa images -f irsa.yaml --image-registry mirror.example:5000`,
+	"sync": `  # Publish the keys the cluster serves (after doctor reports a key the JWKS lacks)
+  irsa sync -f irsa.yaml
+  # Remove a predecessor cluster's key once no token it signed is in use
+  irsa sync -f irsa.yaml --retire KID --yes
+  # Keep the JWKS in sync from inside the cluster, every 10 minutes
+  irsa sync -f irsa.yaml --install`,
+	"rotate-key": `  # Publish and accept a new key, then sign with it, then (a day later) retire the previous one
+  irsa rotate-key stage -f irsa.yaml
+  irsa rotate-key promote -f irsa.yaml
+  irsa rotate-key retire -f irsa.yaml --dry-run
+  irsa rotate-key retire -f irsa.yaml --yes`,
 	"version":     `  irsa version -o json`,
 	"kind-config": `  irsa kind-config --bucket prod-oidc --region eu-west-1 > kind.yaml && kind create cluster --config kind.yaml`,
 }

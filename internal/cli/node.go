@@ -41,15 +41,16 @@ func newNodeCommand(g *globalOptions) *cobra.Command {
 		f.StringVar(&o.ManifestPath, "manifest", apiserver.DefaultManifestPath, "kube-apiserver static pod manifest")
 		f.StringVar(&o.StateDir, "state-dir", "", "where the original manifest is backed up (default "+apiserver.DefaultStateDir+")")
 		f.StringVar(&o.PKIDir, "pki-dir", "", "where a provided signing keypair is installed (default "+apiserver.DefaultPKIDir+")")
+		f.StringVar(&o.Record, "record", "", "the original flags (JSON, as irsa records them on the manifest) when kubeadm wrote the manifest again without irsa's record")
 		f.DurationVar(&verifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for this node's apiserver to serve the new issuer before undoing the change")
 		if op == apiserver.NodePatchCommand {
 			f.StringVar(&o.IssuerURL, "issuer-url", "", "issuer the apiserver must issue tokens for")
 			f.StringVar(&o.Audience, "audience", config.DefaultAudience, "audience to add to --api-audiences")
 			f.StringVar(&o.SigningKeyFile, "signing-key-file", "", "PEM private key to sign tokens with (default: keep the cluster's)")
 			f.BoolVar(&o.AcceptOnly, "accept-only", false, "accept irsa's tokens without issuing them yet (first pass on a multi-node control plane)")
+			f.BoolVar(&o.RetireOtherKeys, "retire-other-keys", false, "remove irsa's previous public keys from --service-account-key-file and the node (key rotation's retire step)")
 		} else {
 			f.BoolVar(&o.KeepAccepting, "keep-accepting", false, "stop issuing irsa's tokens but keep accepting them (first pass of a multi-node restore)")
-			f.StringVar(&o.Record, "record", "", "the flags to restore (JSON, as irsa records them on the manifest) when kubeadm wrote the manifest again without irsa's record")
 		}
 		node.AddCommand(cmd)
 	}

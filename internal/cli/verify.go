@@ -4,7 +4,9 @@ import (
 	"strings"
 
 	"fmt"
+	"io"
 	"sigs.k8s.io/yaml"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,14 +65,34 @@ The pod, ServiceAccount and role are removed afterwards unless --keep is given.`
 
 // newProbeCommand is what the verify pod runs in irsa's own image: get-caller-identity and a bucket listing, printed
 // as the aws CLI prints them.
+// With --every it probes again at that interval until stopped, one "probe ok" or "probe failed: ..." line each time
+// (a long-running pod that proves a key rotation never interrupts it).
 func newProbeCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var every time.Duration
+	cmd := &cobra.Command{
 		Use:    "probe",
 		Short:  "Call STS and list S3 with the pod's web identity (run by the verify pod)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return probe.Run(cmd.Context(), g.stdout)
+			if every <= 0 {
+				return probe.Run(cmd.Context(), g.stdout)
+			}
+			ctx := cmd.Context()
+			for {
+				if err := probe.Run(ctx, io.Discard); err != nil {
+					fmt.Fprintf(g.stdout, "%s probe failed: %v\n", time.Now().UTC().Format(time.RFC3339), err)
+				} else {
+					fmt.Fprintf(g.stdout, "%s probe ok\n", time.Now().UTC().Format(time.RFC3339))
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(every):
+				}
+			}
 		},
 	}
+	cmd.Flags().DurationVar(&every, "every", 0, "probe again at this interval until stopped")
+	return cmd
 }

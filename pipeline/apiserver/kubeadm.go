@@ -27,7 +27,23 @@ func (s kubeadm) Plan(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.AcceptOnly {
+		// A staged key changes nothing else: only the nodes that do not accept it yet.
+		for i := range nodes {
+			nodes[i].upToDate = nodes[i].accepts
+		}
+		changes := nodeChanges(nodes)
+		for i := range changes {
+			changes[i].Detail = "accepts the staged key (--service-account-key-file); the current key still signs"
+		}
+		return changes, nil
+	}
 	changes := nodeChanges(nodes)
+	if s.opts.RetireOtherKeys {
+		for i := range changes {
+			changes[i].Detail = "drops irsa's previous public keys from --service-account-key-file"
+		}
+	}
 	update, err := s.planKubeadmConfig(ctx, nodes)
 	if err != nil {
 		return nil, err
@@ -100,7 +116,7 @@ func (s kubeadm) nodesToPatch(ctx context.Context) ([]nodeState, error) {
 			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
 		}
 		accept := want
-		accept.AcceptOnly = true
+		accept.AcceptOnly, accept.RetireOtherKeys = true, false
 		if n.upToDate, err = manifest.Unchanged(n.mirror, func(p *corev1.Pod) error { return manifest.PatchPod(p, want) }); err != nil {
 			return nil, fmt.Errorf("mirror pod kube-system/%s: %w", n.mirror.Name, err)
 		}
@@ -150,7 +166,7 @@ func (s kubeadm) markRewritten(ctx context.Context, nodes []nodeState, want mani
 
 // patchOptions are the manifest edits the node pods make on every control-plane node.
 func (s kubeadm) patchOptions() (manifest.PatchOptions, error) {
-	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience}
+	want := manifest.PatchOptions{IssuerURL: s.opts.IssuerURL, Audience: s.opts.Audience, RetireOtherKeys: s.opts.RetireOtherKeys}
 	if s.opts.SigningKey != nil {
 		_, _, kid, err := node.ParseSigningKey(s.opts.SigningKey)
 		if err != nil {
@@ -186,12 +202,20 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.AcceptOnly {
+		return s.acceptKey(ctx, nodes)
+	}
 	// Checked before the first write: a ClusterConfiguration irsa cannot edit stops Apply here.
 	configUpdate, err := s.planKubeadmConfig(ctx, nodes)
 	if err != nil {
 		return nil, err
 	}
 	todo := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.upToDate })
+	// A node kubeadm rewrote from irsa's kubeadm-config has lost irsa's record: its node pod gets the original flags.
+	rec, err := s.recordArgs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	timeout := s.timeout(ClusterKubeadm)
 	var changes []stage.Change
 	if len(todo) > 0 {
@@ -207,14 +231,18 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 			// First pass: every apiserver accepts irsa's tokens before any issues them, or a token issued by a
 			// patched apiserver would fail on the others (and stay failing if a later node cannot be patched).
 			accepting := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.accepts })
-			acceptPass := pass{op: node.PatchCommand, args: []string{"--accept-only"}, key: keyMount, timeout: timeout,
+			acceptPass := pass{op: node.PatchCommand, args: append([]string{"--accept-only"}, rec...), key: keyMount, timeout: timeout,
 				progress: "making kube-apiserver accept the irsa issuer (first pass)",
 				detail:   func(r node.Result) string { return "accepts --service-account-issuer " + strings.Join(r.Issuers, ",") }}
 			if _, err := s.run(ctx, acceptPass, accepting, &changes); err != nil {
 				return changes, err
 			}
 		}
-		patchPass := pass{op: node.PatchCommand, key: keyMount, timeout: timeout, progress: "patching kube-apiserver",
+		patchArgs := rec
+		if s.opts.RetireOtherKeys {
+			patchArgs = append([]string{"--retire-other-keys"}, rec...)
+		}
+		patchPass := pass{op: node.PatchCommand, args: patchArgs, key: keyMount, timeout: timeout, progress: "patching kube-apiserver",
 			detail: func(r node.Result) string { return "--service-account-issuer " + strings.Join(r.Issuers, ",") }}
 		if _, err := s.run(ctx, patchPass, todo, &changes); err != nil {
 			return changes, err
@@ -236,6 +264,37 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 		changes = append(changes, configUpdate.change())
 	}
 	return changes, nil
+}
+
+// acceptKey makes every apiserver that does not accept the signing key yet accept it (an accept-only patch: one
+// restart per such node), then checks that the apiserver serves its public key.
+func (s kubeadm) acceptKey(ctx context.Context, nodes []nodeState) ([]stage.Change, error) {
+	todo := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.accepts })
+	rec, err := s.recordArgs(ctx) // see Apply
+	if err != nil {
+		return nil, err
+	}
+	timeout := s.timeout(ClusterKubeadm)
+	var changes []stage.Change
+	if len(todo) > 0 {
+		keyMount, err := s.createKeySecret(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer s.deleteKeySecret(keyMount)
+		acceptPass := pass{op: node.PatchCommand, args: append([]string{"--accept-only"}, rec...), key: keyMount, timeout: timeout,
+			progress: "making kube-apiserver accept the staged key",
+			detail: func(r node.Result) string {
+				return "accepts key " + r.KeyID + " (--service-account-key-file), still signs with the previous key"
+			}}
+		if _, err := s.run(ctx, acceptPass, todo, &changes); err != nil {
+			return changes, err
+		}
+	}
+	if _, err := s.waitServed(ctx, timeout, fmt.Sprintf("issuer %q", s.opts.IssuerURL), func(string) bool { return true }); err != nil {
+		return changes, err
+	}
+	return changes, s.checkServedKey(ctx)
 }
 
 // checkServedKey makes sure the apiserver verifies with irsa's key, so the JWKS the issuer publishes has it.
@@ -325,20 +384,19 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 	return changes, nil
 }
 
-// rewrittenRestoreArgs returns, by node name, the extra arguments of the restore node pod of each node kubeadm
-// rewrote: --record with the flags kubeadm writes from the extraArgs kubeadm-config held before irsa changed it.
-func (s kubeadm) rewrittenRestoreArgs(ctx context.Context, nodes []nodeState) (map[string][]string, error) {
-	if !slices.ContainsFunc(nodes, func(n nodeState) bool { return n.rewritten }) {
-		return nil, nil
-	}
+// recordArgs returns the node pod arguments that carry the original flags to a node whose manifest has no irsa
+// record: --record with the flags kubeadm writes from the extraArgs kubeadm-config held before irsa changed it
+// (manifest.KubeadmManifestRecord). None when kubeadm-config carries no irsa record (irsa did not change it).
+func (s kubeadm) recordArgs(ctx context.Context) ([]string, error) {
 	cm, err := kubeadmConfigMap(ctx, s.client)
-	if err != nil {
+	if err != nil || cm == nil {
 		return nil, err
 	}
-	if cm == nil {
-		return nil, fmt.Errorf("configmap %s/%s is gone: cannot work out the original flags of the apiservers kubeadm rewrote", manifest.KubeadmConfigNamespace, manifest.KubeadmConfigName)
+	raw, ok := cm.Annotations[manifest.KubeadmRecordAnnotation]
+	if !ok {
+		return nil, nil
 	}
-	original, err := manifest.DecodeKubeadmRecord(cm.Annotations[manifest.KubeadmRecordAnnotation])
+	original, err := manifest.DecodeKubeadmRecord(raw)
 	if err != nil {
 		return nil, fmt.Errorf("configmap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
@@ -346,10 +404,26 @@ func (s kubeadm) rewrittenRestoreArgs(ctx context.Context, nodes []nodeState) (m
 	if err != nil {
 		return nil, fmt.Errorf("configmap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
+	return []string{"--record", rec}, nil
+}
+
+// rewrittenRestoreArgs returns, by node name, the extra arguments of the restore node pod of each node kubeadm
+// rewrote (recordArgs); other nodes restore from their own record.
+func (s kubeadm) rewrittenRestoreArgs(ctx context.Context, nodes []nodeState) (map[string][]string, error) {
+	if !slices.ContainsFunc(nodes, func(n nodeState) bool { return n.rewritten }) {
+		return nil, nil
+	}
+	rec, err := s.recordArgs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("configmap %s/%s carries no irsa record: cannot work out the original flags of the apiservers kubeadm rewrote", manifest.KubeadmConfigNamespace, manifest.KubeadmConfigName)
+	}
 	args := map[string][]string{}
 	for _, n := range nodes {
 		if n.rewritten {
-			args[n.name] = []string{"--record", rec}
+			args[n.name] = rec
 		}
 	}
 	return args, nil

@@ -63,6 +63,12 @@ type Options struct {
 	ManagementConfig *rest.Config
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// AcceptOnly (kubeadm, with SigningKey) makes every apiserver accept SigningKey without signing with it, and
+	// leaves kubeadm-config alone: the stage step of a key rotation (`irsa rotate-key stage`).
+	AcceptOnly bool
+	// RetireOtherKeys (kubeadm, with SigningKey) removes irsa's other public keys from every apiserver (see
+	// manifest.PatchOptions.RetireOtherKeys): the retire step of a key rotation (`irsa rotate-key retire`).
+	RetireOtherKeys bool
 }
 
 // Stage makes the apiserver issue tokens for the irsa issuer (see the package documentation).
@@ -96,6 +102,9 @@ func New(client kubernetes.Interface, cfg *rest.Config, opts Options) (*Stage, e
 		if opts.ClusterType != "" && opts.ClusterType != ClusterKubeadm {
 			return nil, fmt.Errorf("signing key: only the kubeadm cluster type installs a key on the nodes; for %s use the cluster's key (--signing-key cluster)", opts.ClusterType)
 		}
+	}
+	if (opts.AcceptOnly || opts.RetireOtherKeys) && opts.SigningKey == nil {
+		return nil, errors.New("apiserver stage: accepting or retiring keys needs the signing key")
 	}
 	if opts.Image == "" {
 		opts.Image = config.DefaultIrsaImage

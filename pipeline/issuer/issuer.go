@@ -48,6 +48,14 @@ type Locator interface {
 // PendingURL stands for an issuer URL not known yet in the documents a plan builds.
 const PendingURL = "https://pending.invalid"
 
+// Reader is a Host that can hand back a document it serves. With it the stage merges the JWKS it publishes into the
+// one already published (documents.MergeJWKS) instead of replacing it, so a key leaves the issuer only when it is
+// retired on purpose. A Host without it has its JWKS replaced.
+type Reader interface {
+	// Read returns the document at key, or nil and no error when there is none (nor a bucket).
+	Read(ctx context.Context, key string) ([]byte, error)
+}
+
 // Stage publishes the issuer through its Host.
 type Stage struct {
 	Host Host
@@ -62,6 +70,9 @@ type Stage struct {
 	// Keys returns the public keys to publish.
 	Keys           func(ctx context.Context) ([]crypto.PublicKey, error)
 	LegacyEmptyKID bool
+	// Retire are kids to remove from the published JWKS although it published them: `irsa sync --retire`, `irsa
+	// rotate-key retire`. Every other published key is kept (Reader).
+	Retire []string
 }
 
 // Name implements stage.Stage.
@@ -90,25 +101,58 @@ func ObjectKeys(issuerURL, bucket string) (discovery, jwks string) {
 	return pre + config.DiscoveryKey, pre + config.JWKSKey
 }
 
-// Documents builds the two documents.
-func (s *Stage) Documents(ctx context.Context) ([]Document, error) {
+// Documents builds the two documents: the JWKS is the keys of Keys merged into the JWKS already published (when
+// the Host is a Reader) less Retire, and the discovery document advertises the algorithms of the merged keys.
+func (s *Stage) Documents(ctx context.Context) ([]Document, documents.Merged, error) {
+	var merged documents.Merged
 	keys, err := s.Keys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, merged, err
+	}
+	var published []byte
+	if r, ok := s.Host.(Reader); ok {
+		if published, err = r.Read(ctx, s.JWKSKey); err != nil {
+			return nil, merged, fmt.Errorf("read the published JWKS %s: %w", s.JWKSKey, err)
+		}
+	}
+	if merged, err = documents.MergeJWKS(published, keys, s.Retire, documents.JWKSOptions{LegacyEmptyKID: s.LegacyEmptyKID}); err != nil {
+		return nil, merged, err
 	}
 	// The discovery document advertises the algorithms of the keys (RS256, ES256, ...), as kube-apiserver's does.
-	disc, err := documents.DiscoveryDocumentFor(s.IssuerURL, keys)
+	disc, err := documents.DiscoveryDocumentFor(s.IssuerURL, merged.PublicKeys())
 	if err != nil {
-		return nil, err
+		return nil, merged, err
 	}
-	jwks, err := documents.JWKS(keys, documents.JWKSOptions{LegacyEmptyKID: s.LegacyEmptyKID})
+	jwks, err := documents.MarshalKeySet(merged.Set)
 	if err != nil {
-		return nil, err
+		return nil, merged, err
 	}
 	return []Document{
 		{Key: s.DiscoveryKey, Body: disc, ContentType: "application/json"},
 		{Key: s.JWKSKey, Body: jwks, ContentType: "application/json"},
-	}, nil
+	}, merged, nil
+}
+
+// describe adds to the JWKS object's change which kids it adds, keeps and retires.
+func (s *Stage) describe(changes []stage.Change, m documents.Merged) []stage.Change {
+	var parts []string
+	for _, p := range []struct {
+		what string
+		kids []string
+	}{{"adds", m.Added}, {"retires", m.Retired}, {"keeps published", m.Retained}, {"strips private fields of", m.Stripped}} {
+		if len(p.kids) > 0 {
+			parts = append(parts, p.what+" "+strings.Join(p.kids, ", "))
+		}
+	}
+	if len(parts) == 0 {
+		return changes
+	}
+	for i, c := range changes {
+		if c.Name == s.JWKSKey || strings.HasSuffix(c.Name, "/"+s.JWKSKey) {
+			changes[i].Detail = strings.TrimPrefix(c.Detail+"; JWKS "+strings.Join(parts, "; "), "; ")
+		}
+	}
+	return changes
 }
 
 // locate asks a Locator host for the issuer URL (see Locator) and passes a URL it learns to Located.
@@ -136,12 +180,12 @@ func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	docs, err := s.withURL(cmp.Or(s.IssuerURL, PendingURL)).Documents(ctx)
+	docs, merged, err := s.withURL(cmp.Or(s.IssuerURL, PendingURL)).Documents(ctx)
 	if err != nil {
 		return nil, err
 	}
 	more, err := s.Host.Plan(ctx, docs)
-	return append(changes, more...), err
+	return append(changes, s.describe(more, merged)...), err
 }
 
 func (s *Stage) withURL(u string) *Stage {
@@ -156,12 +200,12 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return located, fmt.Errorf("publish issuer: %w", err)
 	}
-	docs, err := s.Documents(ctx)
+	docs, merged, err := s.Documents(ctx)
 	if err != nil {
 		return located, err
 	}
 	changes, err := s.Host.Publish(ctx, docs)
-	changes = append(located, changes...)
+	changes = append(located, s.describe(changes, merged)...)
 	if err != nil {
 		return changes, fmt.Errorf("publish issuer %s: %w", s.IssuerURL, err)
 	}

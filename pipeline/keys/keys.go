@@ -182,7 +182,7 @@ func LoadPublicKeys(paths ...string) ([]crypto.PublicKey, error) {
 type Source struct {
 	// Files are PEM public keys given by the user.
 	Files []string
-	// Dir is the keys stage's directory; its public key is used when present.
+	// Dir is the keys stage's directory; its public key, and the staged key of a rotation, are used when present.
 	Dir string
 	// Cluster returns the keys the cluster's apiserver serves at /openid/v1/jwks; nil when no cluster is configured.
 	Cluster func(ctx context.Context) ([]crypto.PublicKey, error)
@@ -192,11 +192,13 @@ type Source struct {
 func (s Source) Load(ctx context.Context) ([]crypto.PublicKey, error) {
 	files := append([]string(nil), s.Files...)
 	if s.Dir != "" {
-		pub := PairIn(s.Dir).PublicKeyPath
-		if _, err := os.Stat(pub); err == nil {
-			files = append(files, pub)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("stat %q: %w", pub, err)
+		// The staged key of a rotation (NextPublicKeyFile) is published too, before any apiserver accepts it.
+		for _, pub := range []string{PairIn(s.Dir).PublicKeyPath, NextPairIn(s.Dir).PublicKeyPath} {
+			if _, err := os.Stat(pub); err == nil {
+				files = append(files, pub)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("stat %q: %w", pub, err)
+			}
 		}
 	}
 	keys, err := LoadPublicKeys(files...)

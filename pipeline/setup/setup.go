@@ -242,10 +242,7 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 	cfg := t.Config
 	stages := []stage.Stage{
 		&keys.Stage{Dir: cfg.KeyDir},
-		&issuer.Stage{
-			Host: e.IssuerHost(), IssuerURL: t.Issuer.URL, DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
-			Keys: e.KeySource().Load, LegacyEmptyKID: cfg.LegacyEmptyKID, Located: t.SetIssuerURL,
-		},
+		e.IssuerStage(nil),
 		// The stages that use the issuer URL are built when they run: with cloudfront hosting the issuer stage may
 		// learn the URL only then (afterIssuer).
 		&afterIssuer{name: stage.Provider, e: e, build: func() stage.Stage { return e.ProviderStage() }, pending: stage.Change{Action: stage.Create, Kind: "iam-oidc-provider", Name: "(the distribution's issuer URL)", Detail: PendingReason}},
@@ -463,11 +460,7 @@ func (s *apiserverStage) Name() string { return stage.APIServer }
 // keys stage has made the key).
 func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
 	t := s.e.Target
-	opts := apiserver.Options{
-		IssuerURL: cmp.Or(t.Issuer.URL, issuer.PendingURL), Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
-		ClusterName: t.ClusterName, Logger: s.e.Log, ImagePullSecrets: t.Config.Images.PullSecrets,
-		AcceptIssuerReplacement: t.Config.AcceptIssuerReplacement,
-	}
+	opts := s.e.apiserverOptions()
 	if withKey {
 		switch t.SigningKey.Mode {
 		case target.SigningKeyGenerate:
@@ -514,6 +507,16 @@ func (s *apiserverStage) Delete(ctx context.Context) ([]stage.Change, error) {
 		return nil, err
 	}
 	return st.Delete(ctx)
+}
+
+// apiserverOptions are the apiserver stage's options without a signing key.
+func (e *Env) apiserverOptions() apiserver.Options {
+	t := e.Target
+	return apiserver.Options{
+		IssuerURL: cmp.Or(t.Issuer.URL, issuer.PendingURL), Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
+		ClusterName: t.ClusterName, Logger: e.Log, ImagePullSecrets: t.Config.Images.PullSecrets,
+		AcceptIssuerReplacement: t.Config.AcceptIssuerReplacement,
+	}
 }
 
 // failing is a stage that could not be built; it fails with the reason when it runs.

@@ -41,6 +41,9 @@ const (
 	PKIVolume = "irsa-pki"
 	// ContainerName is the kube-apiserver container in the static pod.
 	ContainerName = "kube-apiserver"
+	// KeyFilePrefix starts the names of irsa's key files on a node (node.KeyFileNames): RetireOtherKeys tells
+	// irsa's keys from the cluster's own by it.
+	KeyFilePrefix = "irsa-sa-"
 )
 
 // PatchOptions say what the apiserver must serve.
@@ -56,6 +59,11 @@ type PatchOptions struct {
 	// are added, the signing key is left alone. With several control-plane nodes every apiserver must accept
 	// irsa's tokens before any issues them, or a token issued by a patched apiserver fails on the others.
 	AcceptOnly bool
+	// RetireOtherKeys (with SigningKey, not AcceptOnly) removes irsa's other public keys (files named KeyFilePrefix*,
+	// a rotation's previous keys) from --service-account-key-file: tokens they signed stop authenticating. The
+	// cluster's own key files stay: kube-controller-manager signs legacy token Secrets with the cluster's key, and
+	// Unpatch goes back to it.
+	RetireOtherKeys bool
 }
 
 // KeyFiles are the paths of irsa's signing key pair on the node. The apiserver sees them at the same paths.
@@ -85,6 +93,9 @@ func (o PatchOptions) Validate() error {
 		if !path.IsAbs(k.PrivateKey) || !path.IsAbs(k.PublicKey) {
 			return fmt.Errorf("signing key files %q and %q: must be absolute paths", k.PrivateKey, k.PublicKey)
 		}
+	}
+	if o.RetireOtherKeys && (o.SigningKey == nil || o.AcceptOnly) {
+		return fmt.Errorf("retiring irsa's other keys needs the signing key that stays, and is not done by an accept-only patch")
 	}
 	return nil
 }
@@ -345,7 +356,13 @@ func PatchPod(pod *corev1.Pod, opts PatchOptions) error {
 				pod.Annotations[SigningKeyAnnotation] = k.KeyID
 			}
 		}
-		flags = flags.set(flagKeyFile, dedup(append(flags.values(flagKeyFile), k.PublicKey)...))
+		keyFiles := dedup(append(flags.values(flagKeyFile), k.PublicKey)...)
+		if opts.RetireOtherKeys && !opts.AcceptOnly {
+			keyFiles = slices.DeleteFunc(keyFiles, func(f string) bool {
+				return f != k.PublicKey && strings.HasPrefix(path.Base(f), KeyFilePrefix)
+			})
+		}
+		flags = flags.set(flagKeyFile, keyFiles)
 		for _, dir := range dedup(path.Dir(k.PrivateKey), path.Dir(k.PublicKey)) {
 			if !mounted(pod, c, dir) {
 				addPKIVolume(pod, c, dir)

@@ -22,6 +22,8 @@ type manifestCase struct {
 	Audience   string    `json:"audience"`
 	SigningKey *KeyFiles `json:"signingKey"`
 	AcceptOnly bool      `json:"acceptOnly"`
+	// RetireOtherKeys is PatchOptions.RetireOtherKeys.
+	RetireOtherKeys bool `json:"retireOtherKeys"`
 	// Changed is whether the operation must report a change; when false the output must be the input, byte for
 	// byte.
 	Changed bool `json:"changed"`
@@ -41,7 +43,7 @@ func TestManifestGolden(t *testing.T) {
 				t.Fatalf("case.yaml: %v", err)
 			}
 			input := readFile(t, filepath.Join(dir, "input.yaml"))
-			opts := PatchOptions{IssuerURL: c.IssuerURL, Audience: c.Audience, SigningKey: c.SigningKey, AcceptOnly: c.AcceptOnly}
+			opts := PatchOptions{IssuerURL: c.IssuerURL, Audience: c.Audience, SigningKey: c.SigningKey, AcceptOnly: c.AcceptOnly, RetireOtherKeys: c.RetireOtherKeys}
 
 			var got []byte
 			var changed bool

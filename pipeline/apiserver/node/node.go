@@ -22,7 +22,7 @@ const (
 	DefaultStateDir = "/etc/kubernetes/irsa"
 	DefaultPKIDir   = "/etc/kubernetes/pki"
 	// keyFilePrefix starts the names of irsa's key files in the PKI directory (see KeyFileNames).
-	keyFilePrefix = "irsa-sa-"
+	keyFilePrefix = manifest.KeyFilePrefix
 	backupName    = "kube-apiserver.yaml.orig"
 )
 
@@ -54,10 +54,13 @@ type Options struct {
 	// manifest.PatchOptions.AcceptOnly); KeepAccepting (Restore) only demotes (see manifest.Demote).
 	AcceptOnly    bool
 	KeepAccepting bool
-	// Record (Restore) is the value of manifest.RecordAnnotation to restore from when the manifest has none
-	// because kubeadm wrote it again from the kubeadm-config irsa changed (manifest.KubeadmManifestRecord); ignored
-	// when the manifest has irsa's own record.
+	// Record is the value of manifest.RecordAnnotation for a manifest that has none because kubeadm wrote it again
+	// from the kubeadm-config irsa changed (manifest.KubeadmManifestRecord): Restore restores from it, Patch records
+	// it as the original flags. Ignored when the manifest has irsa's own record.
 	Record string
+	// RetireOtherKeys (Patch) removes irsa's previous public keys from the apiserver and the node (see
+	// manifest.PatchOptions.RetireOtherKeys): the retire step of a key rotation.
+	RetireOtherKeys bool
 	// Verify, when set, is called after the new manifest is written; an error puts the previous manifest and keys
 	// back. LocalCheck.Verify is the one the node subcommand uses.
 	Verify func(ctx context.Context, want Expectation) error
@@ -133,7 +136,7 @@ func Patch(ctx context.Context, opts Options) (Result, error) {
 	if err := opts.validate(); err != nil {
 		return res, err
 	}
-	patch := manifest.PatchOptions{IssuerURL: opts.IssuerURL, Audience: opts.Audience, AcceptOnly: opts.AcceptOnly}
+	patch := manifest.PatchOptions{IssuerURL: opts.IssuerURL, Audience: opts.Audience, AcceptOnly: opts.AcceptOnly, RetireOtherKeys: opts.RetireOtherKeys}
 	var keyFiles []fileWrite
 	if opts.SigningKeyFile != "" {
 		priv, pub, kid, err := readSigningKey(opts.SigningKeyFile)
@@ -159,6 +162,14 @@ func Patch(ctx context.Context, opts Options) (Result, error) {
 	current, err := readManifest(opts.ManifestPath)
 	if err != nil {
 		return res, err
+	}
+	if opts.Record != "" {
+		// A manifest kubeadm wrote from the kubeadm-config irsa changed carries irsa's flags without irsa's record:
+		// the record of the flags kubeadm writes without irsa's changes goes in first, or the patch would record
+		// irsa's flags as the original ones.
+		if current, _, err = manifest.WithRecord(current, opts.Record); err != nil {
+			return res, fmt.Errorf("patch %s: %w", opts.ManifestPath, err)
+		}
 	}
 	patched, changed, err := manifest.Patch(current, patch)
 	if err != nil {
@@ -211,8 +222,13 @@ func Patch(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	res.Changed = true
-	// A previous irsa private key signs nothing any more; its public key stays for the tokens it signed.
-	if err := removeUnreferencedKeys(opts.PKIDir, patched, ".key"); err != nil {
+	// A previous irsa private key signs nothing any more; its public key stays for the tokens it signed, until
+	// a retire removes it from the manifest.
+	suffix := ".key"
+	if opts.RetireOtherKeys {
+		suffix = ""
+	}
+	if err := removeUnreferencedKeys(opts.PKIDir, patched, suffix); err != nil {
 		return res, err
 	}
 	return res, nil

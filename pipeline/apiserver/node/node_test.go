@@ -469,3 +469,44 @@ func TestRestoreNodeRewrittenByKubeadm(t *testing.T) {
 		t.Errorf("a refused restore changed the manifest")
 	}
 }
+
+// A later patch of a manifest kubeadm rewrote (a key rotation after `kubeadm upgrade`) records the original flags it
+// is given, not irsa's: restoring afterwards gives the cluster's own issuer back.
+func TestPatchNodeRewrittenByKubeadmRecordsTheOriginalFlags(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
+	opts := node(t, original)
+	if _, err := Patch(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := manifest.Parse(readFile(t, opts.ManifestPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(pod.Annotations, manifest.RecordAnnotation)
+	rewritten, err := yaml.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(opts.ManifestPath, rewritten, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(opts.StateDir, backupName)); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := manifest.KubeadmManifestRecord(manifest.KubeadmArgs{}, readFile(t, "../manifest/testdata/kubeadm-config/defaults-first-patch/expected.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Record = rec
+	opts.IssuerURL = "https://issuer.example.com/next"
+	if _, err := Patch(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	opts.Record = ""
+	r, err := Restore(ctx, opts)
+	if err != nil || len(r.Issuers) != 1 || r.Issuers[0] != "https://kubernetes.default.svc.cluster.local" {
+		t.Fatalf("Restore after patching a rewritten manifest = %+v, %v; want only the cluster's own issuer", r, err)
+	}
+}

@@ -82,7 +82,28 @@ func (s *Host) access() *Access {
 	return PublicAccess(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
 }
 
-var _ issuer.Host = (*Host)(nil)
+var (
+	_ issuer.Host   = (*Host)(nil)
+	_ issuer.Reader = (*Host)(nil)
+)
+
+// Read implements issuer.Reader: the object at key, nil when it or the bucket does not exist. A bucket of another
+// cluster is read all the same: Publish refuses it, with the reason.
+func (s *Host) Read(ctx context.Context, key string) ([]byte, error) {
+	out, err := s.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.Bucket, Key: &key})
+	if awsclient.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return data, nil
+}
 
 // PolicySid names irsa's statement in the bucket policy. Apply sets only the statement with this Sid and keeps every
 // other statement (a third party's) as it is.
