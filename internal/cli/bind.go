@@ -3,9 +3,11 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/irsa-anywhere/irsa/pipeline/ack"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/setup"
 )
@@ -17,16 +19,21 @@ type bindOptions struct {
 	audience        string
 	stsRegional     string
 	tokenExpiration string
+	ack             string
 }
 
-// binding parses the command line into a binding; its role name, when not given, is resolved with the target.
+// binding parses the command line into a binding; its role name, when not given, is resolved with the target. An
+// empty ref leaves the namespace and ServiceAccount to --ack's controller.
 func (o *bindOptions) binding(ref string) (config.Binding, error) {
-	ns, sa, err := config.ParseServiceAccountRef(ref)
-	if err != nil {
-		return config.Binding{}, err
+	var ns, sa string
+	if ref != "" {
+		var err error
+		if ns, sa, err = config.ParseServiceAccountRef(ref); err != nil {
+			return config.Binding{}, err
+		}
 	}
 	b := config.Binding{Namespace: ns, ServiceAccount: sa, PolicyARNs: o.policyARNs, RoleName: o.roleName,
-		Audience: o.audience, TokenExpiration: o.tokenExpiration}
+		Audience: o.audience, TokenExpiration: o.tokenExpiration, ACK: o.ack}
 	switch o.stsRegional {
 	case "":
 	case "true", "false":
@@ -48,19 +55,25 @@ func (o *bindOptions) binding(ref string) (config.Binding, error) {
 func newBindCommand(g *globalOptions) *cobra.Command {
 	o := &bindOptions{}
 	cmd := &cobra.Command{
-		Use:   "bind NAMESPACE/SERVICEACCOUNT --policy-arn ARN [--policy-arn ARN...]",
+		Use:   "bind NAMESPACE/SERVICEACCOUNT --policy-arn ARN [--policy-arn ARN...] | bind --ack SERVICE",
 		Short: "Give a service account an IAM role",
 		Long: `bind creates (or updates) an IAM role whose trust policy admits only this service account's tokens with the
 audience, attaches the policies, and, when a cluster is configured, creates the service account if needed and annotates
-it with eks.amazonaws.com/role-arn.`,
-		Args: cobra.ExactArgs(1),
+it with eks.amazonaws.com/role-arn.
+
+--ack SERVICE binds an AWS Controllers for Kubernetes controller: its chart's ServiceAccount (ack-system/
+ack-SERVICE-controller unless NAMESPACE/SERVICEACCOUNT is given) gets a role with the managed policy its project
+recommends unless --policy-arn or --inline-policy is given. Install the controller first; restart it afterwards
+(irsa heal) so it starts with the web identity.`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := o.binding(args[0])
+			b, err := o.parse(args)
 			if err != nil {
 				return err
 			}
-			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
-				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", args[0])
+			ref := b.Ref()
+			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.ACK == "" {
+				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", ref)
 			}
 			cfg, err := g.loadConfig()
 			if err != nil {
@@ -77,10 +90,10 @@ it with eks.amazonaws.com/role-arn.`,
 				return err
 			}
 			if g.structured() {
-				return g.write(map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)})
+				return g.write(map[string]any{"serviceAccount": ref, "roleARN": arn, "changes": nonNil(changes)})
 			}
 			writeChanges(g.stdout, "  ", changes)
-			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
+			fmt.Fprintf(g.stdout, "%s is bound to %s\n", ref, arn)
 			if env.Cluster == nil {
 				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
 			}
@@ -93,6 +106,7 @@ it with eks.amazonaws.com/role-arn.`,
 	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
+	cmd.Flags().StringVar(&o.ack, "ack", "", "bind the ACK controller of this AWS service: "+strings.Join(ack.Services(), ", "))
 	addTargetFlags(cmd, g)
 	return cmd
 }

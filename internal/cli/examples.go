@@ -21,7 +21,9 @@ var examples = map[string]string{
 	"bind": `  # An application's ServiceAccount gets a role that can read S3
   irsa bind apps/uploader --policy-arn arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess -f irsa.yaml
   # With an inline policy and a one-hour token
-  irsa bind apps/uploader --inline-policy policy.json --token-expiration 1h -f irsa.yaml`,
+  irsa bind apps/uploader --inline-policy policy.json --token-expiration 1h -f irsa.yaml
+  # The ACK S3 controller installed by its Helm chart in ack-system, then restarted with its web identity
+  irsa bind --ack s3 -f irsa.yaml && irsa heal -f irsa.yaml`,
 	"unbind": `  irsa unbind apps/uploader -f irsa.yaml
   irsa unbind apps/uploader -f irsa.yaml --yes`,
 	"verify": `  irsa verify -f irsa.yaml

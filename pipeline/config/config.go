@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 )
 
 // APIVersion and Kind identify irsa.yaml as a versioned document, as kind, kops, eksctl and kubeadm configurations
@@ -96,6 +98,9 @@ type Binding struct {
 	STSRegionalEndpoints *bool `json:"stsRegionalEndpoints,omitempty"`
 	// TokenExpiration sets eks.amazonaws.com/token-expiration, such as "1h" (at least 10m).
 	TokenExpiration string `json:"tokenExpiration,omitempty"`
+	// ACK binds an AWS Controllers for Kubernetes service controller (s3, sqs, ...: package ack): empty namespace,
+	// serviceAccount and policies default to the controller's chart defaults and its recommended managed policy.
+	ACK string `json:"ack,omitempty"`
 }
 
 // Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default. An
@@ -148,6 +153,7 @@ func (c *Config) Defaults() {
 		c.Verify.Image = DefaultVerifyImage
 	}
 	for i := range c.Bindings {
+		c.Bindings[i] = c.Bindings[i].withACKDefaults(awsclient.Partition(c.Region))
 		if c.Bindings[i].RoleName == "" {
 			c.Bindings[i].RoleName = RoleNameFor(c.ClusterName, c.Bindings[i].Namespace, c.Bindings[i].ServiceAccount)
 		}
@@ -194,7 +200,7 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	for _, b := range c.Bindings {
 		add(b.Validate())
-		key := b.Namespace + "/" + b.ServiceAccount
+		key := b.Ref()
 		if seen[key] {
 			errs = append(errs, fmt.Sprintf("binding %q is listed twice: each service account has one binding", key))
 		}
@@ -209,6 +215,9 @@ func (c *Config) Validate() error {
 // Validate checks one binding.
 func (b Binding) Validate() error {
 	ref := b.Namespace + "/" + b.ServiceAccount
+	if err := b.validateACK(); err != nil {
+		return err
+	}
 	if err := ValidateDNS1123Label("namespace", b.Namespace); err != nil {
 		return fmt.Errorf("binding %q: %w", ref, err)
 	}
