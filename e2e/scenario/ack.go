@@ -177,7 +177,7 @@ func runACK(ctx context.Context, t *testing.T, e *Env, irsa func(t *testing.T, p
 		t.Fatalf("bucket %s never appeared in the emulator: %v\nBucket resource: %s\ncontroller logs:\n%s", ackBucketName, err,
 			resourceStatus(ctx, dyn), controllerLogs(ctx, e, pod))
 	}
-	e.Time("ack: Bucket resource -> bucket in moto", start)
+	e.Time("ack: Bucket -> bucket in moto", start)
 	if err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		b, err := dyn.Resource(bucketGVR).Namespace("default").Get(ctx, ackBucketResource, metav1.GetOptions{})
 		return err == nil && hasCondition(b, "ACK.ResourceSynced", "True"), nil
@@ -196,7 +196,7 @@ func runACK(ctx context.Context, t *testing.T, e *Env, irsa func(t *testing.T, p
 	}); err != nil {
 		t.Errorf("bucket %s still in the emulator after its Bucket resource was deleted: %v\ncontroller logs:\n%s", ackBucketName, err, controllerLogs(ctx, e, pod))
 	}
-	e.Time("ack: delete Bucket resource -> bucket gone", start)
+	e.Time("ack: Bucket deleted -> bucket gone", start)
 }
 
 // runACKController deploys the controller as its Helm chart does (ServiceAccount, flags), pointed at the emulator:
