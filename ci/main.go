@@ -360,7 +360,8 @@ func (m *Irsa) Setup(
 	return m.run(ctx, command{name: "apply", flags: flags})
 }
 
-// Status prints the state of every stage, or the --only ones (irsa status).
+// Status prints the state of every stage, or the --only ones (irsa status). Like Plan with changes to make, it fails
+// when the setup has drifted (irsa exits 2), so a pipeline gates on it; the error carries the report.
 // +cache="never"
 func (m *Irsa) Status(
 	ctx context.Context,
@@ -422,8 +423,15 @@ func (m *Irsa) Bind(
 	// Name of the IAM role; irsa derives one from the cluster and ServiceAccount when empty (--role-name).
 	// +optional
 	roleName string,
+	// Create the ServiceAccount (and its namespace) when it does not exist; otherwise a missing one is an error
+	// (--create-service-account).
+	// +optional
+	createServiceAccount bool,
 ) (string, error) {
 	cmd := command{name: "bind", args: []string{serviceAccount}}
+	if createServiceAccount {
+		cmd.flags = append(cmd.flags, "--create-service-account")
+	}
 	for _, arn := range policyARN {
 		cmd.flags = append(cmd.flags, "--policy-arn", arn)
 	}

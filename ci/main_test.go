@@ -472,6 +472,8 @@ func TestClusterFunctions(t *testing.T) {
 			"inlinePolicy":   "fake-file:policy.json",
 			"roleName":       "uploader",
 		}, bindRun},
+		{"bind create service account", "Bind", map[string]any{"serviceAccount": "apps/uploader", "createServiceAccount": true},
+			allAccessRun(argv("bind", nil, "--create-service-account", "apps/uploader"))},
 		{"unbind", "Unbind", map[string]any{"serviceAccount": "apps/uploader"}, allAccessRun(argv("unbind", nil, "--yes", "apps/uploader"))},
 		{"unbind role name", "Unbind", map[string]any{"serviceAccount": "apps/uploader", "roleName": "uploader"},
 			allAccessRun(argv("unbind", nil, "--yes", "--role-name", "uploader", "apps/uploader"))},

@@ -55,7 +55,7 @@ func run(ctx context.Context, out io.Writer) error {
 
 	steps := [][]string{
 		{"apply"},
-		{"bind", "default/s3-echoer", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"},
+		{"bind", "default/s3-echoer", "--create-service-account", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"},
 		{"verify"},
 	}
 	for _, args := range steps {

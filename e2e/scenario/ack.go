@@ -97,18 +97,16 @@ func runACK(ctx context.Context, t *testing.T, e *Env, irsa func(t *testing.T, p
 	var applied []*unstructured.Unstructured
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(ctx)
-		fg := metav1.DeletePropagationForeground
-		_ = k.AppsV1().Deployments(ctl.Namespace).Delete(ctx, ctl.ServiceAccount, metav1.DeleteOptions{PropagationPolicy: &fg})
-		_ = k.CoreV1().ConfigMaps(ctl.Namespace).Delete(ctx, "ack-ca", metav1.DeleteOptions{})
+		// The chart's namespace with everything in it (the controller, its ServiceAccount), gone before teardown runs.
+		_ = k.CoreV1().Namespaces().Delete(ctx, ctl.Namespace, metav1.DeleteOptions{})
+		if err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := k.CoreV1().Namespaces().Get(ctx, ctl.Namespace, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		}); err != nil {
+			t.Errorf("namespace %s still there: %v", ctl.Namespace, err)
+		}
 		for i := len(applied) - 1; i >= 0; i-- {
 			_ = dyn.Resource(manifestGVRs[applied[i].GetKind()]).Delete(ctx, applied[i].GetName(), metav1.DeleteOptions{})
-		}
-		// Teardown removes the namespace bind made only once no pod runs in it.
-		if err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-			pods, err := k.CoreV1().Pods(ctl.Namespace).List(ctx, metav1.ListOptions{})
-			return err == nil && len(pods.Items) == 0, nil
-		}); err != nil {
-			t.Errorf("the controller's pods are still in %s: %v", ctl.Namespace, err)
 		}
 	})
 	// The CRDs and the controller's ClusterRole and binding as ACK's module ships them (hack/build-ack.sh copied them
@@ -129,8 +127,17 @@ func runACK(ctx context.Context, t *testing.T, e *Env, irsa func(t *testing.T, p
 		t.Fatalf("CRD buckets.s3.services.k8s.aws not established: %v", err)
 	}
 
+	// The namespace and ServiceAccount as the controller's Helm chart makes them (serviceAccount.create: true), before
+	// irsa binds it: bind annotates an existing ServiceAccount.
+	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ctl.Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: ctl.ServiceAccount, Namespace: ctl.Namespace}}
+	if _, err := k.CoreV1().ServiceAccounts(ctl.Namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	r := irsa(t, "irsa bind --ack s3", "bind", "--ack", "s3")
-	sa, err := k.CoreV1().ServiceAccounts(ctl.Namespace).Get(ctx, ctl.ServiceAccount, metav1.GetOptions{})
+	sa, err = k.CoreV1().ServiceAccounts(ctl.Namespace).Get(ctx, ctl.ServiceAccount, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,7 @@ func runScenario(t *testing.T, signingKey string) {
 
 	var roleARN string
 	step("bind and run a workload", func(t *testing.T) {
-		r := mustIrsa(t, "irsa bind", "bind", "default/s3-echoer", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+		r := mustIrsa(t, "irsa bind", "bind", "default/s3-echoer", "--create-service-account", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
 		sa, err := k.CoreV1().ServiceAccounts("default").Get(ctx, "s3-echoer", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -238,6 +238,10 @@ func runScenario(t *testing.T, signingKey string) {
 			t.Errorf("doctor --pods after heal:\n%s", d)
 		}
 	})
+
+	if up, ok := e.Backends.Cluster.(controlPlaneUpgrader); ok {
+		step("kubeadm-upgrade keeps the issuer", func(t *testing.T) { kubeadmUpgrade(ctx, t, e, up, originalIssuer, oldToken, roleARN) })
+	}
 
 	if ackRuns(e, signingKey) { // e2e/scenario/ack.go
 		step("ack: a real ACK S3 controller bound with irsa bind --ack s3 creates a Bucket in the emulator", func(t *testing.T) { runACK(ctx, t, e, mustIrsa) })

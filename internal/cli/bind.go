@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,12 +14,15 @@ import (
 )
 
 type bindOptions struct {
+	roleOptions
+	lockWait        time.Duration
 	policyARNs      []string
 	inlinePolicy    string
 	roleName        string
 	audience        string
 	stsRegional     string
 	tokenExpiration string
+	createSA        bool
 	ack             string
 }
 
@@ -33,7 +37,7 @@ func (o *bindOptions) binding(ref string) (config.Binding, error) {
 		}
 	}
 	b := config.Binding{Namespace: ns, ServiceAccount: sa, PolicyARNs: o.policyARNs, RoleName: o.roleName,
-		Audience: o.audience, TokenExpiration: o.tokenExpiration, ACK: o.ack}
+		Audience: o.audience, TokenExpiration: o.tokenExpiration, CreateServiceAccount: o.createSA, ACK: o.ack}
 	switch o.stsRegional {
 	case "":
 	case "true", "false":
@@ -41,6 +45,9 @@ func (o *bindOptions) binding(ref string) (config.Binding, error) {
 		b.STSRegionalEndpoints = &v
 	default:
 		return b, fmt.Errorf("--sts-regional-endpoints %q: must be true or false", o.stsRegional)
+	}
+	if err := o.roleOptions.apply(&b); err != nil {
+		return b, err
 	}
 	if o.inlinePolicy != "" {
 		data, err := os.ReadFile(o.inlinePolicy)
@@ -58,13 +65,14 @@ func newBindCommand(g *globalOptions) *cobra.Command {
 		Use:   "bind NAMESPACE/SERVICEACCOUNT --policy-arn ARN [--policy-arn ARN...] | bind --ack SERVICE",
 		Short: "Give a service account an IAM role",
 		Long: `bind creates (or updates) an IAM role whose trust policy admits only this service account's tokens with the
-audience, attaches the policies, and, when a cluster is configured, creates the service account if needed and annotates
-it with eks.amazonaws.com/role-arn.
+audience, attaches the policies, and, when a cluster is configured, annotates the service account with
+eks.amazonaws.com/role-arn. The service account must exist unless --create-service-account lets irsa create it (and
+its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new service account.
 
 --ack SERVICE binds an AWS Controllers for Kubernetes controller: its chart's ServiceAccount (ack-system/
 ack-SERVICE-controller unless NAMESPACE/SERVICEACCOUNT is given) gets a role with the managed policy its project
-recommends unless --policy-arn or --inline-policy is given. Install the controller first; restart it afterwards
-(irsa heal) so it starts with the web identity.`,
+recommends unless --policy-arn or --inline-policy is given. Install the controller's chart first (it creates the
+ServiceAccount); restart the controller afterwards (irsa heal) so it starts with the web identity.`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := o.parse(args)
@@ -72,15 +80,27 @@ recommends unless --policy-arn or --inline-policy is given. Install the controll
 				return err
 			}
 			ref := b.Ref()
-			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.ACK == "" {
-				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", ref)
+			if err := checkLockTimeout(o.lockWait); err != nil {
+				return err
+			}
+			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.RoleARN == "" && b.ACK == "" {
+				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy (or --role-arn to bind an existing role)", ref)
 			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
+			inFile := g.fileBinding(cfg, b)
 			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
 			if err != nil {
+				return err
+			}
+			release, _, err := g.lock(cmd.Context(), env, "bind", false, nil, o.lockWait)
+			defer release()
+			if err != nil {
+				return err
+			}
+			if err := env.CheckProvider(cmd.Context()); err != nil {
 				return err
 			}
 			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
@@ -90,23 +110,27 @@ recommends unless --policy-arn or --inline-policy is given. Install the controll
 				return err
 			}
 			if g.structured() {
-				return g.write(map[string]any{"serviceAccount": ref, "roleARN": arn, "changes": nonNil(changes)})
+				return g.write(inFile.result(map[string]any{"serviceAccount": ref, "roleARN": arn, "changes": nonNil(changes)}))
 			}
 			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is bound to %s\n", ref, arn)
 			if env.Cluster == nil {
 				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
 			}
+			inFile.note(g.stdout)
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.policyARNs, "policy-arn", nil, "managed policy to attach (repeatable)")
+	o.roleOptions.add(cmd)
 	cmd.Flags().StringVar(&o.inlinePolicy, "inline-policy", "", "JSON policy document FILE to put on the role as an inline policy")
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name (default irsa-CLUSTER-NAMESPACE-SERVICEACCOUNT)")
 	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
+	cmd.Flags().BoolVar(&o.createSA, "create-service-account", false, "create the service account (and its namespace) when it does not exist; without it a missing one is an error")
 	cmd.Flags().StringVar(&o.ack, "ack", "", "bind the ACK controller of this AWS service: "+strings.Join(ack.Services(), ", "))
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }
@@ -123,6 +147,9 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkLockTimeout(o.lockWait); err != nil {
+				return err
+			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
@@ -132,11 +159,27 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
-			removes := []string{fmt.Sprintf("IAM role %s", tb.RoleARN)}
-			if env.Cluster != nil {
-				removes = append(removes, fmt.Sprintf("the annotations irsa set on ServiceAccount %s (pods started afterwards get no AWS credentials)", args[0]))
+			if err := env.BindingsStage().Roles.CheckOwned(cmd.Context(), tb.Binding); err != nil {
+				return err
+			}
+			removes, err := env.UnbindSummary(cmd.Context(), tb.Binding)
+			if err != nil {
+				return err
+			}
+			if len(removes) == 0 {
+				// Nothing to remove, so nothing to confirm: unbinding twice is not an error.
+				if g.structured() {
+					return g.write(map[string]any{"serviceAccount": args[0], "changes": []any{}})
+				}
+				fmt.Fprintf(g.stdout, "%s is not bound: no role %s and no annotation of irsa's, nothing to remove\n", args[0], tb.RoleName)
+				return nil
 			}
 			if err := g.confirm("unbind", removes, yes); err != nil {
+				return err
+			}
+			release, _, err := g.lock(cmd.Context(), env, "unbind", false, nil, o.lockWait)
+			defer release()
+			if err != nil {
 				return err
 			}
 			changes, err := env.BindingsStage().Unbind(cmd.Context(), tb.Binding)
@@ -152,7 +195,9 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
+	cmd.Flags().StringVar(&o.roleARN, "role-arn", "", "the existing role bind was given: irsa removes only its own trust statements from it")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }

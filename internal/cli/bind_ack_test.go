@@ -46,22 +46,26 @@ func TestBindACK(t *testing.T) {
 		}
 	}
 
-	out := e.mustRun(append([]string{"bind", "--ack", "s3"}, cluster...)...)
+	// The chart would have made the ServiceAccounts; here irsa makes them.
+	out := e.mustRun(append([]string{"bind", "--ack", "s3", "--create-service-account"}, cluster...)...)
 	if want := "ack-system/ack-s3-controller is bound to " + roleARN("ack-system", "ack-s3-controller"); !strings.Contains(out, want) {
 		t.Errorf("bind --ack s3 output:\n%s\nwant %q", out, want)
 	}
 	check("ack-system", "ack-s3-controller", "arn:aws:iam::aws:policy/AmazonS3FullAccess")
 
 	// A controller installed outside the chart's defaults, with a narrower policy.
-	e.mustRun(append([]string{"bind", "platform/s3-ctrl", "--ack", "s3", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}, cluster...)...)
+	e.mustRun(append([]string{"bind", "platform/s3-ctrl", "--ack", "s3", "--create-service-account", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}, cluster...)...)
 	check("platform", "s3-ctrl", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
 
 	file := filepath.Join(t.TempDir(), "irsa.yaml")
-	if err := os.WriteFile(file, []byte("apiVersion: "+config.APIVersion+"\nkind: "+config.Kind+"\nbindings:\n- ack: sqs\n- ack: s3\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("apiVersion: "+config.APIVersion+"\nkind: "+config.Kind+"\nbindings:\n- {ack: sqs, createServiceAccount: true}\n- ack: s3\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.mustRun(append([]string{"apply", "-f", file, "--only", "bindings"}, cluster...)...)
 	check("ack-system", "ack-sqs-controller", "arn:aws:iam::aws:policy/AmazonSQSFullAccess")
-	e.mustRun(append([]string{"bind", "--ack", "s3", "-f", file}, cluster...)...)
+	out = e.mustRun(append([]string{"bind", "--ack", "s3", "-f", file}, cluster...)...)
 	check("ack-system", "ack-s3-controller", "arn:aws:iam::aws:policy/AmazonS3FullAccess")
+	if strings.Contains(out, "note:") {
+		t.Errorf("bind --ack s3 -f with ack: s3 in the file says the file does not list it:\n%s", out)
+	}
 }

@@ -53,21 +53,47 @@ func TestStatusReportsSyncAndDrift(t *testing.T) {
 		t.Errorf("status after apply:\n%s", out)
 	}
 	clients(t).S3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &e.bucket, Key: strPtr("keys.json")})
-	if out := e.mustRun("status"); !strings.Contains(out, "drifted") || !strings.Contains(out, "+ s3-object "+e.bucket+"/keys.json") {
-		t.Errorf("status after deleting keys.json:\n%s", out)
+	// Drift exits 2, as plan does with changes to make; -o json reports it and exits the same.
+	if code, out, _ := e.run("status"); code != 2 || !strings.Contains(out, "drifted") || !strings.Contains(out, "+ s3-object "+e.bucket+"/keys.json") {
+		t.Errorf("status after deleting keys.json: exit %d, want 2\n%s", code, out)
+	}
+	if code, out, errOut := e.run("status", "-o", "json"); code != 2 || !strings.Contains(out, `"inSync": false`) || errOut != "" {
+		t.Errorf("status -o json after deleting keys.json: exit %d, want 2 and no error object\n%s\n%s", code, out, errOut)
 	}
 }
 
 func strPtr(s string) *string { return &s }
 
-// bind on a cluster creates the ServiceAccount and sets the webhook's annotations; unbind removes only those.
+// bind on a cluster refuses a missing ServiceAccount (a typo must not make a new one) before any write; with
+// --create-service-account it creates it and sets the webhook's annotations; unbind removes only those.
 func TestBindAnnotatesServiceAccount(t *testing.T) {
 	e := newEnv(t)
 	kube := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: e.issuer})
 	cluster := []string{"--kubeconfig", kube.Kubeconfig, "--cluster-type", "external"}
 	e.mustRun(append([]string{"apply", "--only", "issuer,provider"}, cluster...)...)
-	e.mustRun(append([]string{"bind", "team-a/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-		"--sts-regional-endpoints", "true", "--token-expiration", "1h"}, cluster...)...)
+	bindArgs := append([]string{"bind", "team-a/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+		"--sts-regional-endpoints", "true", "--token-expiration", "1h"}, cluster...)
+	code, _, errOut := e.run(bindArgs...)
+	if code != 1 || !strings.Contains(errOut, "service account team-a/app") || !strings.Contains(errOut, "--create-service-account") {
+		t.Errorf("bind of a missing service account: exit %d, want 1 naming team-a/app and --create-service-account\n%s", code, errOut)
+	}
+	if w := e.last.AWS.Calls.Mutating(); len(w) > 0 {
+		t.Errorf("bind of a missing service account wrote to AWS: %v", w)
+	}
+	if _, err := kube.Client.CoreV1().Namespaces().Get(context.Background(), "team-a", metav1.GetOptions{}); err == nil {
+		t.Errorf("bind of a missing service account created namespace team-a")
+	}
+	// The same rule for irsa.yaml's bindings: apply refuses before its first write.
+	cfg := filepath.Join(t.TempDir(), "irsa.yaml")
+	os.WriteFile(cfg, []byte("bindings:\n- {namespace: team-b, serviceAccount: typo, policyARNs: [arn:aws:iam::aws:policy/ReadOnlyAccess]}\n"), 0o600)
+	code, _, errOut = e.run(append([]string{"apply", "-f", cfg}, cluster...)...)
+	if code != 1 || !strings.Contains(errOut, "service account team-b/typo") || !strings.Contains(errOut, "createServiceAccount: true") {
+		t.Errorf("apply with a binding of a missing service account: exit %d\n%s", code, errOut)
+	}
+	if w := e.last.AWS.Calls.Mutating(); len(w) > 0 {
+		t.Errorf("apply with a binding of a missing service account wrote to AWS: %v", w)
+	}
+	e.mustRun(append(bindArgs, "--create-service-account")...)
 	ctx := context.Background()
 	sa, err := kube.Client.CoreV1().ServiceAccounts("team-a").Get(ctx, "app", metav1.GetOptions{})
 	if err != nil {

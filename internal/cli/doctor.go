@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/doctor"
+	"github.com/irsa-anywhere/irsa/pipeline/proxy"
 	"github.com/irsa-anywhere/irsa/pipeline/trust"
 )
 
@@ -45,9 +45,10 @@ Exit status 1 when any line fails.`,
 			in := doctor.Inputs{
 				IssuerURL: t.Issuer.URL, Audience: t.Audience, Bucket: t.Issuer.Bucket, Region: t.Region,
 				ProviderARN: t.ProviderARN, S3: env.AWS.S3, IAM: env.AWS.IAM, Namespace: ns, ServiceAccount: sa, Pods: pods,
-				Verifier: trust.New(trust.Options{HTTPClient: &http.Client{Timeout: 10 * time.Second,
-					Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.RootCAs}}}}),
+				Verifier: trust.New(trust.Options{HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: proxy.Transport(env.RootCAs)}}),
 			}
+			in.Ownership = func(ctx context.Context, roleARN string) []error { return env.CheckOwnership(ctx, roleARN, ns, sa) }
+			in.KMSDefault = env.KMSDefault
 			if env.Cluster != nil {
 				in.Cluster = env.Cluster.Client
 			}

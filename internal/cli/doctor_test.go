@@ -27,7 +27,7 @@ func TestDoctor(t *testing.T) {
 	apply := func() {
 		t.Helper()
 		e.mustRun(append([]string{"apply", "--only", "issuer,provider,bindings"}, cluster...)...)
-		e.mustRun(append([]string{"bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"}, cluster...)...)
+		e.mustRun(append([]string{"bind", "default/app", "--policy-arn", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", "--create-service-account"}, cluster...)...)
 	}
 	runDoctor := func(ref string, extra ...string) map[string]doctor.Check {
 		t.Helper()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -68,6 +69,13 @@ Mirror them, for example with crane, then apply with the same --image-registry:
 			return nil
 		},
 	}
-	addTargetFlags(cmd, g)
+	// Only the flags that choose images: the AWS and cluster flags change nothing here.
+	f := cmd.Flags()
+	f.StringVarP(&g.configFile, "config", "f", "", "irsa.yaml to read the images, the mirror and the cluster type from (flags override it)")
+	f.StringVar(&g.clusterType, "cluster-type", "", "cluster type: "+strings.Join(config.ClusterTypes, ", ")+" (the irsa image is listed for kubeadm, or when not given)")
+	f.StringVar(&g.image, "image", "", "irsa image the apiserver stage runs on control-plane nodes (default "+config.DefaultIrsaImage+")")
+	f.StringVar(&g.webhookImage, "webhook-image", "", "pod identity webhook image (default "+config.DefaultWebhookImage+")")
+	f.StringVar(&g.verifyImage, "verify-image", "", "image of the verify pod (default "+config.DefaultVerifyImage+")")
+	g.images.add(f)
 	return cmd
 }

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
@@ -23,7 +25,8 @@ func newKindConfigCommand(g *globalOptions) *cobra.Command {
 		Long: `kind-config prints a kind (kind.x-k8s.io/v1alpha4) cluster config: create the cluster with
   irsa kind-config --bucket B --region R > kind.yaml && kind create cluster --config kind.yaml
 and the apiserver stage then only checks the served issuer. With --key-dir, the cluster signs tokens with that keypair
-(made by irsa keys); otherwise kubeadm makes one and irsa publishes what the apiserver serves.`,
+(made by irsa keys); otherwise kubeadm makes one and irsa publishes what the apiserver serves. -o json prints the same
+document as JSON; -o yaml and text print YAML.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// irsa.yaml with the flags laid over it, as every other command reads them, then the environment's region.
@@ -58,6 +61,18 @@ and the apiserver stage then only checks the served issuer. With --key-dir, the 
 			out, err := kindconfig.Generate(o)
 			if err != nil {
 				return fmt.Errorf("kind config: %w", err)
+			}
+			if g.output == outputJSON {
+				// The same document as JSON (kind reads either).
+				j, err := yaml.YAMLToJSON(out)
+				if err != nil {
+					return fmt.Errorf("kind config as JSON: %w", err)
+				}
+				var doc any
+				if err := json.Unmarshal(j, &doc); err != nil {
+					return fmt.Errorf("kind config as JSON: %w", err)
+				}
+				return writeJSON(g.stdout, doc)
 			}
 			_, err = g.stdout.Write(out)
 			return err

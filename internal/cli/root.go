@@ -149,6 +149,7 @@ pod identity webhook, binds service accounts to roles, and proves it works with 
 		root.AddCommand(extra(g))
 	}
 	addExamples(root)
+	addCompletions(root, g)
 	return root
 }
 
@@ -185,9 +186,6 @@ func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
 // addOnlyFlag registers --only on the commands that run stages.
 func addOnlyFlag(cmd *cobra.Command, g *globalOptions) {
 	cmd.Flags().StringSliceVar(&g.only, "only", nil, "run only these stages (comma-separated): "+strings.Join(stage.Order, ", "))
-	_ = cmd.RegisterFlagCompletionFunc("only", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		return stage.Order, cobra.ShellCompDirectiveNoFileComp
-	})
 }
 
 // extraCommands are added by other files of this package (cluster-side commands).

@@ -13,7 +13,9 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the issuer, the provider and whether the setup has drifted",
-		Args:  cobra.NoArgs,
+		Long: `status prints the issuer, the IAM provider, the audience and whether anything drifted from the configuration,
+and names the stages it could not check. Exit status, as plan's: 0 in sync, 2 drifted (run irsa apply), 1 on error.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			only, err := runner.ParseOnly(g.only)
 			if err != nil {
@@ -33,8 +35,18 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 				"cluster": t.ClusterName, "issuer": t.Issuer.URL, "jwksURI": t.Issuer.JWKSURL,
 				"provider": providerARN, "audience": t.Audience, "inSync": !rep.Changed, "drift": rep.Stages,
 			}
+			// Drift exits 2, as plan does with changes to make: scripts and CI gate on it.
+			drifted := func() error {
+				if rep.Changed {
+					return &exitError{code: 2}
+				}
+				return nil
+			}
 			if g.structured() {
-				return g.write(st)
+				if err := g.write(st); err != nil {
+					return err
+				}
+				return drifted()
 			}
 			fmt.Fprintf(g.stdout, "cluster:  %s\nissuer:   %s\nprovider: %s\naudience: %s\n", t.ClusterName, t.Issuer.URL, providerARN, t.Audience)
 			var unchecked []string
@@ -60,7 +72,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			for _, u := range unchecked {
 				fmt.Fprintf(g.stdout, "not checked: %s\n", u)
 			}
-			return nil
+			return drifted()
 		},
 	}
 	addTargetFlags(cmd, g)

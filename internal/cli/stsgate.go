@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
+	"github.com/irsa-anywhere/irsa/pipeline/proxy"
 	"github.com/irsa-anywhere/irsa/pipeline/setup"
 	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
 )
@@ -51,7 +51,7 @@ the IAM OIDC provider. Every rule: docs/sts-gate.md.
 			if err != nil {
 				return err
 			}
-			opts.IssuerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: issuerPool}}}
+			opts.IssuerClient = &http.Client{Timeout: 10 * time.Second, Transport: proxy.Transport(issuerPool)}
 			if _, opts.IAMTrustedRoots, err = setup.LoadCABundle(iamCA); err != nil {
 				return err
 			}

@@ -79,6 +79,10 @@ func TestImages(t *testing.T) {
 			}
 		})
 	}
+	// Flags that choose no image are not images' flags.
+	if code, _, errOut := runMain(t, "images", "--bucket", "b"); code != 1 || !strings.Contains(errOut, "unknown flag: --bucket") {
+		t.Errorf("images --bucket: exit %d, %s", code, errOut)
+	}
 	code, _, errOut := runMain(t, "images", "--image-registry", "Mirror")
 	if code != 1 || !strings.Contains(errOut, `image registry "Mirror"`) {
 		t.Errorf("bad mirror: exit %d, %s", code, errOut)

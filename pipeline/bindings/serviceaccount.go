@@ -41,6 +41,34 @@ type Binding struct {
 	TokenExpiration time.Duration
 	// ClusterName is the value of config.ClusterLabel on objects irsa creates; optional.
 	ClusterName string
+	// RequireExisting makes a missing ServiceAccount an error (ErrServiceAccountMissing) instead of creating it with
+	// its namespace: `irsa bind` without --create-service-account, so a typo in NAMESPACE/NAME never makes a new one.
+	RequireExisting bool
+}
+
+// ErrServiceAccountMissing is wrapped by the error about a ServiceAccount that does not exist and was not to be
+// created (Binding.RequireExisting).
+var ErrServiceAccountMissing = errors.New("service account does not exist")
+
+// CheckServiceAccount returns an error wrapping ErrServiceAccountMissing when b.RequireExisting is set and the
+// ServiceAccount does not exist; it only reads, so callers run it before their first write.
+func CheckServiceAccount(ctx context.Context, client kubernetes.Interface, b Binding) error {
+	if !b.RequireExisting {
+		return nil
+	}
+	_, err := client.CoreV1().ServiceAccounts(b.Namespace).Get(ctx, b.ServiceAccount, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return missing(b)
+	case err != nil:
+		return fmt.Errorf("get service account %s: %w", b, err)
+	}
+	return nil
+}
+
+func missing(b Binding) error {
+	return fmt.Errorf("service account %s: %w: create it first (check the spelling of %s), or let irsa create it with --create-service-account (createServiceAccount: true in irsa.yaml)",
+		b, ErrServiceAccountMissing, b)
 }
 
 // String is "namespace/name".
@@ -101,7 +129,7 @@ func (b Binding) labels() map[string]string {
 	return l
 }
 
-// BindServiceAccount creates the namespace and ServiceAccount when missing and sets the binding's annotations. An
+// BindServiceAccount creates the namespace and ServiceAccount when missing (unless b.RequireExisting) and sets the binding's annotations. An
 // annotation someone else set to a different value is an error, never overwritten. A second call changes nothing.
 func BindServiceAccount(ctx context.Context, client kubernetes.Interface, b Binding) ([]stage.Change, error) {
 	return bind(ctx, client, b, false)
@@ -117,20 +145,24 @@ func bind(ctx context.Context, client kubernetes.Interface, b Binding, dryRun bo
 		return nil, err
 	}
 	var changes []stage.Change
-	nsChange, err := ensureNamespace(ctx, client, b, dryRun)
-	if err != nil {
-		return nil, err
-	}
-	if nsChange != nil {
-		changes = append(changes, *nsChange)
-	}
-
 	sas := client.CoreV1().ServiceAccounts(b.Namespace)
 	cur, err := sas.Get(ctx, b.ServiceAccount, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		cur = nil
 	} else if err != nil {
 		return nil, fmt.Errorf("get service account %s: %w", b, err)
+	}
+	var nsChange *stage.Change
+	if cur == nil {
+		if b.RequireExisting {
+			return nil, missing(b)
+		}
+		if nsChange, err = ensureNamespace(ctx, client, b, dryRun); err != nil {
+			return nil, err
+		}
+		if nsChange != nil {
+			changes = append(changes, *nsChange)
+		}
 	}
 
 	want := b.annotations()

@@ -1,6 +1,7 @@
 package bindings
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -188,8 +189,35 @@ func TestServiceAccountAgainstAPIServer(t *testing.T) {
 
 	t.Run("RBAC forbidden", func(t *testing.T) {
 		_, err := BindServiceAccount(ctx, srv.UserClient(t, "nobody"), Binding{Namespace: "default", ServiceAccount: "x", RoleARN: roleARN})
-		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "namespace default") {
-			t.Errorf("err = %v, want forbidden naming the namespace", err)
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "service account default/x") {
+			t.Errorf("err = %v, want forbidden naming the service account", err)
 		}
+	})
+
+	t.Run("a missing service account that must exist is an error and nothing is created", func(t *testing.T) {
+		b := Binding{Namespace: "typo-ns", ServiceAccount: "app", RoleARN: roleARN, RequireExisting: true}
+		for name, f := range map[string]func() error{
+			"check": func() error { return CheckServiceAccount(ctx, c, b) },
+			"plan":  func() error { _, err := PlanBindServiceAccount(ctx, c, b); return err },
+			"bind":  func() error { _, err := BindServiceAccount(ctx, c, b); return err },
+		} {
+			if err := f(); !errors.Is(err, ErrServiceAccountMissing) || !strings.Contains(err.Error(), "typo-ns/app") ||
+				!strings.Contains(err.Error(), "--create-service-account") {
+				t.Errorf("%s: err = %v, want ErrServiceAccountMissing naming typo-ns/app and the flag", name, err)
+			}
+		}
+		if _, err := c.CoreV1().Namespaces().Get(ctx, "typo-ns", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("namespace typo-ns was created (get: %v)", err)
+		}
+		// An existing one is bound as before.
+		b.Namespace = "default"
+		if _, err := c.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckServiceAccount(ctx, c, b); err != nil {
+			t.Fatal(err)
+		}
+		changes, err := BindServiceAccount(ctx, c, b)
+		onlyChange(t, changes, err, stage.Update, "serviceaccount")
 	})
 }

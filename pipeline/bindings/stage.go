@@ -19,6 +19,8 @@ import (
 type ServiceAccounts interface {
 	Plan(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error)
 	Bind(ctx context.Context, b config.Binding, roleARN string) ([]stage.Change, error)
+	// Check reads, and fails when b's ServiceAccount is missing and b does not ask to create it.
+	Check(ctx context.Context, b config.Binding) error
 	Unbind(ctx context.Context, b config.Binding) ([]stage.Change, error)
 }
 
@@ -51,8 +53,27 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	})
 }
 
-// Bind makes the role for b and annotates its ServiceAccount with arn.
+// Check fails, before any write, when a binding's ServiceAccount is missing and the binding does not ask irsa to create
+// it (config.Binding.CreateServiceAccount). Without a cluster there is nothing to check.
+func (s *Stage) Check(ctx context.Context) error {
+	if s.ServiceAccounts == nil {
+		return nil
+	}
+	var errs []error
+	for _, b := range s.Bindings {
+		errs = append(errs, s.ServiceAccounts.Check(ctx, b))
+	}
+	return errors.Join(errs...)
+}
+
+// Bind makes the role for b and annotates its ServiceAccount with arn. A missing ServiceAccount that b does not ask
+// to create fails before the role is made.
 func (s *Stage) Bind(ctx context.Context, b config.Binding, arn string) ([]stage.Change, error) {
+	if s.ServiceAccounts != nil {
+		if err := s.ServiceAccounts.Check(ctx, b); err != nil {
+			return nil, err
+		}
+	}
 	c, err := s.Roles.Ensure(ctx, b)
 	if err != nil || s.ServiceAccounts == nil {
 		return c, err
@@ -116,6 +137,20 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 			return changes, err
 		}
 	}
+	// Existing roles bound with a role ARN by `irsa bind` are found by the annotation irsa set on their ServiceAccount.
+	if l, ok := s.ServiceAccounts.(annotatedLister); ok {
+		found, err := l.Annotated(ctx)
+		if err != nil {
+			return changes, err
+		}
+		for _, b := range found {
+			if b.RoleARN != "" {
+				if err := unbind(b); err != nil {
+					return changes, err
+				}
+			}
+		}
+	}
 	return changes, nil
 }
 
@@ -146,7 +181,7 @@ type ClusterServiceAccounts struct {
 
 func (s *ClusterServiceAccounts) binding(b config.Binding, roleARN string) Binding {
 	out := Binding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount, RoleARN: roleARN, ClusterName: s.ClusterName,
-		Audience: b.Audience, STSRegionalEndpoints: b.STSRegionalEndpoints}
+		Audience: b.Audience, STSRegionalEndpoints: b.STSRegionalEndpoints, RequireExisting: !b.CreateServiceAccount}
 	if b.TokenExpiration != "" {
 		out.TokenExpiration, _ = time.ParseDuration(b.TokenExpiration) // validated with the configuration
 	}
@@ -175,6 +210,11 @@ func (s *ClusterServiceAccounts) Bind(ctx context.Context, b config.Binding, rol
 		return changes, fmt.Errorf("read mutating webhook configuration %s: %w", name, err)
 	}
 	return changes, WaitInjected(ctx, s.Client, b.Namespace, b.ServiceAccount, roleARN, InjectionTimeout)
+}
+
+// Check implements ServiceAccounts.
+func (s *ClusterServiceAccounts) Check(ctx context.Context, b config.Binding) error {
+	return CheckServiceAccount(ctx, s.Client, s.binding(b, ""))
 }
 
 // Unbind implements ServiceAccounts.

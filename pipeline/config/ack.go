@@ -33,10 +33,11 @@ func (b Binding) withACKIdentity() Binding {
 }
 
 // withACKDefaults is withACKIdentity plus, when the binding names no policy of its own (no policyARNs, no
-// inlinePolicy), the managed policy the controller's project recommends, in partition.
+// inlinePolicy) and binds no existing role (roleARN, whose policies irsa leaves alone), the managed policy the
+// controller's project recommends, in partition.
 func (b Binding) withACKDefaults(partition string) Binding {
 	b = b.withACKIdentity()
-	if b.ACK == "" || len(b.PolicyARNs) > 0 || b.InlinePolicy != "" {
+	if b.ACK == "" || len(b.PolicyARNs) > 0 || b.InlinePolicy != "" || b.RoleARN != "" {
 		return b
 	}
 	if c, err := ack.Lookup(b.ACK); err == nil && c.Policy != "" {
@@ -58,8 +59,8 @@ func (b Binding) validateACK() error {
 		}
 		return fmt.Errorf("binding %s: %w", b.Ref(), err)
 	}
-	if c.Policy == "" && len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
-		return fmt.Errorf("binding %s: ACK's %s controller has no recommended managed policy (its project recommends the inline policy in %s config/iam/recommended-inline-policy): give --policy-arn or --inline-policy (policyARNs or inlinePolicy in irsa.yaml)", b.Ref(), c.Service, c.Module)
+	if c.Policy == "" && len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.RoleARN == "" {
+		return fmt.Errorf("binding %s: ACK's %s controller has no recommended managed policy (its project recommends the inline policy in %s config/iam/recommended-inline-policy): give --policy-arn or --inline-policy (policyARNs or inlinePolicy in irsa.yaml), or --role-arn", b.Ref(), c.Service, c.Module)
 	}
 	return nil
 }

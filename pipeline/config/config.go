@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -62,6 +63,22 @@ type Config struct {
 	Webhook  WebhookConfig `json:"webhook,omitempty"`
 	Verify   VerifyConfig  `json:"verify,omitempty"`
 	Bindings []Binding     `json:"bindings,omitempty"`
+
+	// envS3Endpoint is the S3 endpoint the AWS environment configures (SetEnvironmentS3Endpoint).
+	envS3Endpoint string
+}
+
+// SetEnvironmentS3Endpoint tells Defaults the S3 endpoint the AWS environment configures ($AWS_ENDPOINT_URL_S3,
+// $AWS_ENDPOINT_URL or the profile's, as awsclient.S3Endpoint resolves it): without AWSEndpointURL, the default issuer
+// is then on it, where the bucket is served, rather than on AWS's S3.
+func (c *Config) SetEnvironmentS3Endpoint(url string) { c.envS3Endpoint = url }
+
+// s3Endpoint is the endpoint the bucket is served from: AWSEndpointURL, or the environment's; empty for AWS's S3.
+func (c *Config) s3Endpoint() string {
+	if c.AWSEndpointURL != "" {
+		return c.AWSEndpointURL
+	}
+	return c.envS3Endpoint
 }
 
 // WebhookConfig tunes the pod identity webhook deployment.
@@ -98,12 +115,27 @@ type Binding struct {
 	STSRegionalEndpoints *bool `json:"stsRegionalEndpoints,omitempty"`
 	// TokenExpiration sets eks.amazonaws.com/token-expiration, such as "1h" (at least 10m).
 	TokenExpiration string `json:"tokenExpiration,omitempty"`
+	// CreateServiceAccount lets irsa create the ServiceAccount (and its namespace) when it is missing; otherwise a
+	// missing one is an error, so a typo never makes a new ServiceAccount (eksctl and local-irsa ask the same way).
+	CreateServiceAccount bool `json:"createServiceAccount,omitempty"`
+
+	// TrustProviders are other clusters' IAM OIDC providers the role trusts too, each a provider ARN or an issuer
+	// URL: the trust policy gets one statement per provider, this cluster's first (one role, several clusters).
+	TrustProviders []string `json:"trustProviders,omitempty"`
+	// PermissionsBoundary is a managed policy ARN set as the role's permissions boundary.
+	PermissionsBoundary string `json:"permissionsBoundary,omitempty"`
+	// Tags are tags of the role besides irsa's ownership tags.
+	Tags map[string]string `json:"tags,omitempty"`
+	// RoleARN binds an existing role that irsa does not own: irsa adds (and unbind removes) only its own trust
+	// statements, identified by their Sid, and never changes or deletes anything else on it.
+	RoleARN string `json:"roleARN,omitempty"`
 	// ACK binds an AWS Controllers for Kubernetes service controller (s3, sqs, ...: package ack): empty namespace,
 	// serviceAccount and policies default to the controller's chart defaults and its recommended managed policy.
 	ACK string `json:"ack,omitempty"`
 }
 
-// Load reads an irsa.yaml file. Unknown fields are errors, so a typo does not silently fall back to a default. An
+// Load reads an irsa.yaml file. Unknown fields are errors naming the field and its line, so a typo does not silently
+// fall back to a default; field names match exactly (fieldErrors says why). An
 // apiVersion other than APIVersion, or a kind other than Kind, is an error; a file with neither loads, and warnings
 // says it should declare them.
 func Load(path string) (c *Config, warnings []string, err error) {
@@ -112,8 +144,11 @@ func Load(path string) (c *Config, warnings []string, err error) {
 		return nil, nil, fmt.Errorf("read config %q: %w", path, err)
 	}
 	c = &Config{}
+	if errs := fieldErrors(data, reflect.TypeFor[Config]()); len(errs) > 0 {
+		return nil, nil, fmt.Errorf("config %q:\n  %s", path, strings.Join(errs, "\n  "))
+	}
 	if err := yaml.UnmarshalStrict(data, c); err != nil {
-		return nil, nil, fmt.Errorf("parse config %q: %w", path, err)
+		return nil, nil, fmt.Errorf("parse config %q: %s", path, yamlError(err))
 	}
 	switch {
 	case c.APIVersion == "" && c.Kind == "":
@@ -126,16 +161,29 @@ func Load(path string) (c *Config, warnings []string, err error) {
 	return c, warnings, nil
 }
 
+// yamlError is err without the JSON vocabulary sigs.k8s.io/yaml's conversion adds ("error unmarshaling JSON: while
+// decoding JSON: json: cannot unmarshal string into Go struct field Config.bindings of type []config.Binding"): the
+// file is YAML, and the user wrote YAML.
+func yamlError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	msg = strings.ReplaceAll(msg, "Go struct field Config.", "field ")
+	msg = strings.ReplaceAll(msg, "Go value of type", "a field of type")
+	return msg
+}
+
 // Defaults fills in what was left empty.
 func (c *Config) Defaults() {
 	if c.Audience == "" {
 		c.Audience = DefaultAudience
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.AWSEndpointURL == "" {
+	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.s3Endpoint() == "" {
 		c.IssuerURL = BucketIssuerURL(c.Bucket, c.Region)
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.AWSEndpointURL != "" {
-		c.IssuerURL = strings.TrimSuffix(c.AWSEndpointURL, "/") + "/" + c.Bucket
+	if c.IssuerURL == "" && c.Bucket != "" && c.s3Endpoint() != "" {
+		c.IssuerURL = strings.TrimSuffix(c.s3Endpoint(), "/") + "/" + c.Bucket
 	}
 	if c.SigningKey == "" {
 		c.SigningKey = "cluster"
@@ -154,10 +202,18 @@ func (c *Config) Defaults() {
 	}
 	for i := range c.Bindings {
 		c.Bindings[i] = c.Bindings[i].withACKDefaults(awsclient.Partition(c.Region))
+		if c.Bindings[i].RoleName == "" && c.Bindings[i].RoleARN != "" {
+			_, c.Bindings[i].RoleName = SplitRoleARN(c.Bindings[i].RoleARN)
+		}
 		if c.Bindings[i].RoleName == "" {
 			c.Bindings[i].RoleName = RoleNameFor(c.ClusterName, c.Bindings[i].Namespace, c.Bindings[i].ServiceAccount)
 		}
 	}
+}
+
+// issuerFromEndpoint says whether the issuer URL is the one Defaults derives from the emulator endpoint.
+func (c *Config) issuerFromEndpoint() bool {
+	return c.s3Endpoint() != "" && c.IssuerURL == strings.TrimSuffix(c.s3Endpoint(), "/")+"/"+c.Bucket
 }
 
 // BucketIssuerURL is the virtual-hosted HTTPS URL of bucket in region.
@@ -183,7 +239,12 @@ func (c *Config) Validate() error {
 	if c.AWSEndpointURL != "" {
 		add(ValidateEndpointURL(c.AWSEndpointURL))
 	}
-	add(ValidateIssuerURL(c.IssuerURL))
+	if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
+		// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
+		errs = append(errs, fmt.Sprintf("%v: it is the default issuer for S3 endpoint %s (--aws-endpoint-url, awsEndpointURL, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.s3Endpoint(), c.Bucket))
+	} else {
+		add(err)
+	}
 	add(ValidateAudience(c.Audience))
 	add(ValidateThumbprints(c.Thumbprints))
 	if c.Webhook.Replicas < 0 {
@@ -249,6 +310,9 @@ func (b Binding) Validate() error {
 		if err != nil || d < 10*time.Minute || d > 48*time.Hour {
 			return fmt.Errorf("binding %q: token expiration %q: must be a duration from 10m to 48h (the kubelet's and the webhook's bounds)", ref, b.TokenExpiration)
 		}
+	}
+	if err := b.validateRoleOptions(); err != nil {
+		return fmt.Errorf("binding %q: %s", ref, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/proxy"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
@@ -67,13 +68,13 @@ func Thumbprint(ctx context.Context, issuerURL string, roots *x509.CertPool) (st
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "443")
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: &tls.Config{ServerName: u.Hostname(), RootCAs: roots, MinVersion: tls.VersionTLS12}}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	// Through $HTTPS_PROXY when it applies (NO_PROXY), as the issuer's documents are fetched.
+	conn, err := proxy.DialTLS(ctx, host, &tls.Config{ServerName: u.Hostname(), RootCAs: roots, MinVersion: tls.VersionTLS12}, 10*time.Second)
 	if err != nil {
 		return "", fmt.Errorf("thumbprint of %q: TLS connection to %s: %w (pass --thumbprint to set it by hand)", issuerURL, host, err)
 	}
 	defer conn.Close()
-	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	certs := conn.ConnectionState().PeerCertificates
 	if len(certs) == 0 {
 		return "", fmt.Errorf("thumbprint of %q: %s sent no certificate", issuerURL, host)
 	}
@@ -143,8 +144,8 @@ func (s *Stage) diff(ctx context.Context) (*plan, error) {
 		return nil, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
 	}
 	p.exists = true
-	if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
-		return nil, fmt.Errorf("IAM OIDC provider %q exists but is not owned by irsa cluster %q (no tag %s=%s): delete it, or tag it if it belongs to this cluster", arn, s.ClusterName, config.OwnerTagKey, s.ClusterName)
+	if err := s.checkOwner(arn, out.Tags); err != nil {
+		return nil, err
 	}
 	want := s.clientIDs()
 	for _, id := range want {
@@ -251,27 +252,70 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	return p.changes, nil
 }
 
-// Delete removes the provider if irsa owns it for this cluster.
+// Delete removes the provider if irsa owns it for this cluster, and every other IAM OIDC provider of the account tagged
+// for this cluster (an earlier issuer URL's): teardown finds what the cluster owns by its tags, not by today's
+// configuration.
 func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 	account, err := s.AccountID(ctx)
 	if err != nil {
 		return nil, err
 	}
+	arns := []string{ARN(awsclient.Partition(s.Region), account, s.IssuerURL)}
+	list, err := s.IAM.ListOpenIDConnectProviders(ctx, &iam.ListOpenIDConnectProvidersInput{})
+	if err != nil {
+		return nil, fmt.Errorf("list IAM OIDC providers (to find the ones tagged %s=%s): %w", config.OwnerTagKey, s.ClusterName, err)
+	}
+	for _, p := range list.OpenIDConnectProviderList {
+		if a := aws.ToString(p.Arn); !slices.Contains(arns, a) {
+			arns = append(arns, a)
+		}
+	}
+	var changes []stage.Change
+	for i, arn := range arns {
+		out, err := s.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
+		if awsclient.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return changes, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
+		}
+		if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
+			if i == 0 {
+				changes = append(changes, stage.Change{Action: stage.Keep, Kind: "iam-oidc-provider", Name: arn, Detail: "not tagged " + config.OwnerTagKey + "=" + s.ClusterName})
+			}
+			continue
+		}
+		if _, err := s.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn}); err != nil && !awsclient.IsNotFound(err) {
+			return changes, fmt.Errorf("delete IAM OIDC provider %q: %w", arn, err)
+		}
+		changes = append(changes, stage.Change{Action: stage.Delete, Kind: "iam-oidc-provider", Name: arn})
+	}
+	return changes, nil
+}
+
+func (s *Stage) checkOwner(arn string, tags []iamtypes.Tag) error {
+	if !hasTag(tags, config.OwnerTagKey, s.ClusterName) {
+		return fmt.Errorf("IAM OIDC provider %q exists but is not owned by irsa cluster %q (no tag %s=%s): delete it, or tag it if it belongs to this cluster", arn, s.ClusterName, config.OwnerTagKey, s.ClusterName)
+	}
+	return nil
+}
+
+// CheckOwned is the ownership check apply, plan and teardown make on the provider, for commands that only look
+// (doctor): nil when it is missing or tagged for this cluster, the error apply would stop with otherwise.
+func (s *Stage) CheckOwned(ctx context.Context) error {
+	account, err := s.AccountID(ctx)
+	if err != nil {
+		return err
+	}
 	arn := ARN(awsclient.Partition(s.Region), account, s.IssuerURL)
 	out, err := s.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
 	if awsclient.IsNotFound(err) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
+		return fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
 	}
-	if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
-		return nil, nil
-	}
-	if _, err := s.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn}); err != nil && !awsclient.IsNotFound(err) {
-		return nil, fmt.Errorf("delete IAM OIDC provider %q: %w", arn, err)
-	}
-	return []stage.Change{{Action: stage.Delete, Kind: "iam-oidc-provider", Name: arn}}, nil
+	return s.checkOwner(arn, out.Tags)
 }
 
 func hasTag(tags []iamtypes.Tag, key, value string) bool {

@@ -80,6 +80,13 @@ func Connect(ctx context.Context, cfg *config.Config, o Options) (*Env, error) {
 		}
 		cfg.Region = region
 	}
+	if cfg.AWSEndpointURL == "" && cfg.IssuerURL == "" {
+		ep, err := awsclient.S3Endpoint(ctx, o.Profile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.SetEnvironmentS3Endpoint(ep)
+	}
 	if cfg.SigningKey == target.SigningKeyGenerate && cfg.KeyDir == "" {
 		cfg.KeyDir = DefaultKeyDir(cfg.ClusterName)
 	}
@@ -230,10 +237,7 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 			Host: e.IssuerHost(), IssuerURL: t.Issuer.URL, DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
 			Keys: e.KeySource().Load, LegacyEmptyKID: cfg.LegacyEmptyKID,
 		},
-		&provider.Stage{
-			IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
-			ClientIDs: bindingAudiences(cfg.Bindings), TrustedAudiences: e.RoleManager().TrustedAudiences, Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
-		},
+		e.ProviderStage(),
 		e.BindingsStage(),
 	}
 	skip := map[string]string{}
@@ -246,6 +250,15 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		}
 	}
 	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
+}
+
+// ProviderStage is the provider stage for the target.
+func (e *Env) ProviderStage() *provider.Stage {
+	t := e.Target
+	return &provider.Stage{
+		IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
+		ClientIDs: bindingAudiences(t.Config.Bindings), TrustedAudiences: e.RoleManager().TrustedAudiences, Thumbprints: t.Config.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
+	}
 }
 
 // bindingAudiences are the audiences bindings ask for besides the default: the provider lists them as client IDs.
@@ -295,7 +308,7 @@ func (e *Env) TeardownSummary(only []string) []string {
 		out = append(out, "the verify Job, its ServiceAccount and role, if left behind")
 	}
 	if in(stage.Bindings) {
-		out = append(out, fmt.Sprintf("every IAM role under path %s, and the annotations irsa set on their ServiceAccounts", roles.Path(t.ClusterName)))
+		out = append(out, fmt.Sprintf("every IAM role under path %s, irsa's trust statements on roles bound with a role ARN, and the annotations irsa set on their ServiceAccounts", roles.Path(t.ClusterName)))
 	}
 	if in(stage.APIServer) && e.Cluster != nil {
 		out = append(out, "irsa's issuer from kube-apiserver, which gets its original issuer back (each control-plane apiserver restarts)")
@@ -304,14 +317,14 @@ func (e *Env) TeardownSummary(only []string) []string {
 		out = append(out, "the pod identity webhook and its namespace")
 	}
 	if in(stage.Provider) {
-		out = append(out, "IAM OIDC provider "+t.ProviderARN)
+		out = append(out, "IAM OIDC provider "+t.ProviderARN+", and any other tagged for this cluster")
 	}
 	if in(stage.Issuer) {
 		what := "if irsa owns it and holds nothing else"
 		if e.ForceTeardown {
 			what = "and everything in it (--force), if irsa owns it"
 		}
-		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, %s", t.Issuer.Bucket, what))
+		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, %s; the same for any other bucket in %s tagged for this cluster", t.Issuer.Bucket, what, t.Region))
 	}
 	return out
 }

@@ -51,6 +51,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
+	netproxy "github.com/irsa-anywhere/irsa/pipeline/proxy"
 	"github.com/irsa-anywhere/irsa/pipeline/trust"
 )
 
@@ -125,7 +126,7 @@ func New(opts Options) (*Gate, error) {
 		return nil, fmt.Errorf("sts gate: backend URL %q: want http(s)://host:port", opts.Backend)
 	}
 	tlsConfig := &tls.Config{RootCAs: opts.BackendCA, MinVersion: tls.VersionTLS12}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport := netproxy.Transport(nil)
 	transport.TLSClientConfig = tlsConfig
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -151,6 +152,7 @@ func New(opts Options) (*Gate, error) {
 	// AWS_CA_BUNDLE may be set in the environment: the SDK then insists on a buildable client.
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.TLSClientConfig = tlsConfig.Clone()
+		tr.Proxy = netproxy.FromEnvironment()
 	})
 	iamClient := iam.New(iam.Options{
 		Region:           region,
