@@ -51,6 +51,9 @@ func TestIRSA(t *testing.T) {
 			return
 		}
 	}
+	if cloudFrontSelected() && !t.Run("signing-key=cluster,hosting=cloudfront", runCloudFrontScenario) { // e2e/scenario/cloudfront_test.go
+		return
+	}
 }
 
 func runScenario(t *testing.T, signingKey string) {

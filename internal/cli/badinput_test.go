@@ -105,6 +105,11 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"lock timeout negative on bind", bindArgs("--policy-arn", policy, "--lock-timeout", "-1m"), "--lock-timeout -1m0s: must not be negative"},
 		// Issuer URL: one rule set.
 		{"issuer http", []string{"apply", "--issuer-url", "http://example.com/x"}, "must use https"},
+		{"issuer hosting unknown", []string{"apply", "--issuer-hosting", "s3-private"}, `issuer.hosting "s3-private": must be one of s3-public, cloudfront`},
+		{"issuer domain without cloudfront", []string{"apply", "--issuer-domain", "oidc.example.com"}, "need issuer.hosting cloudfront"},
+		{"issuer domain not a name", []string{"apply", "--issuer-hosting", "cloudfront", "--issuer-domain", "oidc_example"}, `issuer.domain "oidc_example": must be a fully qualified`},
+		{"cloudfront with another issuer URL", []string{"apply", "--issuer-hosting", "cloudfront", "--issuer-url", "https://example.com/x"}, "the issuer is the distribution's https://DOMAIN.cloudfront.net"},
+		{"cloudfront domain and issuer URL disagree", []string{"apply", "--issuer-hosting", "cloudfront", "--issuer-domain", "oidc.example.com", "--issuer-url", "https://example.com"}, "the issuer is https://oidc.example.com"},
 		{"issuer trailing slash", []string{"apply", "--issuer-url", "https://example.com/x/"}, "must not end with '/'"},
 		{"issuer query", []string{"apply", "--issuer-url", "https://example.com/x?a=b"}, "must not have a query"},
 		{"issuer fragment", []string{"apply", "--issuer-url", "https://example.com/x#f"}, "must not have a fragment"},

@@ -52,6 +52,10 @@ Exit status 1 when any line fails.`,
 			if env.Cluster != nil {
 				in.Cluster = env.Cluster.Client
 			}
+			if t.Issuer.Hosting == config.HostingCloudFront {
+				in.CloudFront = env.CloudFrontHost()
+				in.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: proxy.Transport(env.RootCAs)}
+			}
 			if live {
 				in.AssumeRole = func(ctx context.Context, roleARN, token string) error {
 					_, err := env.AWS.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{

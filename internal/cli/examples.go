@@ -11,7 +11,9 @@ var examples = map[string]string{
 	"apply": `  # Everything, on the cluster of the current kubeconfig context
   irsa apply --cluster-name prod --region eu-west-1 --bucket prod-oidc
   # From a file, with the proof run even if nothing changed
-  irsa apply -f irsa.yaml --verify`,
+  irsa apply -f irsa.yaml --verify
+  # Where S3 Block Public Access is on: a private bucket behind CloudFront, on a domain of your own
+  irsa apply --cluster-name prod --region eu-west-1 --bucket prod-oidc --issuer-hosting cloudfront --issuer-domain oidc.prod.example.com`,
 	"teardown": `  # Remove what irsa made (asks first on a terminal)
   irsa teardown -f irsa.yaml
   # In a script, after the cluster is gone

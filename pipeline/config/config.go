@@ -29,8 +29,11 @@ type Config struct {
 	Region      string `json:"region"`
 	// Bucket holds the issuer's documents.
 	Bucket string `json:"bucket"`
-	// IssuerURL is the service account issuer. Empty means the bucket's virtual-hosted HTTPS URL.
+	// IssuerURL is the service account issuer. Empty means the bucket's virtual-hosted HTTPS URL (s3-public
+	// hosting) or the CloudFront distribution's (cloudfront hosting).
 	IssuerURL string `json:"issuerURL,omitempty"`
+	// Issuer says how the documents are served: a public bucket, or a private one behind CloudFront.
+	Issuer IssuerConfig `json:"issuer,omitempty"`
 	// Audience is the token audience and the IAM provider's client ID. Empty means DefaultAudience.
 	Audience string `json:"audience,omitempty"`
 	// Thumbprints are the provider's certificate thumbprints. Empty means taken from the issuer host's TLS chain.
@@ -179,10 +182,11 @@ func (c *Config) Defaults() {
 	if c.Audience == "" {
 		c.Audience = DefaultAudience
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.s3Endpoint() == "" {
+	c.defaultIssuer() // with cloudfront hosting the issuer is the distribution's, not the bucket's
+	if !c.CloudFront() && c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.s3Endpoint() == "" {
 		c.IssuerURL = BucketIssuerURL(c.Bucket, c.Region)
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.s3Endpoint() != "" {
+	if !c.CloudFront() && c.IssuerURL == "" && c.Bucket != "" && c.s3Endpoint() != "" {
 		c.IssuerURL = strings.TrimSuffix(c.s3Endpoint(), "/") + "/" + c.Bucket
 	}
 	if c.SigningKey == "" {
@@ -239,12 +243,15 @@ func (c *Config) Validate() error {
 	if c.AWSEndpointURL != "" {
 		add(ValidateEndpointURL(c.AWSEndpointURL))
 	}
-	if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
-		// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
-		errs = append(errs, fmt.Sprintf("%v: it is the default issuer for S3 endpoint %s (--aws-endpoint-url, awsEndpointURL, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.s3Endpoint(), c.Bucket))
-	} else {
-		add(err)
+	if c.IssuerURL != "" || !c.CloudFront() { // a cloudfront issuer without a domain is known once its distribution exists
+		if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
+			// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
+			errs = append(errs, fmt.Sprintf("%v: it is the default issuer for S3 endpoint %s (--aws-endpoint-url, awsEndpointURL, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.s3Endpoint(), c.Bucket))
+		} else {
+			add(err)
+		}
 	}
+	errs = append(errs, c.validateIssuer()...)
 	add(ValidateAudience(c.Audience))
 	add(ValidateThumbprints(c.Thumbprints))
 	if c.Webhook.Replicas < 0 {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
+	"github.com/irsa-anywhere/irsa/pipeline/issuer/cloudfront"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
 	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
 	"github.com/irsa-anywhere/irsa/pipeline/trust"
@@ -71,6 +73,10 @@ type Inputs struct {
 	Ownership func(ctx context.Context, roleARN string) []error
 	// KMSDefault, when set, returns the issuer bucket's default encryption when it is a KMS key.
 	KMSDefault func(ctx context.Context) (string, error)
+	// CloudFront is the host of cloudfront hosting (nil for s3-public): its lines replace the bucket's
+	// (cloudfront.go). HTTPClient fetches the documents for them; nil means http.DefaultClient.
+	CloudFront *cloudfront.Host
+	HTTPClient *http.Client
 }
 
 type doctor struct {
@@ -105,8 +111,15 @@ func Run(ctx context.Context, in Inputs) *Report {
 	d.kubeadmConfig(ctx)
 	d.published(ctx)
 	d.servedKeysPublished(ctx)
-	d.bucketPrivate(ctx)
+	if in.CloudFront != nil {
+		d.cloudFrontChecks(ctx)
+	} else {
+		d.bucketPrivate(ctx)
+	}
 	d.providerChecks(ctx)
+	if in.CloudFront != nil {
+		d.providerURL()
+	}
 	d.webhookChecks(ctx)
 	if in.Namespace != "" {
 		d.serviceAccountChecks(ctx)

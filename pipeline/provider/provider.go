@@ -43,6 +43,11 @@ type Stage struct {
 	TrustedAudiences func(ctx context.Context) ([]string, error)
 	// Thumbprints, when set, are used as they are; otherwise they are taken from the issuer host's TLS chain.
 	Thumbprints []string
+	// PublicCA says the issuer's certificate chains to a public CA IAM trusts (CloudFront's default certificate, ACM):
+	// without Thumbprints the provider is created with none and its thumbprints are not compared, because IAM then
+	// verifies the issuer by its CA and keeps whatever thumbprint it retrieves itself (IAM user guide, "Create an
+	// OpenID Connect (OIDC) identity provider in IAM": the thumbprint list is optional).
+	PublicCA bool
 	// AccountID returns the account the provider lives in.
 	AccountID func(ctx context.Context) (string, error)
 	// RootCAs verify the issuer host when taking its thumbprint; nil means the system roots.
@@ -89,7 +94,7 @@ func (s *Stage) wanted(ctx context.Context) (arn string, thumbprints []string, e
 	}
 	arn = ARN(awsclient.Partition(s.Region), account, s.IssuerURL)
 	thumbprints = s.Thumbprints
-	if len(thumbprints) == 0 {
+	if len(thumbprints) == 0 && !s.PublicCA {
 		tp, err := Thumbprint(ctx, s.IssuerURL, s.RootCAs)
 		if err != nil {
 			return "", nil, err
@@ -172,7 +177,7 @@ func (s *Stage) diff(ctx context.Context) (*plan, error) {
 		have[i] = strings.ToLower(have[i])
 	}
 	sort.Strings(have)
-	if !slices.Equal(have, thumbprints) {
+	if !slices.Equal(have, thumbprints) && (len(thumbprints) > 0 || !s.PublicCA) {
 		p.setThumbs = true
 		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn,
 			Detail: fmt.Sprintf("thumbprints %s -> %s", strings.Join(have, ","), strings.Join(thumbprints, ","))})

@@ -19,9 +19,6 @@ import (
 
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
-	"github.com/irsa-anywhere/irsa/pipeline/documents"
-	"github.com/irsa-anywhere/irsa/pipeline/issuer"
-	"github.com/irsa-anywhere/irsa/pipeline/provider"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
 )
 
@@ -49,7 +46,8 @@ type Target struct {
 
 // Issuer is where the issuer's documents are published and how IAM and STS name it.
 type Issuer struct {
-	// URL is the issuer: https://HOST[/PATH], no trailing slash; tokens carry it byte for byte as iss.
+	// URL is the issuer: https://HOST[/PATH], no trailing slash; tokens carry it byte for byte as iss. Empty while
+	// it is not known (Pending).
 	URL string
 	// HostPath is URL without its scheme: the IAM provider's name and the prefix of trust-policy condition keys
 	// (HOSTPATH:sub, HOSTPATH:aud).
@@ -59,6 +57,8 @@ type Issuer struct {
 	DiscoveryKey, JWKSKey string
 	// JWKSURL is where the discovery document says the keys are.
 	JWKSURL string
+	// Hosting is config.HostingS3Public or config.HostingCloudFront; Domain is the cloudfront issuer's own domain.
+	Hosting, Domain string
 }
 
 // Binding is one binding with what it resolves to in IAM.
@@ -101,11 +101,8 @@ func Resolve(ctx context.Context, cfg *config.Config, a AWS) (*Target, error) {
 		Config: cfg, ClusterName: cfg.ClusterName, Region: cfg.Region, Partition: awsclient.Partition(cfg.Region),
 		Audience: cfg.Audience,
 	}
-	t.Issuer = Issuer{
-		URL: cfg.IssuerURL, HostPath: documents.HostPath(cfg.IssuerURL), Bucket: cfg.Bucket,
-		JWKSURL: documents.JoinURL(cfg.IssuerURL, config.JWKSKey),
-	}
-	t.Issuer.DiscoveryKey, t.Issuer.JWKSKey = issuer.ObjectKeys(cfg.IssuerURL, cfg.Bucket)
+	t.Issuer = Issuer{Bucket: cfg.Bucket, Hosting: cfg.Issuer.Hosting, Domain: cfg.Issuer.Domain}
+	t.SetIssuerURL(cfg.IssuerURL)
 
 	var errs []error
 	sk, err := resolveSigningKey(cfg)
@@ -122,7 +119,7 @@ func Resolve(ctx context.Context, cfg *config.Config, a AWS) (*Target, error) {
 		return nil, err
 	}
 	t.AccountID = account
-	t.ProviderARN = provider.ARN(t.Partition, account, t.Issuer.URL)
+	t.SetIssuerURL(t.Issuer.URL) // the provider ARN, now that the account is known
 	if err := checkPolicies(ctx, t.Partition, cfg.Bindings, a); err != nil {
 		return nil, err
 	}

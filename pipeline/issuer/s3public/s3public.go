@@ -36,6 +36,50 @@ type Host struct {
 	DiscoveryKey, JWKSKey string
 	// Force makes Remove delete objects irsa did not write too, and with them the bucket.
 	Force bool
+	// Access, when set, replaces the public access this package gives (PublicAccess): another hosting mode keeps the
+	// bucket and its documents here but grants access its own way (cloudfront: a private bucket only its
+	// distribution reads).
+	Access *Access
+}
+
+// Access is what the bucket's policy grants and how Block Public Access is set.
+type Access struct {
+	// Policy is a bucket policy with exactly one statement, irsa's, whose Sid is Sid. Apply sets that statement and
+	// removes those whose Sid is in Replaces (another mode's statement); every other statement is kept.
+	Policy   string
+	Sid      string
+	Replaces []string
+	// Detail says what the statement grants, for plans.
+	Detail string
+	// Block is the Block Public Access configuration wanted; BlockDetail says it for plans.
+	Block       s3types.PublicAccessBlockConfiguration
+	BlockDetail string
+	// DenyHint is added to the error when PutBucketPolicy answers AccessDenied.
+	DenyHint string
+}
+
+// PublicAccess is the s3-public mode's access: anonymous GetObject on the two documents (BucketPolicy), and Block
+// Public Access off for policies only (ACLs stay blocked).
+func PublicAccess(partition, bucket, discoveryKey, jwksKey string) *Access {
+	return &Access{
+		Policy: BucketPolicy(partition, bucket, discoveryKey, jwksKey), Sid: PolicySid,
+		Detail: "anonymous GetObject on the two issuer documents",
+		Block: s3types.PublicAccessBlockConfiguration{
+			BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
+			BlockPublicPolicy: aws.Bool(false), RestrictPublicBuckets: aws.Bool(false),
+		},
+		BlockDetail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)",
+		DenyHint: "Block Public Access is probably on at the account level " +
+			"(BlockPublicPolicy or RestrictPublicBuckets in `aws s3control get-public-access-block --account-id ACCOUNT`); " +
+			"turn those two off for the account, or serve the issuer through CloudFront from a private bucket (--issuer-hosting cloudfront)",
+	}
+}
+
+func (s *Host) access() *Access {
+	if s.Access != nil {
+		return s.Access
+	}
+	return PublicAccess(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
 }
 
 var _ issuer.Host = (*Host)(nil)
@@ -48,6 +92,11 @@ const PolicySid = "IrsaPublicIssuerDocuments"
 // (BucketPolicy), put in place of any statement with Sid PolicySid; every other statement is kept, in its order. The
 // error names the policy that is not valid JSON.
 func MergePolicy(existing, want string) (string, error) {
+	return MergeStatement(existing, want, PolicySid)
+}
+
+// MergeStatement is MergePolicy for a statement with Sid sid; statements whose Sid is in replaces go too.
+func MergeStatement(existing, want, sid string, replaces ...string) (string, error) {
 	var w struct{ Statement []json.RawMessage }
 	if err := json.Unmarshal([]byte(want), &w); err != nil || len(w.Statement) != 1 {
 		return "", fmt.Errorf("irsa bucket policy %q: want one statement (%v)", want, err)
@@ -68,10 +117,11 @@ func MergePolicy(existing, want string) (string, error) {
 		}
 	}
 	out := []json.RawMessage{}
+	own := sid
 	for _, st := range stmts {
 		var sid struct{ Sid string }
 		_ = json.Unmarshal(st, &sid)
-		if sid.Sid != PolicySid {
+		if sid.Sid != own && !slices.Contains(replaces, sid.Sid) {
 			out = append(out, st)
 		}
 	}
@@ -136,8 +186,8 @@ func (s *Host) diff(ctx context.Context, objs []issuer.Document) (changes []stag
 	case missing:
 		changes = append(changes,
 			stage.Change{Action: stage.Create, Kind: "s3-bucket", Name: s.Bucket, Detail: "region " + s.Region},
-			stage.Change{Action: stage.Create, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"},
-			stage.Change{Action: stage.Create, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "anonymous GetObject on the two issuer documents"})
+			stage.Change{Action: stage.Create, Kind: "s3-public-access-block", Name: s.Bucket, Detail: s.access().BlockDetail},
+			stage.Change{Action: stage.Create, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: s.access().Detail})
 		for _, o := range objs {
 			changes = append(changes, stage.Change{Action: stage.Create, Kind: "s3-object", Name: s.Bucket + "/" + o.Key})
 		}
@@ -261,21 +311,16 @@ func (s *Host) ownership(ctx context.Context) (bucketState, error) {
 	return foreign, nil
 }
 
-func wantedPublicAccessBlock() *s3types.PublicAccessBlockConfiguration {
-	return &s3types.PublicAccessBlockConfiguration{
-		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
-		BlockPublicPolicy: aws.Bool(false), RestrictPublicBuckets: aws.Bool(false),
-	}
-}
-
 func (s *Host) diffPublicAccessBlock(ctx context.Context) (*stage.Change, error) {
 	out, err := s.S3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: &s.Bucket})
 	if err != nil && !awsclient.IsNotFound(err) {
 		return nil, fmt.Errorf("read public access block of bucket %q: %w", s.Bucket, err)
 	}
+	a := s.access()
 	if err == nil && out.PublicAccessBlockConfiguration != nil {
-		c := out.PublicAccessBlockConfiguration
-		if !aws.ToBool(c.BlockPublicPolicy) && !aws.ToBool(c.RestrictPublicBuckets) && aws.ToBool(c.BlockPublicAcls) && aws.ToBool(c.IgnorePublicAcls) {
+		c, w := out.PublicAccessBlockConfiguration, a.Block
+		if aws.ToBool(c.BlockPublicPolicy) == aws.ToBool(w.BlockPublicPolicy) && aws.ToBool(c.RestrictPublicBuckets) == aws.ToBool(w.RestrictPublicBuckets) &&
+			aws.ToBool(c.BlockPublicAcls) == aws.ToBool(w.BlockPublicAcls) && aws.ToBool(c.IgnorePublicAcls) == aws.ToBool(w.IgnorePublicAcls) {
 			return nil, nil
 		}
 	}
@@ -283,13 +328,13 @@ func (s *Host) diffPublicAccessBlock(ctx context.Context) (*stage.Change, error)
 	if err != nil {
 		action = stage.Create
 	}
-	return &stage.Change{Action: action, Kind: "s3-public-access-block", Name: s.Bucket, Detail: "BlockPublicPolicy=false RestrictPublicBuckets=false (ACLs stay blocked)"}, nil
+	return &stage.Change{Action: action, Kind: "s3-public-access-block", Name: s.Bucket, Detail: a.BlockDetail}, nil
 }
 
 // wantedPolicy is the bucket's policy with irsa's statement merged in (MergePolicy), and whether that differs from the
 // policy it has.
 func (s *Host) wantedPolicy(ctx context.Context) (policy string, differs bool, err error) {
-	want := BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey)
+	a := s.access()
 	out, err := s.S3.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &s.Bucket})
 	if err != nil && !awsclient.IsNotFound(err) {
 		return "", false, fmt.Errorf("read policy of bucket %q: %w", s.Bucket, err)
@@ -298,7 +343,7 @@ func (s *Host) wantedPolicy(ctx context.Context) (policy string, differs bool, e
 	if err == nil {
 		have = aws.ToString(out.Policy)
 	}
-	merged, err := MergePolicy(have, want)
+	merged, err := MergeStatement(have, a.Policy, a.Sid, a.Replaces...)
 	if err != nil {
 		return "", false, err
 	}
@@ -310,10 +355,11 @@ func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
 	if err != nil || !differs {
 		return nil, err
 	}
-	if policy == BucketPolicy(awsclient.Partition(s.Region), s.Bucket, s.DiscoveryKey, s.JWKSKey) {
-		return &stage.Change{Action: stage.Create, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "anonymous GetObject on the two issuer documents"}, nil
+	a := s.access()
+	if policy == a.Policy {
+		return &stage.Change{Action: stage.Create, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: a.Detail}, nil
 	}
-	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "statement " + PolicySid + ": anonymous GetObject on the two issuer documents (other statements kept)"}, nil
+	return &stage.Change{Action: stage.Update, Kind: "s3-bucket-policy", Name: s.Bucket, Detail: "statement " + a.Sid + ": " + a.Detail + " (other statements kept)"}, nil
 }
 
 // PrepareLock readies the bucket for the run's lock (package lock), which lives in it, and says whether the run can
@@ -442,7 +488,8 @@ func (s *Host) make(ctx context.Context, c stage.Change, state bucketState, objs
 		}
 		return s.createBucket(ctx)
 	case "s3-public-access-block":
-		if _, err := s.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &s.Bucket, PublicAccessBlockConfiguration: wantedPublicAccessBlock()}); err != nil {
+		block := s.access().Block
+		if _, err := s.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &s.Bucket, PublicAccessBlockConfiguration: &block}); err != nil {
 			return fmt.Errorf("set public access block of bucket %q: %w", s.Bucket, err)
 		}
 	case "s3-bucket-policy":
@@ -451,10 +498,8 @@ func (s *Host) make(ctx context.Context, c stage.Change, state bucketState, objs
 			return err
 		}
 		if _, err := s.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &s.Bucket, Policy: &policy}); err != nil {
-			if awsclient.ErrorCode(err) == "AccessDenied" {
-				return fmt.Errorf("set public-read policy on bucket %q: %w: Block Public Access is probably on at the account level "+
-					"(BlockPublicPolicy or RestrictPublicBuckets in `aws s3control get-public-access-block --account-id ACCOUNT`); "+
-					"turn those two off for the account, or serve the issuer from elsewhere (CloudFront with origin access control) and pass --issuer-url", s.Bucket, err)
+			if hint := s.access().DenyHint; hint != "" && awsclient.ErrorCode(err) == "AccessDenied" {
+				return fmt.Errorf("set policy of bucket %q: %w: %s", s.Bucket, err, hint)
 			}
 			return fmt.Errorf("set policy of bucket %q: %w", s.Bucket, err)
 		}
