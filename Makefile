@@ -58,9 +58,10 @@ lint:
 # emulator images here (nothing can be pulled); with DOCKER_HOST (GitHub) it runs the published images.
 # KEEP=1 leaves the cluster running; logs land in $$E2E_ARTIFACTS on failure.
 # hack/build-kubernetes.sh reports each binary and the elapsed time on stderr (15-40 min cold); stdout is its bin dir.
+# hack/build-ack.sh builds the ACK S3 controller the host scenario's ack step runs (~3 min cold on an idle machine).
 e2e:
 	@if [ "$${E2E_CLUSTER:-host}" = kind ]; then exec hack/kind/e2e.sh; fi; \
-	if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null; fi; \
+	if [ "$${E2E_CLUSTER:-host}" = host ]; then hack/e2e/install-deps.sh && hack/build-kubernetes.sh >/dev/null && hack/build-ack.sh >/dev/null; fi; \
 	$(GO) test -tags e2e -count=1 -v -timeout 45m ./e2e/scenario/
 
 # The images the kind e2e runs where nothing can be pulled (as root, DOCKER_HOST set): the node image and the

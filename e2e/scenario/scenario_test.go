@@ -250,6 +250,10 @@ func runScenario(t *testing.T, signingKey string) {
 		rotateKeyAndSync(ctx, t, step, e, mustIrsa, roleARN)
 	}
 
+	if ackRuns(e, signingKey) { // e2e/scenario/ack.go
+		step("ack: a real ACK S3 controller bound with irsa bind --ack s3 creates a Bucket in the emulator", func(t *testing.T) { runACK(ctx, t, e, mustIrsa) })
+	}
+
 	step("second apply changes nothing", func(t *testing.T) {
 		r := mustIrsa(t, "irsa apply (no-op)", "apply", "-o", "json")
 		var rep struct {

@@ -169,6 +169,9 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"sts regional endpoints", bindArgs("--policy-arn", policy, "--sts-regional-endpoints", "yes"), `--sts-regional-endpoints "yes": must be true or false`},
 		{"token expiration short", bindArgs("--policy-arn", policy, "--token-expiration", "5m"), `token expiration "5m"`},
 		{"sa audience space", bindArgs("--policy-arn", policy, "--sa-audience", "a b"), `audience "a b"`},
+		{"bind without a ServiceAccount", []string{"bind"}, "give NAMESPACE/SERVICEACCOUNT, or --ack SERVICE"},
+		{"ack unknown service", []string{"bind", "--ack", "s4"}, `ACK service "s4": unknown; irsa knows dynamodb, ec2`},
+		{"ack iam without a policy", []string{"bind", "--ack", "iam"}, "ACK's iam controller has no recommended managed policy"},
 		// The role's options: tags, boundary, other clusters' providers, an existing role.
 		{"tag without =", bindArgs("--policy-arn", policy, "--tag", "team"), `--tag "team": must be KEY=VALUE`},
 		{"tag aws: prefix", bindArgs("--policy-arn", policy, "--tag", "AWS:cost=1"), `tag key "AWS:cost": the aws: prefix is reserved`},
@@ -208,6 +211,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"config policy does not exist", config("nopolicy.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: [arn:aws:iam::aws:policy/NoSuchPolicyAnywhere]}\n"), "does not exist"},
 		{"config inline policy shape", config("inline.yaml", "bindings:\n- {namespace: default, serviceAccount: app, inlinePolicy: '{\"Statement\":null}'}\n"), "must have a Statement"},
 		{"config token expiration", config("tokexp.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"], tokenExpiration: 72h}\n"), `token expiration "72h"`},
+		{"config ack unknown service", config("ack.yaml", "bindings:\n- {ack: dynamo}\n"), `ACK service "dynamo": unknown`},
 		{"config signing key", config("sk.yaml", "signingKey: "+weakKey+"\n"), "must be RSA of at least 2048 bits"},
 		// Day 2: sync and rotate-key.
 		{"sync without a cluster", []string{"sync"}, "no cluster is configured"},

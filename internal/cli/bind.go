@@ -3,10 +3,12 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/irsa-anywhere/irsa/pipeline/ack"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/setup"
 )
@@ -21,16 +23,21 @@ type bindOptions struct {
 	stsRegional     string
 	tokenExpiration string
 	createSA        bool
+	ack             string
 }
 
-// binding parses the command line into a binding; its role name, when not given, is resolved with the target.
+// binding parses the command line into a binding; its role name, when not given, is resolved with the target. An
+// empty ref leaves the namespace and ServiceAccount to --ack's controller.
 func (o *bindOptions) binding(ref string) (config.Binding, error) {
-	ns, sa, err := config.ParseServiceAccountRef(ref)
-	if err != nil {
-		return config.Binding{}, err
+	var ns, sa string
+	if ref != "" {
+		var err error
+		if ns, sa, err = config.ParseServiceAccountRef(ref); err != nil {
+			return config.Binding{}, err
+		}
 	}
 	b := config.Binding{Namespace: ns, ServiceAccount: sa, PolicyARNs: o.policyARNs, RoleName: o.roleName,
-		Audience: o.audience, TokenExpiration: o.tokenExpiration, CreateServiceAccount: o.createSA}
+		Audience: o.audience, TokenExpiration: o.tokenExpiration, CreateServiceAccount: o.createSA, ACK: o.ack}
 	switch o.stsRegional {
 	case "":
 	case "true", "false":
@@ -55,23 +62,29 @@ func (o *bindOptions) binding(ref string) (config.Binding, error) {
 func newBindCommand(g *globalOptions) *cobra.Command {
 	o := &bindOptions{}
 	cmd := &cobra.Command{
-		Use:   "bind NAMESPACE/SERVICEACCOUNT --policy-arn ARN [--policy-arn ARN...]",
+		Use:   "bind NAMESPACE/SERVICEACCOUNT --policy-arn ARN [--policy-arn ARN...] | bind --ack SERVICE",
 		Short: "Give a service account an IAM role",
 		Long: `bind creates (or updates) an IAM role whose trust policy admits only this service account's tokens with the
 audience, attaches the policies, and, when a cluster is configured, annotates the service account with
 eks.amazonaws.com/role-arn. The service account must exist unless --create-service-account lets irsa create it (and
-its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new service account.`,
-		Args: cobra.ExactArgs(1),
+its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new service account.
+
+--ack SERVICE binds an AWS Controllers for Kubernetes controller: its chart's ServiceAccount (ack-system/
+ack-SERVICE-controller unless NAMESPACE/SERVICEACCOUNT is given) gets a role with the managed policy its project
+recommends unless --policy-arn or --inline-policy is given. Install the controller's chart first (it creates the
+ServiceAccount); restart the controller afterwards (irsa heal) so it starts with the web identity.`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := o.binding(args[0])
+			b, err := o.parse(args)
 			if err != nil {
 				return err
 			}
+			ref := b.Ref()
 			if err := checkLockTimeout(o.lockWait); err != nil {
 				return err
 			}
-			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.RoleARN == "" {
-				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy (or --role-arn to bind an existing role)", args[0])
+			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.RoleARN == "" && b.ACK == "" {
+				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy (or --role-arn to bind an existing role)", ref)
 			}
 			cfg, err := g.loadConfig()
 			if err != nil {
@@ -97,10 +110,10 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 				return err
 			}
 			if g.structured() {
-				return g.write(inFile.result(map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)}))
+				return g.write(inFile.result(map[string]any{"serviceAccount": ref, "roleARN": arn, "changes": nonNil(changes)}))
 			}
 			writeChanges(g.stdout, "  ", changes)
-			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
+			fmt.Fprintf(g.stdout, "%s is bound to %s\n", ref, arn)
 			if env.Cluster == nil {
 				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
 			}
@@ -116,6 +129,7 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
 	cmd.Flags().BoolVar(&o.createSA, "create-service-account", false, "create the service account (and its namespace) when it does not exist; without it a missing one is an error")
+	cmd.Flags().StringVar(&o.ack, "ack", "", "bind the ACK controller of this AWS service: "+strings.Join(ack.Services(), ", "))
 	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd

@@ -75,7 +75,7 @@ func (g *globalOptions) fileBinding(cfg *config.Config, b config.Binding) fileBi
 	}
 	fb := fileBinding{file: g.configFile, state: "missing", entry: b}
 	i := slices.IndexFunc(cfg.Bindings, func(c config.Binding) bool {
-		return c.Namespace == b.Namespace && c.ServiceAccount == b.ServiceAccount
+		return c.Ref() == b.Ref()
 	})
 	if i >= 0 {
 		have, _ := json.Marshal(cfg.Bindings[i])

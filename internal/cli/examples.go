@@ -29,7 +29,9 @@ var examples = map[string]string{
     --trust-provider https://prod-b-oidc.s3.eu-west-1.amazonaws.com \
     --permissions-boundary arn:aws:iam::123456789012:policy/team-boundary --tag team=payments
   # A role the platform team made: irsa adds only its trust statement
-  irsa bind apps/uploader --role-arn arn:aws:iam::123456789012:role/platform/uploader -f irsa.yaml`,
+  irsa bind apps/uploader --role-arn arn:aws:iam::123456789012:role/platform/uploader -f irsa.yaml
+  # The ACK S3 controller installed by its Helm chart in ack-system, then restarted with its web identity
+  irsa bind --ack s3 -f irsa.yaml && irsa heal -f irsa.yaml`,
 	"bindings": `  # Every binding of the cluster, with its role, policies and checks
   irsa bindings -f irsa.yaml
   # In a script: exit 2 when a binding's annotation, role or trust disagree

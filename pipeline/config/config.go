@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 )
 
 // APIVersion and Kind identify irsa.yaml as a versioned document, as kind, kops, eksctl and kubeadm configurations
@@ -130,6 +132,9 @@ type Binding struct {
 	// RoleARN binds an existing role that irsa does not own: irsa adds (and unbind removes) only its own trust
 	// statements, identified by their Sid, and never changes or deletes anything else on it.
 	RoleARN string `json:"roleARN,omitempty"`
+	// ACK binds an AWS Controllers for Kubernetes service controller (s3, sqs, ...: package ack): empty namespace,
+	// serviceAccount and policies default to the controller's chart defaults and its recommended managed policy.
+	ACK string `json:"ack,omitempty"`
 }
 
 // Load reads an irsa.yaml file. Unknown fields are errors naming the field and its line, so a typo does not silently
@@ -200,6 +205,7 @@ func (c *Config) Defaults() {
 		c.Verify.Image = DefaultVerifyImage
 	}
 	for i := range c.Bindings {
+		c.Bindings[i] = c.Bindings[i].withACKDefaults(awsclient.Partition(c.Region))
 		if c.Bindings[i].RoleName == "" && c.Bindings[i].RoleARN != "" {
 			_, c.Bindings[i].RoleName = SplitRoleARN(c.Bindings[i].RoleARN)
 		}
@@ -262,7 +268,7 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	for _, b := range c.Bindings {
 		add(b.Validate())
-		key := b.Namespace + "/" + b.ServiceAccount
+		key := b.Ref()
 		if seen[key] {
 			errs = append(errs, fmt.Sprintf("binding %q is listed twice: each service account has one binding", key))
 		}
@@ -277,6 +283,9 @@ func (c *Config) Validate() error {
 // Validate checks one binding.
 func (b Binding) Validate() error {
 	ref := b.Namespace + "/" + b.ServiceAccount
+	if err := b.validateACK(); err != nil {
+		return err
+	}
 	if err := ValidateDNS1123Label("namespace", b.Namespace); err != nil {
 		return fmt.Errorf("binding %q: %w", ref, err)
 	}

@@ -137,7 +137,7 @@ func Connect(ctx context.Context, cfg *config.Config, o Options) (*Env, error) {
 // role); it is the last of Target.Bindings.
 func ConnectBinding(ctx context.Context, cfg *config.Config, b config.Binding, o Options) (*Env, error) {
 	cfg.Bindings = slices.DeleteFunc(cfg.Bindings, func(c config.Binding) bool {
-		return c.Namespace == b.Namespace && c.ServiceAccount == b.ServiceAccount
+		return c.Ref() == b.Ref()
 	})
 	cfg.Bindings = append(cfg.Bindings, b)
 	e, err := Connect(ctx, cfg, o)
