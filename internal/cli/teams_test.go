@@ -230,7 +230,7 @@ func TestTrustPolicyLengthLimit(t *testing.T) {
 	createProvider(t, c, issuer(2, n))
 	createProvider(t, c, issuer(2, n-1))
 	bindArgs := func(sa, third string) []string {
-		// The issuer given, not derived: behind the quota proxy the default issuer would be on the proxy's endpoint.
+		// The issuer explicitly: with --aws-endpoint-url of a proxy, the default issuer would be the proxy's.
 		args := []string{"bind", "team/" + sa, "--policy-arn", readOnly, "--issuer-url", e.issuer}
 		for _, r := range append(refs, third) {
 			args = append(args, "--trust-provider", r)
@@ -323,6 +323,7 @@ func TestBindExistingRole(t *testing.T) {
 	ctx := context.Background()
 	kube := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: e.issuer})
 	cluster := []string{"--kubeconfig", kube.Kubeconfig, "--cluster-type", "external"}
+	create := append([]string{"--create-service-account"}, cluster...)
 	e.mustRun(append([]string{"apply", "--only", "issuer,provider"}, cluster...)...)
 	theirs := `{"Version":"2012-10-17","Statement":[{"Sid":"Ec2","Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 	name := "shared-" + e.cluster
@@ -335,7 +336,7 @@ func TestBindExistingRole(t *testing.T) {
 	if _, err := c.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: &name, PolicyArn: aws.String(readOnly)}); err != nil {
 		t.Fatal(err)
 	}
-	stdout := e.mustRun(append([]string{"bind", "team-a/app", "--role-arn", roleARN}, cluster...)...)
+	stdout := e.mustRun(append([]string{"bind", "team-a/app", "--role-arn", roleARN}, create...)...)
 	if !strings.Contains(stdout, "team-a/app is bound to "+roleARN) {
 		t.Errorf("bind --role-arn output:\n%s", stdout)
 	}
@@ -356,7 +357,7 @@ func TestBindExistingRole(t *testing.T) {
 	if !strings.Contains(doc, `"Ec2"`) || !strings.Contains(doc, sid) || !strings.Contains(doc, "system:serviceaccount:team-a:app") {
 		t.Errorf("trust policy after bind --role-arn:\n%s", doc)
 	}
-	e.mustRun(append([]string{"bind", "team-a/app", "--role-arn", roleARN}, cluster...)...)
+	e.mustRun(append([]string{"bind", "team-a/app", "--role-arn", roleARN}, create...)...)
 	if m := e.last.AWS.Calls.Mutating(); len(m) != 0 {
 		t.Errorf("second bind --role-arn made mutating calls %v", m)
 	}
@@ -391,7 +392,7 @@ func TestBindExistingRole(t *testing.T) {
 	}
 	// teardown finds a role bound with --role-arn by the ServiceAccount's annotation, and leaves the role. (Another
 	// namespace: unbind deleted team-a, which irsa made, and without a controller-manager it stays terminating.)
-	e.mustRun(append([]string{"bind", "team-c/app", "--role-arn", roleARN}, cluster...)...)
+	e.mustRun(append([]string{"bind", "team-c/app", "--role-arn", roleARN}, create...)...)
 	if d := trustDoc(); !strings.Contains(d, "system:serviceaccount:team-c:app") {
 		t.Errorf("bind team-c/app: trust policy\n%s", d)
 	}
@@ -448,9 +449,10 @@ func TestBindingsCommand(t *testing.T) {
 	ctx := context.Background()
 	kube := kubeapiserver.Start(t, kubeapiserver.Options{Issuer: e.issuer})
 	cluster := []string{"--kubeconfig", kube.Kubeconfig, "--cluster-type", "external"}
-	cfg := writeIrsaYAML(t, "bindings:\n- namespace: default\n  serviceAccount: app\n  policyARNs: ["+readOnly+"]\n")
+	create := append([]string{"--create-service-account"}, cluster...)
+	cfg := writeIrsaYAML(t, "apiVersion: "+config.APIVersion+"\nkind: Config\nbindings:\n- namespace: default\n  serviceAccount: app\n  policyARNs: ["+readOnly+"]\n  createServiceAccount: true\n")
 	e.mustRun(append([]string{"apply", "-f", cfg, "--only", "issuer,provider,bindings"}, cluster...)...)
-	e.mustRun(append([]string{"bind", "team-b/worker", "--policy-arn", boundary2}, cluster...)...)
+	e.mustRun(append([]string{"bind", "team-b/worker", "--policy-arn", boundary2}, create...)...)
 
 	type listed struct {
 		ServiceAccount string
@@ -548,7 +550,7 @@ func TestOneRoleTwoClusters(t *testing.T) {
 
 	a.mustRun("bind", "team/app", "--policy-arn", readOnly)
 	roleA := fmt.Sprintf("arn:aws:iam::%s:role/irsa/%s/%s", account, a.cluster, config.RoleNameFor(a.cluster, "team", "app"))
-	code, _, errOut := b.run(append([]string{"bind", "team/app", "--role-arn", roleA}, clusterB...)...)
+	code, _, errOut := b.run(append([]string{"bind", "team/app", "--role-arn", roleA, "--create-service-account"}, clusterB...)...)
 	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("in cluster %q, add %s to the binding's trustProviders", a.cluster, providerB)) {
 		t.Errorf("B binds A's role before A trusts B: exit %d\n%s", code, errOut)
 	}
@@ -557,7 +559,7 @@ func TestOneRoleTwoClusters(t *testing.T) {
 	}
 
 	a.mustRun("bind", "team/app", "--policy-arn", readOnly, "--trust-provider", b.issuer)
-	b.mustRun(append([]string{"bind", "team/app", "--role-arn", roleA}, clusterB...)...)
+	b.mustRun(append([]string{"bind", "team/app", "--role-arn", roleA, "--create-service-account"}, clusterB...)...)
 	if m := b.last.AWS.Calls.Mutating(); len(m) != 0 {
 		t.Errorf("B's bind of A's role changed IAM: %v", m)
 	}

@@ -38,6 +38,11 @@ func (e *Env) UnbindSummary(ctx context.Context, b config.Binding) ([]string, er
 	case awsclient.IsNotFound(err):
 	case err != nil:
 		return nil, fmt.Errorf("read IAM role %q: %w", b.RoleName, err)
+	case b.RoleARN != "":
+		// A role irsa does not own keeps everything but irsa's own trust statements (roles.Manager.Remove).
+		if s := existingRoleSummary(e, b, role.Role); s != "" {
+			out = append(out, s)
+		}
 	default:
 		out = append(out, "IAM role "+*role.Role.Arn)
 	}
