@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,10 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 )
 
-var moto *motoserver.Server
+var (
+	moto    *motoserver.Server
+	buckets atomic.Int64 // bucket names stay unique under -count=N
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "irsa-lock-test-")
@@ -50,7 +54,7 @@ func newBucket(t *testing.T, versioned bool) (*s3.Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	bucket := fmt.Sprintf("%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), buckets.Add(1))
 	if _, err := c.S3.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &bucket,
 		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: "eu-west-1"}}); err != nil {
 		t.Fatal(err)
@@ -87,15 +91,15 @@ func TestLock(t *testing.T) {
 	c, bucket := newBucket(t, true)
 	ctx := t.Context()
 	opts := func(cmd string, wait time.Duration) Options {
-		return Options{S3: c, Bucket: bucket, Cluster: "c1", Command: cmd, Wait: wait, TTL: 900 * time.Millisecond, Poll: 50 * time.Millisecond}
+		return Options{S3: c, Bucket: bucket, Cluster: "c1", Command: cmd, Wait: wait, TTL: 3 * time.Second, Poll: 50 * time.Millisecond}
 	}
 
-	// Held and renewed: after three TTLs, a second run still finds it held and, not waiting, fails naming it.
+	// Held and renewed: after two and a half TTLs, a second run still finds it held and, not waiting, fails naming it.
 	first, err := Acquire(ctx, opts("apply", 0))
 	if err != nil || first == nil {
 		t.Fatalf("first Acquire: %v, %v", first, err)
 	}
-	time.Sleep(2700 * time.Millisecond) // three TTLs: without renewal the lock would have expired twice
+	time.Sleep(7500 * time.Millisecond) // 2.5 TTLs: without its renewals (every 1 s) the lock would have expired at 3 s
 	_, err = Acquire(ctx, opts("teardown", 0))
 	if err == nil || !strings.Contains(err.Error(), "locked by another irsa run") || !strings.Contains(err.Error(), "irsa apply") {
 		t.Fatalf("second Acquire while the first renews: %v; want a refusal naming the holder", err)

@@ -384,9 +384,10 @@ func (s *Host) diffPolicy(ctx context.Context) (*stage.Change, error) {
 }
 
 // PrepareLock readies the bucket for the run's lock (package lock), which lives in it, and says whether the run can
-// take it. A missing bucket is made (tagged for the cluster) when create is set, after check (the run's checks) passes,
-// and the change is returned for the issuer stage's report; without create (teardown) a missing bucket takes no lock. An untagged or foreign bucket
-// takes none either: the issuer stage adopts it or refuses it with its reason, before any write of its own.
+// take it. A missing bucket is made (tagged for the cluster) when create is set, after check (the run's checks)
+// passes, and the change is returned for the issuer stage's report; without create (teardown) a missing bucket takes
+// no lock. An untagged or foreign bucket takes none either: the issuer stage adopts it or refuses it with its reason,
+// before any write of its own.
 func (s *Host) PrepareLock(ctx context.Context, create bool, check func(context.Context) error) (lockable bool, changes []stage.Change, err error) {
 	state, err := s.ownership(ctx)
 	if err != nil {
@@ -419,6 +420,11 @@ func (s *Host) diffObject(ctx context.Context, o issuer.Document) (*stage.Change
 		return &stage.Change{Action: stage.Create, Kind: "s3-object", Name: s.Bucket + "/" + o.Key, Detail: s.kmsNote(ctx)}, nil
 	}
 	if err != nil {
+		// Reading a KMS-encrypted object needs kms:Decrypt on its key; HEAD does not, and tells the encryption.
+		if head, herr := s.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.Bucket, Key: &o.Key}); herr == nil && kmsEncrypted(head.ServerSideEncryption) {
+			return &stage.Change{Action: stage.Update, Kind: "s3-object", Name: s.Bucket + "/" + o.Key,
+				Detail: fmt.Sprintf("encrypted with %s (unreadable here: %v): anonymous readers (STS) get 403; rewritten with SSE-S3", head.ServerSideEncryption, err)}, nil
+		}
 		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, o.Key, err)
 	}
 	defer out.Body.Close()
