@@ -113,6 +113,9 @@ func (e *Edge) serve(r *http.Request) (int, []byte, string) {
 		return refuse("default cache behaviour is not HTTPS only")
 	}
 	var origin *cftypes.Origin
+	if cfg.Origins == nil {
+		return refuse("no origins")
+	}
 	for i := range cfg.Origins.Items {
 		if aws.ToString(cfg.Origins.Items[i].Id) == aws.ToString(b.TargetOriginId) {
 			origin = &cfg.Origins.Items[i]
