@@ -77,7 +77,9 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 			}
 			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
 			arn := tb.RoleARN
-			changes, err := env.BindingsStage().Bind(cmd.Context(), tb.Binding, arn)
+			p := g.progress()
+			changes, err := env.BindingsStage().Bind(p.Context(cmd.Context(), "bind"), tb.Binding, arn)
+			p.Close()
 			if err != nil {
 				return err
 			}

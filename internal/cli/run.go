@@ -87,10 +87,10 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 		}
 	}
 	r := env.Runner(o.forceVerify)
-	if !g.quiet {
-		r.Progress = progressPrinter(g.stderr)
-	}
+	p := g.progress()
+	r.Progress = p.Event
 	rep, runErr := r.Run(cmd.Context(), mode, only)
+	p.Close()
 	rep.Calls = env.Calls()
 	if g.structured() {
 		if err := g.write(rep); err != nil {
