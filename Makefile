@@ -40,7 +40,7 @@ release-snapshot:
 # Unit and integration tests: moto_server (preinstalled on the build machines) and, where present, a real
 # kube-apiserver built by hack/build-kubernetes.sh.
 test: kubernetes
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 # Kubernetes, etcd and the pod identity webhook built from the Go module proxy into ~/.cache/irsa (15-25 min cold,
 # seconds when cached): tests run a real kube-apiserver, the e2e a real kubeadm cluster.

@@ -54,6 +54,10 @@ type Env struct {
 	Timings     []Phase
 	// ExtraFlags are added to every irsa command line, such as a signing key mode.
 	ExtraFlags []string
+	// Hosting is the issuer hosting mode (E2E_ISSUER_HOSTING: s3-public, the default, or cloudfront, which needs
+	// moto: the strict CloudFront stand-in reads it). With cloudfront, IssuerURL is known once apply has made the
+	// distribution.
+	Hosting string
 	// WebhookImage is the webhook image built for the cluster (images.WebhookRef on the host cluster); empty means
 	// the default, pulled from upstream's registry (kind on GitHub).
 	WebhookImage string
@@ -78,7 +82,7 @@ func (e *Env) TimingReport() string {
 // Start builds what the selected backends need and starts them. It returns a non-nil Env even on failure, so the
 // caller can always Close it.
 func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) (*Env, error) {
-	e := &Env{ClusterName: ClusterName, Bucket: BucketName, log: log}
+	e := &Env{ClusterName: ClusterName, Bucket: BucketName, log: log, Hosting: getenv("E2E_ISSUER_HOSTING")}
 	sel, err := backends.FromEnv(getenv)
 	if err != nil {
 		return e, err
@@ -166,7 +170,7 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 		}},
 		AWS: map[string]backends.AWSFunc{"moto": func(ctx context.Context, _ backends.Selection) (framework.AWS, error) {
 			start := time.Now()
-			b, err := moto.Start(ctx, moto.Options{Sandbox: true, STSGate: true})
+			b, err := moto.Start(ctx, moto.Options{Sandbox: true, STSGate: true, CloudFrontEdge: e.Hosting == config.HostingCloudFront})
 			e.Time("moto + strict STS gate up", start)
 			if err != nil {
 				if b != nil {
@@ -185,7 +189,9 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	}
 	e.Bucket = backends.Bucket(e.Backends.AWS, BucketName)
 	e.IssuerURL = backends.IssuerURL(e.Backends.AWS, e.Bucket)
-	if e.IssuerURL == "" {
+	if e.Hosting == config.HostingCloudFront {
+		e.IssuerURL = "" // the distribution's, once apply has made it
+	} else if e.IssuerURL == "" {
 		e.IssuerURL = config.BucketIssuerURL(e.Bucket, e.Backends.AWS.Region())
 	}
 
@@ -207,8 +213,13 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 func (e *Env) Flags() []string {
 	aws, c := e.Backends.AWS, e.Backends.Cluster
 	f := []string{
-		"--cluster-name", e.ClusterName, "--region", aws.Region(), "--bucket", e.Bucket, "--issuer-url", e.IssuerURL,
+		"--cluster-name", e.ClusterName, "--region", aws.Region(), "--bucket", e.Bucket,
 		"--kubeconfig", c.Kubeconfig(), "--cluster-type", c.Type(),
+	}
+	if e.Hosting == config.HostingCloudFront {
+		f = append(f, "--issuer-hosting", config.HostingCloudFront)
+	} else {
+		f = append(f, "--issuer-url", e.IssuerURL)
 	}
 	f = append(f, imageFlags(e.WebhookImage)...)
 	if aws.Endpoint() != "" {

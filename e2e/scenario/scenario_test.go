@@ -51,6 +51,9 @@ func TestIRSA(t *testing.T) {
 			return
 		}
 	}
+	if cloudFrontSelected() && !t.Run("signing-key=cluster,hosting=cloudfront", runCloudFrontScenario) { // e2e/scenario/cloudfront_test.go
+		return
+	}
 }
 
 func runScenario(t *testing.T, signingKey string) {
@@ -238,6 +241,10 @@ func runScenario(t *testing.T, signingKey string) {
 			t.Errorf("doctor --pods after heal:\n%s", d)
 		}
 	})
+
+	if up, ok := e.Backends.Cluster.(controlPlaneUpgrader); ok {
+		step("kubeadm-upgrade keeps the issuer", func(t *testing.T) { kubeadmUpgrade(ctx, t, e, up, originalIssuer, oldToken, roleARN) })
+	}
 
 	step("second apply changes nothing", func(t *testing.T) {
 		r := mustIrsa(t, "irsa apply (no-op)", "apply", "-o", "json")

@@ -65,6 +65,10 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 	for i := 0; i < 21; i++ {
 		many = append(many, "--policy-arn", policy) // the quota counts attachments; the same ARN 21 times is 21
 	}
+	manyTags := []string{"--policy-arn", policy}
+	for i := 0; i < 48; i++ {
+		manyTags = append(manyTags, "--tag", fmt.Sprintf("k%d=v", i))
+	}
 	inline := func(name, doc string) []string { return bindArgs("--inline-policy", write(name, doc)) }
 	bigStatement := `{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + strings.Repeat("b", 36*1024) + `/*"}`
 	config := func(name, yaml string) []string { return []string{"apply", "-f", write(name, yaml)} }
@@ -97,8 +101,15 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"only a cluster stage without a cluster", []string{"apply", "--only", "webhook"}, "stage webhook needs a cluster"},
 		{"ca bundle missing", []string{"apply", "--ca-bundle", "/nonexistent/ca.pem"}, `read CA bundle "/nonexistent/ca.pem"`},
 		{"ca bundle garbage", []string{"apply", "--ca-bundle", garbage}, "no PEM certificate found"},
+		{"lock timeout negative", []string{"apply", "--lock-timeout", "-5s"}, "--lock-timeout -5s: must not be negative"},
+		{"lock timeout negative on bind", bindArgs("--policy-arn", policy, "--lock-timeout", "-1m"), "--lock-timeout -1m0s: must not be negative"},
 		// Issuer URL: one rule set.
 		{"issuer http", []string{"apply", "--issuer-url", "http://example.com/x"}, "must use https"},
+		{"issuer hosting unknown", []string{"apply", "--issuer-hosting", "s3-private"}, `issuer.hosting "s3-private": must be one of s3-public, cloudfront`},
+		{"issuer domain without cloudfront", []string{"apply", "--issuer-domain", "oidc.example.com"}, "need issuer.hosting cloudfront"},
+		{"issuer domain not a name", []string{"apply", "--issuer-hosting", "cloudfront", "--issuer-domain", "oidc_example"}, `issuer.domain "oidc_example": must be a fully qualified`},
+		{"cloudfront with another issuer URL", []string{"apply", "--issuer-hosting", "cloudfront", "--issuer-url", "https://example.com/x"}, "the issuer is the distribution's https://DOMAIN.cloudfront.net"},
+		{"cloudfront domain and issuer URL disagree", []string{"apply", "--issuer-hosting", "cloudfront", "--issuer-domain", "oidc.example.com", "--issuer-url", "https://example.com"}, "the issuer is https://oidc.example.com"},
 		{"issuer trailing slash", []string{"apply", "--issuer-url", "https://example.com/x/"}, "must not end with '/'"},
 		{"issuer query", []string{"apply", "--issuer-url", "https://example.com/x?a=b"}, "must not have a query"},
 		{"issuer fragment", []string{"apply", "--issuer-url", "https://example.com/x#f"}, "must not have a fragment"},
@@ -158,7 +169,35 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"sts regional endpoints", bindArgs("--policy-arn", policy, "--sts-regional-endpoints", "yes"), `--sts-regional-endpoints "yes": must be true or false`},
 		{"token expiration short", bindArgs("--policy-arn", policy, "--token-expiration", "5m"), `token expiration "5m"`},
 		{"sa audience space", bindArgs("--policy-arn", policy, "--sa-audience", "a b"), `audience "a b"`},
+		// The role's options: tags, boundary, other clusters' providers, an existing role.
+		{"tag without =", bindArgs("--policy-arn", policy, "--tag", "team"), `--tag "team": must be KEY=VALUE`},
+		{"tag aws: prefix", bindArgs("--policy-arn", policy, "--tag", "AWS:cost=1"), `tag key "AWS:cost": the aws: prefix is reserved`},
+		{"tag key too long", bindArgs("--policy-arn", policy, "--tag", strings.Repeat("k", 129)+"=v"), "must be 1-128 characters"},
+		{"tag value too long", bindArgs("--policy-arn", policy, "--tag", "k="+strings.Repeat("v", 257)), "value of 257 characters, IAM allows at most 256"},
+		{"tag character", bindArgs("--policy-arn", policy, "--tag", "team=a;b"), `value "a;b" may use only`},
+		{"tag irsa key", bindArgs("--policy-arn", policy, "--tag", "irsa.irsa-anywhere.io/cluster=x"), "irsa sets this key itself"},
+		{"tag keys differ in case", bindArgs("--policy-arn", policy, "--tag", "Team=a", "--tag", "team=b"), "differ only in case"},
+		{"tag key twice", bindArgs("--policy-arn", policy, "--tag", "team=a", "--tag", "team=b"), `key "team" given twice`},
+		{"48 tags", bindArgs(manyTags...), "48 tags: IAM allows 50 per role and irsa's ownership tags take 3, so at most 47"},
+		{"permissions boundary shape", bindArgs("--policy-arn", policy, "--permissions-boundary", "PowerUserAccess"), `permissions boundary: policy ARN "PowerUserAccess"`},
+		{"permissions boundary does not exist", bindArgs("--policy-arn", policy, "--permissions-boundary", "arn:aws:iam::aws:policy/NoSuchBoundary"), `permissions boundary "arn:aws:iam::aws:policy/NoSuchBoundary" does not exist`},
+		{"trust provider http", bindArgs("--policy-arn", policy, "--trust-provider", "http://oidc.example.com"), `trust provider "http://oidc.example.com": must be an IAM OIDC provider ARN`},
+		{"trust provider not a provider ARN", bindArgs("--policy-arn", policy, "--trust-provider", "arn:aws:iam::123456789012:role/x"), "must be an IAM OIDC provider ARN"},
+		{"trust provider issuer rule", bindArgs("--policy-arn", policy, "--trust-provider", "https://oidc.example.com/"), "must not end with '/'"},
+		{"trust provider twice", bindArgs("--policy-arn", policy, "--trust-provider", "https://a.example.com", "--trust-provider", "https://a.example.com"), "listed twice"},
+		{"trust provider missing", bindArgs("--policy-arn", policy, "--trust-provider", "https://nobody.example.com/oidc"), "does not exist (iam:GetOpenIDConnectProvider answered NoSuchEntity)"},
+		{"trust provider in another account", bindArgs("--policy-arn", policy, "--trust-provider", "arn:aws:iam::210987654321:oidc-provider/oidc.example.com"), "a role trusts only OIDC providers of its own account"},
+		{"trust provider is the cluster's own", bindArgs("--policy-arn", policy, "--trust-provider", e.issuer), "this cluster's own provider"},
+		{"role arn shape", bindArgs("--role-arn", "arn:aws:iam::123456789012:user/x"), `role ARN "arn:aws:iam::123456789012:user/x": must look like`},
+		{"role arn of an irsa role", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/irsa/"+e.cluster+"/x"), "is one of the roles irsa makes for this cluster: bind with --role-name"},
+		{"role arn with policies", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/x", "--policy-arn", policy), "is a role irsa does not own: irsa changes only its own trust statements on it, so policyARNs cannot be set"},
+		{"role arn and role name", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/x", "--role-name", "y"), "give one of them"},
+		{"role arn of no role", bindArgs("--role-arn", "arn:aws:iam::123456789012:role/teams/nobody"), "no such role (iam:GetRole answered NoSuchEntity)"},
+		{"role arn in another account", bindArgs("--role-arn", "arn:aws:iam::210987654321:role/x"), "is not in account 123456789012"},
 		// irsa.yaml.
+		{"config tags", config("tags.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"], tags: {\"aws:x\": y}}\n"), "the aws: prefix is reserved"},
+		{"config role arn with inline policy", config("rolearn.yaml", "bindings:\n- {namespace: default, serviceAccount: app, roleARN: \"arn:aws:iam::123456789012:role/x\", inlinePolicy: '{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"s3:*\",\"Resource\":\"*\"}}'}\n"), "so inlinePolicy cannot be set"},
+		{"config trust provider", config("tp.yaml", "bindings:\n- {namespace: default, serviceAccount: app, policyARNs: ["+policy+"], trustProviders: [oidc.example.com]}\n"), "must be an IAM OIDC provider ARN"},
 		{"config missing", []string{"apply", "-f", "/nonexistent/irsa.yaml"}, `read config "/nonexistent/irsa.yaml"`},
 		{"config typo", config("typo.yaml", "bukcet: x\n"), `line 1: unknown field "bukcet"`},
 		{"config field case", config("case.yaml", "clusterName: x\nRegion: eu-west-1\n"), `line 2: unknown field "Region" (field names are case-sensitive: did you mean "region"?)`},

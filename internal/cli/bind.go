@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,6 +12,8 @@ import (
 )
 
 type bindOptions struct {
+	roleOptions
+	lockWait        time.Duration
 	policyARNs      []string
 	inlinePolicy    string
 	roleName        string
@@ -35,6 +38,9 @@ func (o *bindOptions) binding(ref string) (config.Binding, error) {
 		b.STSRegionalEndpoints = &v
 	default:
 		return b, fmt.Errorf("--sts-regional-endpoints %q: must be true or false", o.stsRegional)
+	}
+	if err := o.roleOptions.apply(&b); err != nil {
+		return b, err
 	}
 	if o.inlinePolicy != "" {
 		data, err := os.ReadFile(o.inlinePolicy)
@@ -61,14 +67,23 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 			if err != nil {
 				return err
 			}
-			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" {
-				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy", args[0])
+			if err := checkLockTimeout(o.lockWait); err != nil {
+				return err
+			}
+			if len(b.PolicyARNs) == 0 && b.InlinePolicy == "" && b.RoleARN == "" {
+				return fmt.Errorf("bind %s: give at least one --policy-arn or an --inline-policy (or --role-arn to bind an existing role)", args[0])
 			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
+			inFile := g.fileBinding(cfg, b)
 			env, err := setup.ConnectBinding(cmd.Context(), cfg, b, g.setupOptions())
+			if err != nil {
+				return err
+			}
+			release, _, err := g.lock(cmd.Context(), env, "bind", false, nil, o.lockWait)
+			defer release()
 			if err != nil {
 				return err
 			}
@@ -84,23 +99,26 @@ its namespace), so a typo in NAMESPACE/SERVICEACCOUNT is an error, not a new ser
 				return err
 			}
 			if g.structured() {
-				return g.write(map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)})
+				return g.write(inFile.result(map[string]any{"serviceAccount": args[0], "roleARN": arn, "changes": nonNil(changes)}))
 			}
 			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is bound to %s\n", args[0], arn)
 			if env.Cluster == nil {
 				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
 			}
+			inFile.note(g.stdout)
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.policyARNs, "policy-arn", nil, "managed policy to attach (repeatable)")
+	o.roleOptions.add(cmd)
 	cmd.Flags().StringVar(&o.inlinePolicy, "inline-policy", "", "JSON policy document FILE to put on the role as an inline policy")
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name (default irsa-CLUSTER-NAMESPACE-SERVICEACCOUNT)")
 	cmd.Flags().StringVar(&o.audience, "sa-audience", "", "token audience for this service account (eks.amazonaws.com/audience); the provider must list it")
 	cmd.Flags().StringVar(&o.stsRegional, "sts-regional-endpoints", "", "true or false: eks.amazonaws.com/sts-regional-endpoints")
 	cmd.Flags().StringVar(&o.tokenExpiration, "token-expiration", "", "projected token lifetime, such as 1h (eks.amazonaws.com/token-expiration)")
 	cmd.Flags().BoolVar(&o.createSA, "create-service-account", false, "create the service account (and its namespace) when it does not exist; without it a missing one is an error")
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }
@@ -115,6 +133,9 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := o.binding(args[0])
 			if err != nil {
+				return err
+			}
+			if err := checkLockTimeout(o.lockWait); err != nil {
 				return err
 			}
 			cfg, err := g.loadConfig()
@@ -144,6 +165,11 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 			if err := g.confirm("unbind", removes, yes); err != nil {
 				return err
 			}
+			release, _, err := g.lock(cmd.Context(), env, "unbind", false, nil, o.lockWait)
+			defer release()
+			if err != nil {
+				return err
+			}
 			changes, err := env.BindingsStage().Unbind(cmd.Context(), tb.Binding)
 			if err != nil {
 				return err
@@ -157,7 +183,9 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.roleName, "role-name", "", "role name, if bind was given one")
+	cmd.Flags().StringVar(&o.roleARN, "role-arn", "", "the existing role bind was given: irsa removes only its own trust statements from it")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
+	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
 }

@@ -47,8 +47,14 @@ Exit status 1 when any line fails.`,
 				ProviderARN: t.ProviderARN, S3: env.AWS.S3, IAM: env.AWS.IAM, Namespace: ns, ServiceAccount: sa, Pods: pods,
 				Verifier: trust.New(trust.Options{HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: proxy.Transport(env.RootCAs)}}),
 			}
+			in.Ownership = func(ctx context.Context, roleARN string) []error { return env.CheckOwnership(ctx, roleARN, ns, sa) }
+			in.KMSDefault = env.KMSDefault
 			if env.Cluster != nil {
 				in.Cluster = env.Cluster.Client
+			}
+			if t.Issuer.Hosting == config.HostingCloudFront {
+				in.CloudFront = env.CloudFrontHost()
+				in.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: proxy.Transport(env.RootCAs)}
 			}
 			if live {
 				in.AssumeRole = func(ctx context.Context, roleARN, token string) error {

@@ -11,7 +11,9 @@ var examples = map[string]string{
 	"apply": `  # Everything, on the cluster of the current kubeconfig context
   irsa apply --cluster-name prod --region eu-west-1 --bucket prod-oidc
   # From a file, with the proof run even if nothing changed
-  irsa apply -f irsa.yaml --verify`,
+  irsa apply -f irsa.yaml --verify
+  # Where S3 Block Public Access is on: a private bucket behind CloudFront, on a domain of your own
+  irsa apply --cluster-name prod --region eu-west-1 --bucket prod-oidc --issuer-hosting cloudfront --issuer-domain oidc.prod.example.com`,
 	"teardown": `  # Remove what irsa made (asks first on a terminal)
   irsa teardown -f irsa.yaml
   # In a script, after the cluster is gone
@@ -25,9 +27,21 @@ var examples = map[string]string{
   # With an inline policy and a one-hour token
   irsa bind apps/uploader --inline-policy policy.json --token-expiration 1h -f irsa.yaml
   # A ServiceAccount that does not exist yet: irsa creates it (and its namespace)
-  irsa bind apps/worker --create-service-account --policy-arn arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess -f irsa.yaml`,
+  irsa bind apps/worker --create-service-account --policy-arn arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess -f irsa.yaml
+  # One role for the same ServiceAccount in two clusters, with a boundary and tags
+  irsa bind apps/uploader --policy-arn arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess -f irsa.yaml \
+    --trust-provider https://prod-b-oidc.s3.eu-west-1.amazonaws.com \
+    --permissions-boundary arn:aws:iam::123456789012:policy/team-boundary --tag team=payments
+  # A role the platform team made: irsa adds only its trust statement
+  irsa bind apps/uploader --role-arn arn:aws:iam::123456789012:role/platform/uploader -f irsa.yaml`,
+	"bindings": `  # Every binding of the cluster, with its role, policies and checks
+  irsa bindings -f irsa.yaml
+  # In a script: exit 2 when a binding's annotation, role or trust disagree
+  irsa bindings -f irsa.yaml -o json`,
 	"unbind": `  irsa unbind apps/uploader -f irsa.yaml
-  irsa unbind apps/uploader -f irsa.yaml --yes`,
+  irsa unbind apps/uploader -f irsa.yaml --yes
+  # A role bound with --role-arn keeps everything but irsa's trust statement
+  irsa unbind apps/uploader --role-arn arn:aws:iam::123456789012:role/platform/uploader -f irsa.yaml`,
 	"verify": `  irsa verify -f irsa.yaml
   irsa verify -f irsa.yaml --keep -o json`,
 	"doctor": `  # The whole chain, link by link

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -293,44 +292,6 @@ func TestInterruptExits130(t *testing.T) {
 	if code, o, eo := e.run("plan"); code != 0 {
 		t.Errorf("plan after the re-run: exit %d\n%s%s", code, o, eo)
 	}
-}
-
-// Kill points: apply (issuer, provider, one binding) interrupted just before each of its mutating requests reaches
-// AWS, then run again, converges to a clean apply's state (plan exits 0), and teardown then leaves nothing. Only
-// matches counted by the proxy are kill points, so the test fails if a run makes fewer writes than the points tried.
-func TestInterruptAtEveryWriteConverges(t *testing.T) {
-	const writes = 9 // a clean apply: CreateBucket, PutBucketTagging, PutPublicAccessBlock, PutBucketPolicy, 2 PutObject, CreateOpenIDConnectProvider, CreateRole, AttachRolePolicy
-	converged := 0
-	for n := 1; n <= writes; n++ {
-		t.Run(fmt.Sprintf("write %d", n), func(t *testing.T) {
-			e := newEnv(t)
-			p := withProxy(t, e)
-			cfg := writeConfig(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var hit atomic.Bool
-			p.OnRequest(faultproxy.NthMutating(n), func() { hit.Store(true); cancel() })
-			var out, errOut bytes.Buffer
-			code := Main(ctx, append(append([]string{"apply"}, e.flags()...), "-f", cfg), &out, &errOut)
-			if !hit.Load() || code != ExitInterrupted {
-				t.Fatalf("apply interrupted before write %d: hit %v, exit %d\n%s%s", n, hit.Load(), code, out.String(), errOut.String())
-			}
-			e.mustRun("apply", "-f", cfg)
-			if code, o, eo := e.run("plan", "-f", cfg); code != 0 {
-				t.Fatalf("plan after the re-run: exit %d\n%s%s", code, o, eo)
-			}
-			e.mustRun("teardown", "--yes", "--aws-only", "-f", cfg)
-			c := clients(t)
-			if _, err := c.S3.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: &e.bucket}); !awsclient.IsNotFound(err) {
-				t.Fatalf("teardown left the bucket (err %v)", err)
-			}
-			if _, err := c.IAM.GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String("irsa-" + e.cluster + "-default-app")}); !awsclient.IsNotFound(err) {
-				t.Fatalf("teardown left the role (err %v)", err)
-			}
-			converged++
-		})
-	}
-	t.Logf("kill points tried %d, converged %d", writes, converged)
 }
 
 func writeConfig(t *testing.T) string {

@@ -41,7 +41,12 @@ document as JSON; -o yaml and text print YAML.`,
 				}
 			}
 			issuer := c.IssuerURL
-			if issuer == "" && c.Bucket != "" && c.Region != "" {
+			switch {
+			case issuer == "" && c.CloudFront() && c.Issuer.Domain != "":
+				issuer = "https://" + c.Issuer.Domain
+			case issuer == "" && c.CloudFront():
+				return fmt.Errorf("issuer.hosting cloudfront: the issuer is the CloudFront distribution's https://DOMAIN.cloudfront.net, known once it exists: run `irsa apply --only keys,issuer` first and pass its URL with --issuer-url, or set issuer.domain")
+			case issuer == "" && c.Bucket != "" && c.Region != "":
 				issuer = config.BucketIssuerURL(c.Bucket, c.Region)
 			}
 			if err := config.ValidateIssuerURL(issuer); err != nil {

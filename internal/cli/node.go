@@ -49,6 +49,7 @@ func newNodeCommand(g *globalOptions) *cobra.Command {
 			f.BoolVar(&o.AcceptOnly, "accept-only", false, "accept irsa's tokens without issuing them yet (first pass on a multi-node control plane)")
 		} else {
 			f.BoolVar(&o.KeepAccepting, "keep-accepting", false, "stop issuing irsa's tokens but keep accepting them (first pass of a multi-node restore)")
+			f.StringVar(&o.Record, "record", "", "the flags to restore (JSON, as irsa records them on the manifest) when kubeadm wrote the manifest again without irsa's record")
 		}
 		node.AddCommand(cmd)
 	}

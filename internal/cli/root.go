@@ -74,6 +74,8 @@ type globalOptions struct {
 	profile        string
 	bucket         string
 	issuerURL      string
+	issuerHosting  string
+	issuerDomain   string
 	audience       string
 	awsEndpointURL string
 	caBundle       string
@@ -163,6 +165,8 @@ func addTargetFlags(cmd *cobra.Command, g *globalOptions) {
 	f.StringVar(&g.profile, "profile", "", "AWS shared-config profile (default: $AWS_PROFILE)")
 	f.StringVar(&g.bucket, "bucket", "", "S3 bucket that serves the issuer documents")
 	f.StringVar(&g.issuerURL, "issuer-url", "", "service account issuer URL (default: the bucket's https URL)")
+	f.StringVar(&g.issuerHosting, "issuer-hosting", "", "how the issuer is served: "+strings.Join(config.IssuerHostings, ", ")+" (a private bucket behind CloudFront) (default "+config.HostingS3Public+")")
+	f.StringVar(&g.issuerDomain, "issuer-domain", "", "with --issuer-hosting cloudfront, the issuer's own domain (ACM certificate and Route 53 records in its hosted zone)")
 	f.StringVar(&g.audience, "audience", "", "token audience and IAM client ID (default "+config.DefaultAudience+")")
 	f.StringVar(&g.awsEndpointURL, "aws-endpoint-url", "", "send AWS calls to this endpoint (emulators such as moto or LocalStack; S3 then path-style)")
 	f.StringVar(&g.caBundle, "ca-bundle", "", "PEM file of CAs to trust for AWS and the issuer (default: $AWS_CA_BUNDLE or the system roots)")
@@ -235,6 +239,8 @@ func (g *globalOptions) loadConfig() (*config.Config, error) {
 	set("region", &c.Region, g.region)
 	set("bucket", &c.Bucket, g.bucket)
 	set("issuer-url", &c.IssuerURL, g.issuerURL)
+	set("issuer-hosting", &c.Issuer.Hosting, g.issuerHosting)
+	set("issuer-domain", &c.Issuer.Domain, g.issuerDomain)
 	set("audience", &c.Audience, g.audience)
 	set("aws-endpoint-url", &c.AWSEndpointURL, g.awsEndpointURL)
 	set("kubeconfig", &c.Kubeconfig, g.kubeconfig)

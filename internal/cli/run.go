@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +25,7 @@ writes. Progress goes to stderr, the report to stdout.`},
 
 func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.Mode) *cobra.Command {
 	var forceVerify, yes, awsOnly, force bool
+	var lockWait time.Duration
 	cmd := &cobra.Command{
 		Use:     name,
 		Aliases: aliases,
@@ -30,7 +33,7 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 		Long:    runDocs[mode][1],
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := g.run(cmd, mode, runOptions{forceVerify: forceVerify, yes: yes, awsOnly: awsOnly, force: force})
+			rep, err := g.run(cmd, mode, runOptions{forceVerify: forceVerify, yes: yes, awsOnly: awsOnly, force: force, lockWait: lockWait})
 			if err != nil {
 				return err
 			}
@@ -42,6 +45,9 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 	}
 	addTargetFlags(cmd, g)
 	addOnlyFlag(cmd, g)
+	if mode != runner.Plan {
+		addLockFlag(cmd, &lockWait)
+	}
 	switch mode {
 	case runner.Apply:
 		cmd.Flags().BoolVar(&forceVerify, "verify", false, "run the verify stage even when nothing changed")
@@ -57,11 +63,15 @@ func newRunCommand(g *globalOptions, name string, aliases []string, mode runner.
 // runOptions are the flags of plan, apply and teardown beyond the target's.
 type runOptions struct {
 	forceVerify, yes, awsOnly, force bool
+	lockWait                         time.Duration
 }
 
 func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) (*runner.Report, error) {
 	only, err := runner.ParseOnly(g.only)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkLockTimeout(o.lockWait); err != nil {
 		return nil, err
 	}
 	env, err := g.connect(cmd.Context())
@@ -86,11 +96,28 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 			return nil, err
 		}
 	}
+	var created []stage.Change
+	if mode != runner.Plan {
+		// A first apply makes the bucket the lock lives in, once a plan says the run would not fail before its first
+		// write (and only when the run includes the issuer stage, the bucket's owner).
+		create := mode == runner.Apply && (len(only) == 0 || slices.Contains(only, stage.Issuer))
+		plan := func(ctx context.Context) error {
+			_, err := env.Runner(false).Run(ctx, runner.Plan, only)
+			return err
+		}
+		release, made, err := g.lock(cmd.Context(), env, map[runner.Mode]string{runner.Apply: "apply", runner.Delete: "teardown"}[mode], create, plan, o.lockWait)
+		defer release()
+		if err != nil {
+			return nil, err
+		}
+		created = made
+	}
 	r := env.Runner(o.forceVerify)
 	p := g.progress()
 	r.Progress = p.Event
 	rep, runErr := r.Run(cmd.Context(), mode, only)
 	p.Close()
+	withCreated(rep, created)
 	rep.Calls = env.Calls()
 	if g.structured() {
 		if err := g.write(rep); err != nil {

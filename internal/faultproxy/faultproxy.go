@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -87,6 +88,11 @@ type Proxy struct {
 	drops    []*drop
 	// Dropped counts the responses dropped so far.
 	dropped int
+	// flaky, when set, picks the requests Flaky faults; throttled counts its throttles.
+	flaky     *rand.Rand
+	rate      float64
+	throttled int
+	requests  int
 }
 
 type drop struct {
@@ -100,6 +106,8 @@ type drop struct {
 type failure struct {
 	status int
 	body   string
+	// reset closes the client's connection instead of answering.
+	reset bool
 }
 
 // Start runs a proxy to upstream (moto's https URL) on a free loopback port until the test ends. certFile and keyFile
@@ -145,7 +153,7 @@ func (p *Proxy) DropResponse(m Match, n int) {
 func (p *Proxy) Fail(m Match, n, status int, body string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.drops = append(p.drops, &drop{match: m, left: n, fail: &failure{status, body}})
+	p.drops = append(p.drops, &drop{match: m, left: n, fail: &failure{status: status, body: body}})
 }
 
 // OnRequest runs f when the next request that matches arrives, before it is forwarded (a test cancels a run there,
@@ -154,6 +162,54 @@ func (p *Proxy) OnRequest(m Match, f func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.drops = append(p.drops, &drop{match: m, left: 1, hook: f})
+}
+
+// KillBefore runs f when the next request that matches arrives and then resets the client's connection without
+// forwarding the request: the run is stopped (f cancels it) before the request reached AWS. OnRequest is the other
+// side of the boundary: the request is forwarded after f, so it takes effect while the run is stopped.
+func (p *Proxy) KillBefore(m Match, f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drops = append(p.drops, &drop{match: m, left: 1, hook: f, fail: &failure{reset: true}})
+}
+
+// Flaky makes the proxy fault a fraction rate (0-1) of all later requests, chosen by a generator seeded with seed (a
+// failing run can be replayed): half of the faulted ones are throttled (answered, without forwarding, with the
+// service's throttling error: 400 Throttling for IAM and STS, 503 SlowDown for S3, both of which AWS SDKs retry with
+// backoff), the other half have their response lost (forwarded, then the connection reset).
+func (p *Proxy) Flaky(rate float64, seed uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flaky, p.rate = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), rate
+}
+
+// Counts are what the proxy saw and did.
+type Counts struct{ Requests, Throttled, Dropped int }
+
+// Counts returns the requests seen, throttled and with their response dropped so far.
+func (p *Proxy) Counts() Counts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Counts{p.requests, p.throttled, p.dropped}
+}
+
+// flakyFault draws the fault Flaky gives r: throttle, drop or none.
+func (p *Proxy) flakyFault(r Request) (throttle *failure, drop bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.requests++
+	if p.flaky == nil || p.flaky.Float64() >= p.rate {
+		return nil, false
+	}
+	if p.flaky.IntN(2) == 0 {
+		p.dropped++
+		return nil, true
+	}
+	p.throttled++
+	if r.Action() != "" {
+		return &failure{status: http.StatusBadRequest, body: `<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded (faultproxy)</Message></Error><RequestId>faultproxy</RequestId></ErrorResponse>`}, false
+	}
+	return &failure{status: http.StatusServiceUnavailable, body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate. (faultproxy)</Message></Error>`}, false
 }
 
 // Dropped is how many responses the proxy has dropped.
@@ -173,7 +229,8 @@ func (p *Proxy) before(r Request) *failure {
 			d.left--
 			if d.hook != nil {
 				hooks = append(hooks, d.hook)
-			} else if fail == nil {
+			}
+			if d.fail != nil && fail == nil {
 				fail = d.fail
 			}
 		}
@@ -206,7 +263,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: body}
-	if f := p.before(req); f != nil {
+	throttle, flakyDrop := p.flakyFault(req)
+	f := p.before(req)
+	if f == nil {
+		f = throttle
+	}
+	if f != nil {
+		if f.reset {
+			reset(w)
+			return
+		}
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(f.status)
 		_, _ = io.WriteString(w, f.body)
@@ -226,7 +292,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(resp.Body)
-	if p.shouldDrop(req) {
+	if flakyDrop || p.shouldDrop(req) {
 		reset(w)
 		return
 	}

@@ -266,28 +266,43 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A node without a mirror pod gets the node pod, which changes nothing where irsa did not patch.
-	nodes := slices.DeleteFunc(slices.Clone(all), func(n nodeState) bool { return n.mirror != nil && !n.patched })
+	// A node without a mirror pod gets the node pod, which changes nothing where irsa did not patch. A node whose
+	// manifest kubeadm wrote again from the kubeadm-config irsa changed has irsa's flags without irsa's record: its
+	// node pod restores from the record of kubeadm-config, turned into the flags kubeadm writes from the original
+	// extraArgs (manifest.KubeadmManifestRecord), which is the manifest the next `kubeadm upgrade` would write too.
+	nodes := slices.DeleteFunc(slices.Clone(all), func(n nodeState) bool { return n.mirror != nil && !n.patched && !n.rewritten })
+	args, err := s.rewrittenRestoreArgs(ctx, nodes)
+	if err != nil {
+		return nil, err
+	}
 	timeout := s.timeout(ClusterKubeadm)
 	var changes []stage.Change
 	if len(all) > 1 {
 		// First pass: every apiserver issues with the original issuer and key again while still accepting irsa's
 		// tokens, which apiservers not yet demoted keep issuing.
-		demoting := slices.DeleteFunc(slices.Clone(nodes), func(n nodeState) bool { return n.mirror != nil && n.demoted })
-		demotePass := pass{op: node.RestoreCommand, args: []string{"--keep-accepting"}, timeout: timeout,
-			progress: "making kube-apiserver issue with the original issuer (first pass)",
-			detail: func(r node.Result) string {
-				return "issues for " + r.Issuers[0] + ", still accepts " + strings.Join(r.Issuers[1:], ",")
-			}}
-		if _, err := s.run(ctx, demotePass, demoting, &changes); err != nil {
-			return changes, err
+		for _, n := range nodes {
+			if n.mirror != nil && n.demoted && !n.rewritten {
+				continue
+			}
+			demotePass := pass{op: node.RestoreCommand, args: append([]string{"--keep-accepting"}, args[n.name]...), timeout: timeout,
+				progress: "making kube-apiserver issue with the original issuer (first pass)",
+				detail: func(r node.Result) string {
+					return "issues for " + r.Issuers[0] + ", still accepts " + strings.Join(r.Issuers[1:], ",")
+				}}
+			if _, err := s.run(ctx, demotePass, []nodeState{n}, &changes); err != nil {
+				return changes, err
+			}
 		}
 	}
-	restorePass := pass{op: node.RestoreCommand, timeout: timeout, progress: "restoring kube-apiserver",
-		detail: func(r node.Result) string { return "--service-account-issuer " + strings.Join(r.Issuers, ",") }}
-	restored, err := s.run(ctx, restorePass, nodes, &changes)
-	if err != nil {
-		return changes, err
+	var restored []node.Result
+	for _, n := range nodes {
+		restorePass := pass{op: node.RestoreCommand, args: args[n.name], timeout: timeout, progress: "restoring kube-apiserver",
+			detail: func(r node.Result) string { return "--service-account-issuer " + strings.Join(r.Issuers, ",") }}
+		res, err := s.run(ctx, restorePass, []nodeState{n}, &changes)
+		restored = append(restored, res...)
+		if err != nil {
+			return changes, err
+		}
 	}
 	// The manifests hold the original flags again: so does kubeadm-config, or the next `kubeadm upgrade` would
 	// bring irsa's issuer back.
@@ -297,16 +312,6 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 	}
 	if configRestore != nil {
 		changes = append(changes, *configRestore)
-	}
-	var rewritten []string
-	for _, n := range all {
-		if n.rewritten {
-			rewritten = append(rewritten, n.name)
-		}
-	}
-	if len(rewritten) > 0 {
-		return changes, fmt.Errorf("the kube-apiserver manifest of %s was written by kubeadm from kubeadm-config (kubeadm upgrade) and has no irsa record to restore from; kubeadm-config holds the original flags again: run `kubeadm upgrade node phase control-plane` on each of them to write the original manifest back",
-			strings.Join(rewritten, ", "))
 	}
 	var restoredIssuer string
 	if len(restored) > 0 {
@@ -319,6 +324,36 @@ func (s kubeadm) Delete(ctx context.Context) ([]stage.Change, error) {
 		return changes, err
 	}
 	return changes, nil
+}
+
+// rewrittenRestoreArgs returns, by node name, the extra arguments of the restore node pod of each node kubeadm
+// rewrote: --record with the flags kubeadm writes from the extraArgs kubeadm-config held before irsa changed it.
+func (s kubeadm) rewrittenRestoreArgs(ctx context.Context, nodes []nodeState) (map[string][]string, error) {
+	if !slices.ContainsFunc(nodes, func(n nodeState) bool { return n.rewritten }) {
+		return nil, nil
+	}
+	cm, err := kubeadmConfigMap(ctx, s.client)
+	if err != nil {
+		return nil, err
+	}
+	if cm == nil {
+		return nil, fmt.Errorf("configmap %s/%s is gone: cannot work out the original flags of the apiservers kubeadm rewrote", manifest.KubeadmConfigNamespace, manifest.KubeadmConfigName)
+	}
+	original, err := manifest.DecodeKubeadmRecord(cm.Annotations[manifest.KubeadmRecordAnnotation])
+	if err != nil {
+		return nil, fmt.Errorf("configmap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	rec, err := manifest.KubeadmManifestRecord(original, []byte(cm.Data[manifest.ClusterConfigurationKey]))
+	if err != nil {
+		return nil, fmt.Errorf("configmap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	args := map[string][]string{}
+	for _, n := range nodes {
+		if n.rewritten {
+			args[n.name] = []string{"--record", rec}
+		}
+	}
+	return args, nil
 }
 
 // pass is one round of the node subcommand over control-plane nodes.

@@ -181,29 +181,45 @@ func (s *Stage) platform(ctx context.Context) (platform, error) {
 
 // Plan implements stage.Stage: what Apply would change (see the platform's Plan). It creates nothing.
 func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
-	p, err := s.platform(ctx)
+	leftover, err := s.planKeySecret(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return p.Plan(ctx)
+	p, err := s.platform(ctx)
+	if err != nil {
+		return leftover, err
+	}
+	changes, err := p.Plan(ctx)
+	return append(leftover, changes...), err
 }
 
-// Apply implements stage.Stage.
+// Apply implements stage.Stage. A signing key Secret left by an interrupted run is deleted first.
 func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
-	p, err := s.platform(ctx)
+	leftover, err := s.removeKeySecret(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return p.Apply(ctx)
+	p, err := s.platform(ctx)
+	if err != nil {
+		return leftover, err
+	}
+	changes, err := p.Apply(ctx)
+	return append(leftover, changes...), err
 }
 
-// Delete implements stage.Stage: the apiserver goes back to its previous flags, original issuer first.
+// Delete implements stage.Stage: the apiserver goes back to its previous flags, original issuer first. A signing key
+// Secret left by an interrupted run is deleted first.
 func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
-	p, err := s.platform(ctx)
+	leftover, err := s.removeKeySecret(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return p.Delete(ctx)
+	p, err := s.platform(ctx)
+	if err != nil {
+		return leftover, err
+	}
+	changes, err := p.Delete(ctx)
+	return append(leftover, changes...), err
 }
 
 // waitServed polls the served issuer until want reports true, up to timeout. Errors are expected while an

@@ -19,7 +19,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/cloudfront"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -47,12 +50,20 @@ type Options struct {
 
 // Clients are the AWS API clients irsa uses.
 type Clients struct {
-	S3     *s3.Client
-	IAM    *iam.Client
-	STS    *sts.Client
-	Config aws.Config
+	S3  *s3.Client
+	IAM *iam.Client
+	STS *sts.Client
+	// CloudFront, ACM and Route53 serve the cloudfront issuer hosting. ACM is in us-east-1 whatever the region:
+	// CloudFront takes certificates from there only.
+	CloudFront *cloudfront.Client
+	ACM        *acm.Client
+	Route53    *route53.Client
+	Config     aws.Config
 	// Calls counts every call made through these clients.
 	Calls *CallCounter
+	// LockS3 is S3 without the counter: the run's lock (package lock) is not one of the objects irsa manages, and a
+	// run that changes nothing still reports no writes.
+	LockS3 *s3.Client
 
 	accountOnce sync.Once
 	account     string
@@ -67,9 +78,13 @@ func New(ctx context.Context, o Options) (*Clients, error) {
 	counter := &CallCounter{}
 	loadOpts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(o.Region),
+		// Ten attempts: a call fails only when ten in a row are throttled or lost. Under 30 % faults
+		// (TestApplyAndTeardownUnderThrottlingAndLostResponses, ~250 calls) five would lose some call with a
+		// probability of about 45 % (0.3^5 per call), ten with 0.15 %. The backoff (the SDK's exponential jitter, at
+		// most 20 s) keeps the retries polite.
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
-				ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) { so.MaxAttempts = 5 })
+				ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) { so.MaxAttempts = 10 })
 			})
 		}),
 		// AWS_CA_BUNDLE may be set; the SDK then needs a buildable client to apply it.
@@ -103,18 +118,34 @@ func New(ctx context.Context, o Options) (*Clients, error) {
 	if o.EndpointURL != "" {
 		flag = aws.String(o.EndpointURL)
 	}
+	uncounted := cfg.Copy()
+	uncounted.APIOptions = nil // the counter is the one API option New sets
 	return &Clients{
 		S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
 			so.BaseEndpoint = cmp.Or(flag, so.BaseEndpoint)
 			// An emulator serves no virtual hosts of its own (BUCKET.127.0.0.1 has no name).
 			so.UsePathStyle = so.BaseEndpoint != nil
 		}),
-		IAM:    iam.NewFromConfig(cfg, func(opts *iam.Options) { opts.BaseEndpoint = cmp.Or(flag, opts.BaseEndpoint) }),
-		STS:    sts.NewFromConfig(cfg, func(so *sts.Options) { so.BaseEndpoint = cmp.Or(flag, so.BaseEndpoint) }),
-		Config: cfg,
-		Calls:  counter,
+		LockS3: s3.NewFromConfig(uncounted, func(so *s3.Options) {
+			so.BaseEndpoint = cmp.Or(flag, so.BaseEndpoint)
+			so.UsePathStyle = so.BaseEndpoint != nil
+		}),
+		IAM:        iam.NewFromConfig(cfg, func(opts *iam.Options) { opts.BaseEndpoint = cmp.Or(flag, opts.BaseEndpoint) }),
+		STS:        sts.NewFromConfig(cfg, func(so *sts.Options) { so.BaseEndpoint = cmp.Or(flag, so.BaseEndpoint) }),
+		CloudFront: cloudfront.NewFromConfig(cfg, func(co *cloudfront.Options) { co.BaseEndpoint = cmp.Or(flag, co.BaseEndpoint) }),
+		ACM: acm.NewFromConfig(cfg, func(ao *acm.Options) {
+			ao.Region = CloudFrontCertificateRegion
+			ao.BaseEndpoint = cmp.Or(flag, ao.BaseEndpoint)
+		}),
+		Route53: route53.NewFromConfig(cfg, func(ro *route53.Options) { ro.BaseEndpoint = cmp.Or(flag, ro.BaseEndpoint) }),
+		Config:  cfg,
+		Calls:   counter,
 	}, nil
 }
+
+// CloudFrontCertificateRegion is where CloudFront takes ACM certificates from (CloudFront developer guide,
+// "Requirements for using SSL/TLS certificates with CloudFront").
+const CloudFrontCertificateRegion = "us-east-1"
 
 // S3Endpoint is the S3 endpoint the environment configures (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or the profile's),
 // as the SDK resolves it; empty for AWS's own. The default issuer of a bucket served by an emulator is on it.
@@ -194,7 +225,8 @@ func ErrorCode(err error) string {
 func IsNotFound(err error) bool {
 	switch ErrorCode(err) {
 	case "NoSuchEntity", "NoSuchBucket", "NoSuchKey", "NotFound", "NoSuchBucketPolicy", "NoSuchPublicAccessBlockConfiguration",
-		"NoSuchTagSet", "NoSuchTagSetError":
+		"NoSuchTagSet", "NoSuchTagSetError", "NoSuchDistribution", "NoSuchOriginAccessControl", "ResourceNotFoundException",
+		"NoSuchHostedZone":
 		return true
 	}
 	var re *awshttp.ResponseError

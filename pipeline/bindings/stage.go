@@ -137,6 +137,20 @@ func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 			return changes, err
 		}
 	}
+	// Existing roles bound with a role ARN by `irsa bind` are found by the annotation irsa set on their ServiceAccount.
+	if l, ok := s.ServiceAccounts.(annotatedLister); ok {
+		found, err := l.Annotated(ctx)
+		if err != nil {
+			return changes, err
+		}
+		for _, b := range found {
+			if b.RoleARN != "" {
+				if err := unbind(b); err != nil {
+					return changes, err
+				}
+			}
+		}
+	}
 	return changes, nil
 }
 

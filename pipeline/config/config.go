@@ -27,8 +27,11 @@ type Config struct {
 	Region      string `json:"region"`
 	// Bucket holds the issuer's documents.
 	Bucket string `json:"bucket"`
-	// IssuerURL is the service account issuer. Empty means the bucket's virtual-hosted HTTPS URL.
+	// IssuerURL is the service account issuer. Empty means the bucket's virtual-hosted HTTPS URL (s3-public
+	// hosting) or the CloudFront distribution's (cloudfront hosting).
 	IssuerURL string `json:"issuerURL,omitempty"`
+	// Issuer says how the documents are served: a public bucket, or a private one behind CloudFront.
+	Issuer IssuerConfig `json:"issuer,omitempty"`
 	// Audience is the token audience and the IAM provider's client ID. Empty means DefaultAudience.
 	Audience string `json:"audience,omitempty"`
 	// Thumbprints are the provider's certificate thumbprints. Empty means taken from the issuer host's TLS chain.
@@ -116,6 +119,17 @@ type Binding struct {
 	// CreateServiceAccount lets irsa create the ServiceAccount (and its namespace) when it is missing; otherwise a
 	// missing one is an error, so a typo never makes a new ServiceAccount (eksctl and local-irsa ask the same way).
 	CreateServiceAccount bool `json:"createServiceAccount,omitempty"`
+
+	// TrustProviders are other clusters' IAM OIDC providers the role trusts too, each a provider ARN or an issuer
+	// URL: the trust policy gets one statement per provider, this cluster's first (one role, several clusters).
+	TrustProviders []string `json:"trustProviders,omitempty"`
+	// PermissionsBoundary is a managed policy ARN set as the role's permissions boundary.
+	PermissionsBoundary string `json:"permissionsBoundary,omitempty"`
+	// Tags are tags of the role besides irsa's ownership tags.
+	Tags map[string]string `json:"tags,omitempty"`
+	// RoleARN binds an existing role that irsa does not own: irsa adds (and unbind removes) only its own trust
+	// statements, identified by their Sid, and never changes or deletes anything else on it.
+	RoleARN string `json:"roleARN,omitempty"`
 }
 
 // Load reads an irsa.yaml file. Unknown fields are errors naming the field and its line, so a typo does not silently
@@ -163,10 +177,11 @@ func (c *Config) Defaults() {
 	if c.Audience == "" {
 		c.Audience = DefaultAudience
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.s3Endpoint() == "" {
+	c.defaultIssuer() // with cloudfront hosting the issuer is the distribution's, not the bucket's
+	if !c.CloudFront() && c.IssuerURL == "" && c.Bucket != "" && c.Region != "" && c.s3Endpoint() == "" {
 		c.IssuerURL = BucketIssuerURL(c.Bucket, c.Region)
 	}
-	if c.IssuerURL == "" && c.Bucket != "" && c.s3Endpoint() != "" {
+	if !c.CloudFront() && c.IssuerURL == "" && c.Bucket != "" && c.s3Endpoint() != "" {
 		c.IssuerURL = strings.TrimSuffix(c.s3Endpoint(), "/") + "/" + c.Bucket
 	}
 	if c.SigningKey == "" {
@@ -185,6 +200,9 @@ func (c *Config) Defaults() {
 		c.Verify.Image = DefaultVerifyImage
 	}
 	for i := range c.Bindings {
+		if c.Bindings[i].RoleName == "" && c.Bindings[i].RoleARN != "" {
+			_, c.Bindings[i].RoleName = SplitRoleARN(c.Bindings[i].RoleARN)
+		}
 		if c.Bindings[i].RoleName == "" {
 			c.Bindings[i].RoleName = RoleNameFor(c.ClusterName, c.Bindings[i].Namespace, c.Bindings[i].ServiceAccount)
 		}
@@ -219,12 +237,15 @@ func (c *Config) Validate() error {
 	if c.AWSEndpointURL != "" {
 		add(ValidateEndpointURL(c.AWSEndpointURL))
 	}
-	if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
-		// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
-		errs = append(errs, fmt.Sprintf("%v: it is the default issuer for S3 endpoint %s (--aws-endpoint-url, awsEndpointURL, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.s3Endpoint(), c.Bucket))
-	} else {
-		add(err)
+	if c.IssuerURL != "" || !c.CloudFront() { // a cloudfront issuer without a domain is known once its distribution exists
+		if err := ValidateIssuerURL(c.IssuerURL); err != nil && c.issuerFromEndpoint() {
+			// The default issuer of an emulator endpoint is the endpoint's bucket URL; over http IAM refuses it.
+			errs = append(errs, fmt.Sprintf("%v: it is the default issuer for S3 endpoint %s (--aws-endpoint-url, awsEndpointURL, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL); give an https --issuer-url (issuerURL in irsa.yaml) that serves bucket %s, or an https endpoint", err, c.s3Endpoint(), c.Bucket))
+		} else {
+			add(err)
+		}
 	}
+	errs = append(errs, c.validateIssuer()...)
 	add(ValidateAudience(c.Audience))
 	add(ValidateThumbprints(c.Thumbprints))
 	if c.Webhook.Replicas < 0 {
@@ -287,6 +308,9 @@ func (b Binding) Validate() error {
 		if err != nil || d < 10*time.Minute || d > 48*time.Hour {
 			return fmt.Errorf("binding %q: token expiration %q: must be a duration from 10m to 48h (the kubelet's and the webhook's bounds)", ref, b.TokenExpiration)
 		}
+	}
+	if err := b.validateRoleOptions(); err != nil {
+		return fmt.Errorf("binding %q: %s", ref, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
+	"github.com/irsa-anywhere/irsa/pipeline/issuer/cloudfront"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
 	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
 	"github.com/irsa-anywhere/irsa/pipeline/trust"
@@ -65,6 +67,16 @@ type Inputs struct {
 	Now                           func() time.Time
 	// Pods also checks the running pods of every ServiceAccount irsa bound (doctor --pods).
 	Pods bool
+	// Ownership, when set, makes the ownership checks apply, plan and teardown make (bucket and provider tags; for
+	// roleARN, when not empty, the role's tag, IAM path and the ServiceAccount it serves) and returns one error per
+	// object apply would refuse to manage.
+	Ownership func(ctx context.Context, roleARN string) []error
+	// KMSDefault, when set, returns the issuer bucket's default encryption when it is a KMS key.
+	KMSDefault func(ctx context.Context) (string, error)
+	// CloudFront is the host of cloudfront hosting (nil for s3-public): its lines replace the bucket's
+	// (cloudfront.go). HTTPClient fetches the documents for them; nil means http.DefaultClient.
+	CloudFront *cloudfront.Host
+	HTTPClient *http.Client
 }
 
 type doctor struct {
@@ -99,8 +111,15 @@ func Run(ctx context.Context, in Inputs) *Report {
 	d.kubeadmConfig(ctx)
 	d.published(ctx)
 	d.servedKeysPublished(ctx)
-	d.bucketPrivate(ctx)
+	if in.CloudFront != nil {
+		d.cloudFrontChecks(ctx)
+	} else {
+		d.bucketPrivate(ctx)
+	}
 	d.providerChecks(ctx)
+	if in.CloudFront != nil {
+		d.providerURL()
+	}
 	d.webhookChecks(ctx)
 	if in.Namespace != "" {
 		d.serviceAccountChecks(ctx)
@@ -108,6 +127,8 @@ func Run(ctx context.Context, in Inputs) *Report {
 	if in.Pods {
 		d.podChecks(ctx)
 	}
+	d.ownership(ctx)
+	d.bucketEncryption(ctx)
 	d.rep.OK = true
 	for _, c := range d.rep.Checks {
 		if !c.OK && !c.Info {
@@ -202,6 +223,47 @@ func (d *doctor) bucketPrivate(ctx context.Context) {
 		return
 	}
 	d.pass(name, "anonymous access is limited to GetObject on the two documents: the bucket cannot be listed")
+}
+
+// ownership fails when apply would refuse to manage the bucket, the provider or the ServiceAccount's role: the same
+// check, so doctor never calls healthy what apply cannot repair.
+func (d *doctor) ownership(ctx context.Context) {
+	const name = "owned by irsa"
+	if d.in.Ownership == nil {
+		return
+	}
+	errs := d.in.Ownership(ctx, d.roleARN)
+	if len(errs) == 0 {
+		what := "the issuer bucket and the IAM provider are"
+		if d.roleARN != "" {
+			what = "the issuer bucket, the IAM provider and the role are"
+		}
+		d.pass(name, what+" this cluster's (or missing, for apply to make)")
+		return
+	}
+	var msgs []string
+	for _, err := range errs {
+		msgs = append(msgs, err.Error())
+	}
+	d.fail(name, strings.Join(msgs, "; "), "apply refuses to change these: tag them for this cluster if they are its, or configure other names")
+}
+
+// bucketEncryption reports a KMS default encryption on the issuer bucket: irsa writes its documents with SSE-S3,
+// which overrides it, but a document written there by anything else is encrypted with the KMS key, and S3 answers
+// anonymous GETs of it (STS's) with 403.
+func (d *doctor) bucketEncryption(ctx context.Context) {
+	const name = "bucket encryption"
+	if d.in.KMSDefault == nil {
+		return
+	}
+	alg, err := d.in.KMSDefault(ctx)
+	switch {
+	case err != nil:
+		d.add(Check{Name: name, Info: true, Message: err.Error()})
+	case alg != "":
+		d.add(Check{Name: name, Info: true, OK: true, Message: fmt.Sprintf("bucket %q encrypts new objects with %s by default; irsa writes its documents with SSE-S3, because STS reads them anonymously and S3 refuses anonymous reads of KMS-encrypted objects", d.in.Bucket, alg),
+			Fix: "if the published documents fail above, run `irsa apply --only issuer` to rewrite them with SSE-S3"})
+	}
 }
 
 func (d *doctor) providerChecks(ctx context.Context) {

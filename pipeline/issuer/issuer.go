@@ -5,6 +5,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"fmt"
@@ -34,11 +35,28 @@ type Host interface {
 	Remove(ctx context.Context) ([]stage.Change, error)
 }
 
+// Locator is a Host whose issuer URL is known only once the host exists: a CloudFront distribution's domain name
+// is chosen by CloudFront when the distribution is created.
+type Locator interface {
+	Host
+	// Locate returns the issuer URL and what had to change to know it. With create false it writes nothing and
+	// returns "" when the URL is not known yet, with the changes that would make it known; with create true it makes
+	// them and returns the URL.
+	Locate(ctx context.Context, create bool) (issuerURL string, changes []stage.Change, err error)
+}
+
+// PendingURL stands for an issuer URL not known yet in the documents a plan builds.
+const PendingURL = "https://pending.invalid"
+
 // Stage publishes the issuer through its Host.
 type Stage struct {
 	Host Host
-	// IssuerURL is the issuer the discovery document names.
+	// IssuerURL is the issuer the discovery document names; empty when the Host is a Locator that has not found it
+	// yet.
 	IssuerURL string
+	// Located, when set, is told the issuer URL a Locator host found or made, before the documents are published:
+	// the stages after this one use it (setup passes target.Target.SetIssuerURL).
+	Located func(issuerURL string)
 	// DiscoveryKey and JWKSKey are the documents' object keys (ObjectKeys).
 	DiscoveryKey, JWKSKey string
 	// Keys returns the public keys to publish.
@@ -93,22 +111,57 @@ func (s *Stage) Documents(ctx context.Context) ([]Document, error) {
 	}, nil
 }
 
+// locate asks a Locator host for the issuer URL (see Locator) and passes a URL it learns to Located.
+func (s *Stage) locate(ctx context.Context, create bool) ([]stage.Change, error) {
+	l, ok := s.Host.(Locator)
+	if !ok {
+		return nil, nil
+	}
+	u, changes, err := l.Locate(ctx, create)
+	if err != nil {
+		return changes, err
+	}
+	if u != "" && u != s.IssuerURL {
+		s.IssuerURL = u
+		if s.Located != nil {
+			s.Located(u)
+		}
+	}
+	return changes, nil
+}
+
 // Plan implements stage.Stage.
 func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
-	docs, err := s.Documents(ctx)
+	changes, err := s.locate(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	return s.Host.Plan(ctx, docs)
+	docs, err := s.withURL(cmp.Or(s.IssuerURL, PendingURL)).Documents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	more, err := s.Host.Plan(ctx, docs)
+	return append(changes, more...), err
+}
+
+func (s *Stage) withURL(u string) *Stage {
+	c := *s
+	c.IssuerURL = u
+	return &c
 }
 
 // Apply implements stage.Stage.
 func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
+	located, err := s.locate(ctx, true)
+	if err != nil {
+		return located, fmt.Errorf("publish issuer: %w", err)
+	}
 	docs, err := s.Documents(ctx)
 	if err != nil {
-		return nil, err
+		return located, err
 	}
 	changes, err := s.Host.Publish(ctx, docs)
+	changes = append(located, changes...)
 	if err != nil {
 		return changes, fmt.Errorf("publish issuer %s: %w", s.IssuerURL, err)
 	}

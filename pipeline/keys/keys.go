@@ -76,6 +76,10 @@ func GenerateWith(dir string, alg Algorithm, overwrite bool) (Pair, bool, error)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return p, false, fmt.Errorf("create key directory %q: %w", dir, err)
 	}
+	// The directory entry of a directory made just now lives in its parent.
+	if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+		return p, false, err
+	}
 	if err := writeAtomic(p.PrivateKeyPath, privPEM, 0o600); err != nil {
 		return p, false, err
 	}
@@ -290,12 +294,16 @@ func describeAlgorithm(alg Algorithm) string {
 // Delete keeps the keys: the cluster may still sign with them, and a lost signing key cannot be recovered.
 func (s *Stage) Delete(context.Context) ([]stage.Change, error) { return nil, nil }
 
+// writeAtomic writes data to a temporary file next to path, syncs it, renames it over path and syncs the directory, so
+// after a crash or power loss path holds the old content or the new, never a truncated key, and the rename itself is
+// on disk (rename(2) is atomic but not durable until the directory is synced: fsync(2), "Calling fsync() does not
+// necessarily ensure that the entry in the directory containing the file has also reached disk").
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".irsa-*")
 	if err != nil {
 		return fmt.Errorf("write %q: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer os.Remove(tmp.Name()) // no-op after the rename
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %q: %w", path, err)
@@ -304,11 +312,28 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return fmt.Errorf("write %q: %w", path, err)
 	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %q: %w", tmp.Name(), err)
+	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %q: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write %q: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir fsyncs a directory, making the entries created or renamed in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %q: %w", dir, err)
 	}
 	return nil
 }

@@ -43,6 +43,11 @@ type Stage struct {
 	TrustedAudiences func(ctx context.Context) ([]string, error)
 	// Thumbprints, when set, are used as they are; otherwise they are taken from the issuer host's TLS chain.
 	Thumbprints []string
+	// PublicCA says the issuer's certificate chains to a public CA IAM trusts (CloudFront's default certificate, ACM):
+	// without Thumbprints the provider is created with none and its thumbprints are not compared, because IAM then
+	// verifies the issuer by its CA and keeps whatever thumbprint it retrieves itself (IAM user guide, "Create an
+	// OpenID Connect (OIDC) identity provider in IAM": the thumbprint list is optional).
+	PublicCA bool
 	// AccountID returns the account the provider lives in.
 	AccountID func(ctx context.Context) (string, error)
 	// RootCAs verify the issuer host when taking its thumbprint; nil means the system roots.
@@ -89,7 +94,7 @@ func (s *Stage) wanted(ctx context.Context) (arn string, thumbprints []string, e
 	}
 	arn = ARN(awsclient.Partition(s.Region), account, s.IssuerURL)
 	thumbprints = s.Thumbprints
-	if len(thumbprints) == 0 {
+	if len(thumbprints) == 0 && !s.PublicCA {
 		tp, err := Thumbprint(ctx, s.IssuerURL, s.RootCAs)
 		if err != nil {
 			return "", nil, err
@@ -144,8 +149,8 @@ func (s *Stage) diff(ctx context.Context) (*plan, error) {
 		return nil, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
 	}
 	p.exists = true
-	if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
-		return nil, fmt.Errorf("IAM OIDC provider %q exists but is not owned by irsa cluster %q (no tag %s=%s): delete it, or tag it if it belongs to this cluster", arn, s.ClusterName, config.OwnerTagKey, s.ClusterName)
+	if err := s.checkOwner(arn, out.Tags); err != nil {
+		return nil, err
 	}
 	want := s.clientIDs()
 	for _, id := range want {
@@ -172,7 +177,7 @@ func (s *Stage) diff(ctx context.Context) (*plan, error) {
 		have[i] = strings.ToLower(have[i])
 	}
 	sort.Strings(have)
-	if !slices.Equal(have, thumbprints) {
+	if !slices.Equal(have, thumbprints) && (len(thumbprints) > 0 || !s.PublicCA) {
 		p.setThumbs = true
 		p.changes = append(p.changes, stage.Change{Action: stage.Update, Kind: "iam-oidc-provider", Name: arn,
 			Detail: fmt.Sprintf("thumbprints %s -> %s", strings.Join(have, ","), strings.Join(thumbprints, ","))})
@@ -252,27 +257,70 @@ func (s *Stage) Apply(ctx context.Context) ([]stage.Change, error) {
 	return p.changes, nil
 }
 
-// Delete removes the provider if irsa owns it for this cluster.
+// Delete removes the provider if irsa owns it for this cluster, and every other IAM OIDC provider of the account tagged
+// for this cluster (an earlier issuer URL's): teardown finds what the cluster owns by its tags, not by today's
+// configuration.
 func (s *Stage) Delete(ctx context.Context) ([]stage.Change, error) {
 	account, err := s.AccountID(ctx)
 	if err != nil {
 		return nil, err
 	}
+	arns := []string{ARN(awsclient.Partition(s.Region), account, s.IssuerURL)}
+	list, err := s.IAM.ListOpenIDConnectProviders(ctx, &iam.ListOpenIDConnectProvidersInput{})
+	if err != nil {
+		return nil, fmt.Errorf("list IAM OIDC providers (to find the ones tagged %s=%s): %w", config.OwnerTagKey, s.ClusterName, err)
+	}
+	for _, p := range list.OpenIDConnectProviderList {
+		if a := aws.ToString(p.Arn); !slices.Contains(arns, a) {
+			arns = append(arns, a)
+		}
+	}
+	var changes []stage.Change
+	for i, arn := range arns {
+		out, err := s.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
+		if awsclient.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return changes, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
+		}
+		if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
+			if i == 0 {
+				changes = append(changes, stage.Change{Action: stage.Keep, Kind: "iam-oidc-provider", Name: arn, Detail: "not tagged " + config.OwnerTagKey + "=" + s.ClusterName})
+			}
+			continue
+		}
+		if _, err := s.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn}); err != nil && !awsclient.IsNotFound(err) {
+			return changes, fmt.Errorf("delete IAM OIDC provider %q: %w", arn, err)
+		}
+		changes = append(changes, stage.Change{Action: stage.Delete, Kind: "iam-oidc-provider", Name: arn})
+	}
+	return changes, nil
+}
+
+func (s *Stage) checkOwner(arn string, tags []iamtypes.Tag) error {
+	if !hasTag(tags, config.OwnerTagKey, s.ClusterName) {
+		return fmt.Errorf("IAM OIDC provider %q exists but is not owned by irsa cluster %q (no tag %s=%s): delete it, or tag it if it belongs to this cluster", arn, s.ClusterName, config.OwnerTagKey, s.ClusterName)
+	}
+	return nil
+}
+
+// CheckOwned is the ownership check apply, plan and teardown make on the provider, for commands that only look
+// (doctor): nil when it is missing or tagged for this cluster, the error apply would stop with otherwise.
+func (s *Stage) CheckOwned(ctx context.Context) error {
+	account, err := s.AccountID(ctx)
+	if err != nil {
+		return err
+	}
 	arn := ARN(awsclient.Partition(s.Region), account, s.IssuerURL)
 	out, err := s.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
 	if awsclient.IsNotFound(err) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
+		return fmt.Errorf("read IAM OIDC provider %q: %w", arn, err)
 	}
-	if !hasTag(out.Tags, config.OwnerTagKey, s.ClusterName) {
-		return nil, nil
-	}
-	if _, err := s.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn}); err != nil && !awsclient.IsNotFound(err) {
-		return nil, fmt.Errorf("delete IAM OIDC provider %q: %w", arn, err)
-	}
-	return []stage.Change{{Action: stage.Delete, Kind: "iam-oidc-provider", Name: arn}}, nil
+	return s.checkOwner(arn, out.Tags)
 }
 
 func hasTag(tags []iamtypes.Tag, key, value string) bool {

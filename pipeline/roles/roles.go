@@ -3,7 +3,6 @@
 package roles
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,25 +39,7 @@ func Subject(namespace, serviceAccount string) string {
 // TrustPolicy admits AssumeRoleWithWebIdentity from the provider for tokens whose sub is the ServiceAccount and whose
 // aud is the audience. Both conditions: without the aud check any audience the cluster issues would do.
 func TrustPolicy(providerARN, issuerURL, namespace, serviceAccount, audience string) string {
-	hp := documents.HostPath(issuerURL)
-	doc := map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Effect":    "Allow",
-			"Principal": map[string]any{"Federated": providerARN},
-			"Action":    "sts:AssumeRoleWithWebIdentity",
-			"Condition": map[string]any{"StringEquals": map[string]string{
-				hp + ":sub": Subject(namespace, serviceAccount),
-				hp + ":aud": audience,
-			}},
-		}},
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(doc)
-	return buf.String()
+	return TrustPolicyFor([]Provider{{ARN: providerARN, HostPath: documents.HostPath(issuerURL)}}, namespace, serviceAccount, audience)
 }
 
 // Manager creates, updates and deletes the roles of one cluster.
@@ -76,6 +57,9 @@ type Manager struct {
 
 // RoleARN is the ARN the role for b has (or will have).
 func (m *Manager) RoleARN(ctx context.Context, b config.Binding) (string, error) {
+	if b.RoleARN != "" {
+		return b.RoleARN, nil
+	}
 	account, err := m.AccountID(ctx)
 	if err != nil {
 		return "", err
@@ -116,7 +100,9 @@ func (p *rolePlan) changes() []stage.Change {
 	return out
 }
 
-func (m *Manager) tags(b config.Binding) []iamtypes.Tag {
+// ownershipTags are the tags irsa puts on every role it makes (config.OwnershipTagCount of them), before the binding's
+// own tags.
+func (m *Manager) ownershipTags(b config.Binding) []iamtypes.Tag {
 	return []iamtypes.Tag{
 		{Key: aws.String(config.OwnerTagKey), Value: aws.String(m.ClusterName)},
 		{Key: aws.String(config.ManagedByTagKey), Value: aws.String(config.ManagedByValue)},
@@ -124,17 +110,65 @@ func (m *Manager) tags(b config.Binding) []iamtypes.Tag {
 	}
 }
 
-func (m *Manager) diff(ctx context.Context, b config.Binding) (*rolePlan, error) {
-	providerARN, err := m.ProviderARN(ctx)
+func (m *Manager) tags(b config.Binding) []iamtypes.Tag {
+	out := m.ownershipTags(b)
+	for _, k := range sortedKeys(b.Tags) {
+		out = append(out, iamtypes.Tag{Key: aws.String(k), Value: aws.String(b.Tags[k])})
+	}
+	return out
+}
+
+// Providers are the IAM OIDC providers b's role trusts: the cluster's own, then b's trustProviders in order.
+func (m *Manager) Providers(ctx context.Context, b config.Binding) ([]Provider, error) {
+	own, err := m.ProviderARN(ctx)
 	if err != nil {
 		return nil, err
 	}
-	audience := m.Audience
+	out := []Provider{{ARN: own, HostPath: documents.HostPath(m.IssuerURL)}}
+	if len(b.TrustProviders) == 0 {
+		return out, nil
+	}
+	account, err := m.AccountID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range b.TrustProviders {
+		p, err := ProviderFor(m.Partition, account, ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// audience is the token audience b's role trusts.
+func (m *Manager) audience(b config.Binding) string {
 	if b.Audience != "" {
-		audience = b.Audience
+		return b.Audience
+	}
+	return m.Audience
+}
+
+// TrustPolicy is the trust policy of the role irsa makes for b.
+func (m *Manager) TrustPolicy(ctx context.Context, b config.Binding) (string, error) {
+	providers, err := m.Providers(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	return TrustPolicyFor(providers, b.Namespace, b.ServiceAccount, m.audience(b)), nil
+}
+
+func (m *Manager) diff(ctx context.Context, b config.Binding) (*rolePlan, error) {
+	if b.RoleARN != "" {
+		return m.diffExisting(ctx, b)
+	}
+	trust, err := m.TrustPolicy(ctx, b)
+	if err != nil {
+		return nil, err
 	}
 	role := b.RoleName
-	p := &rolePlan{trust: TrustPolicy(providerARN, m.IssuerURL, b.Namespace, b.ServiceAccount, audience)}
+	p := &rolePlan{trust: trust}
 	attach := func(a string) {
 		p.add(stage.Change{Action: stage.Create, Kind: "iam-role-policy-attachment", Name: role, Detail: a}, func(ctx context.Context) error {
 			if _, err := m.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: &role, PolicyArn: aws.String(a)}); err != nil {
@@ -180,15 +214,9 @@ func (m *Manager) diff(ctx context.Context, b config.Binding) (*rolePlan, error)
 			return nil
 		})
 	}
-	// Drift irsa never sets: a permissions boundary and another maximum session duration.
-	if pb := out.Role.PermissionsBoundary; pb != nil && aws.ToString(pb.PermissionsBoundaryArn) != "" {
-		p.add(stage.Change{Action: stage.Delete, Kind: "iam-role-permissions-boundary", Name: role, Detail: aws.ToString(pb.PermissionsBoundaryArn)}, func(ctx context.Context) error {
-			if _, err := m.IAM.DeleteRolePermissionsBoundary(ctx, &iam.DeleteRolePermissionsBoundaryInput{RoleName: &role}); err != nil && !awsclient.IsNotFound(err) {
-				return fmt.Errorf("delete permissions boundary of IAM role %q: %w", role, err)
-			}
-			return nil
-		})
-	}
+	// The permissions boundary is the binding's, or none; another maximum session duration is drift.
+	m.diffBoundary(p, role, out.Role, b.PermissionsBoundary)
+	m.diffTags(p, role, out.Role.Tags, b.Tags)
 	if d := aws.ToInt32(out.Role.MaxSessionDuration); d != 0 && d != MaxSessionDuration {
 		p.add(stage.Change{Action: stage.Update, Kind: "iam-role", Name: role, Detail: fmt.Sprintf("max session duration %ds -> %ds", d, MaxSessionDuration)}, func(ctx context.Context) error {
 			if _, err := m.IAM.UpdateRole(ctx, &iam.UpdateRoleInput{RoleName: &role, MaxSessionDuration: aws.Int32(MaxSessionDuration)}); err != nil {
@@ -258,6 +286,7 @@ func (m *Manager) create(ctx context.Context, b config.Binding, p *rolePlan) err
 		RoleName: &role, Path: aws.String(Path(m.ClusterName)), AssumeRolePolicyDocument: &p.trust,
 		Description: aws.String(fmt.Sprintf("IRSA role of %s/%s in cluster %s, managed by irsa", b.Namespace, b.ServiceAccount, m.ClusterName)),
 		Tags:        m.tags(b), MaxSessionDuration: aws.Int32(MaxSessionDuration),
+		PermissionsBoundary: nonEmpty(b.PermissionsBoundary),
 	})
 	if awsclient.ErrorCode(err) != "EntityAlreadyExists" {
 		if err != nil {
@@ -341,6 +370,9 @@ func (m *Manager) checkOwner(role *iamtypes.Role, b config.Binding) error {
 // CheckOwned returns nil when b's role is missing or irsa owns it for b, and an error wrapping ErrNotOwned when it
 // exists and apply would refuse to manage it.
 func (m *Manager) CheckOwned(ctx context.Context, b config.Binding) error {
+	if b.RoleARN != "" {
+		return nil // irsa touches only its own trust statements on such a role
+	}
 	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &b.RoleName})
 	if awsclient.IsNotFound(err) {
 		return nil
@@ -354,6 +386,9 @@ func (m *Manager) CheckOwned(ctx context.Context, b config.Binding) error {
 // Remove deletes b's role if irsa owns it for b (checkOwner); a missing role is already removed. A role apply would
 // refuse to manage is left alone with an error wrapping ErrNotOwned.
 func (m *Manager) Remove(ctx context.Context, b config.Binding) ([]stage.Change, error) {
+	if b.RoleARN != "" {
+		return m.removeExisting(ctx, b)
+	}
 	roleName := b.RoleName
 	out, err := m.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &roleName})
 	if awsclient.IsNotFound(err) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -25,7 +26,6 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/bindings"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/issuer"
-	"github.com/irsa-anywhere/irsa/pipeline/issuer/s3public"
 	"github.com/irsa-anywhere/irsa/pipeline/keys"
 	"github.com/irsa-anywhere/irsa/pipeline/provider"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
@@ -59,6 +59,8 @@ type Env struct {
 	Log     *slog.Logger
 	// ForceTeardown lets teardown delete the issuer bucket although it holds objects irsa did not write.
 	ForceTeardown bool
+	// DeployTimeout and DeployPoll bound the waits of cloudfront hosting (cloudfront.Host); zero means its defaults.
+	DeployTimeout, DeployPoll time.Duration
 }
 
 // Cluster reaches the target cluster.
@@ -124,6 +126,9 @@ func Connect(ctx context.Context, cfg *config.Config, o Options) (*Env, error) {
 	if e.Target, err = target.Resolve(ctx, cfg, target.IAMReader{Clients: e.AWS}); err != nil {
 		return nil, err
 	}
+	if err := e.locateIssuer(ctx); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -135,7 +140,11 @@ func ConnectBinding(ctx context.Context, cfg *config.Config, b config.Binding, o
 		return c.Namespace == b.Namespace && c.ServiceAccount == b.ServiceAccount
 	})
 	cfg.Bindings = append(cfg.Bindings, b)
-	return Connect(ctx, cfg, o)
+	e, err := Connect(ctx, cfg, o)
+	if err == nil && e.Target.Pending() {
+		return nil, fmt.Errorf("binding %s/%s: the issuer's CloudFront distribution does not exist yet, so its URL (the trust policy's condition keys) is unknown: run irsa apply first", b.Namespace, b.ServiceAccount)
+	}
+	return e, err
 }
 
 // Calls counts what this run asked of AWS and the cluster so far.
@@ -235,17 +244,19 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		&keys.Stage{Dir: cfg.KeyDir},
 		&issuer.Stage{
 			Host: e.IssuerHost(), IssuerURL: t.Issuer.URL, DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey,
-			Keys: e.KeySource().Load, LegacyEmptyKID: cfg.LegacyEmptyKID,
+			Keys: e.KeySource().Load, LegacyEmptyKID: cfg.LegacyEmptyKID, Located: t.SetIssuerURL,
 		},
-		&provider.Stage{
-			IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
-			ClientIDs: bindingAudiences(cfg.Bindings), TrustedAudiences: e.RoleManager().TrustedAudiences, Thumbprints: cfg.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
-		},
-		e.BindingsStage(),
+		// The stages that use the issuer URL are built when they run: with cloudfront hosting the issuer stage may
+		// learn the URL only then (afterIssuer).
+		&afterIssuer{name: stage.Provider, e: e, build: func() stage.Stage { return e.ProviderStage() }, pending: stage.Change{Action: stage.Create, Kind: "iam-oidc-provider", Name: "(the distribution's issuer URL)", Detail: PendingReason}},
+		&afterIssuer{name: stage.Bindings, e: e, build: func() stage.Stage { return e.BindingsStage() },
+			pending: stage.Change{Action: stage.Update, Kind: "iam-role", Name: "(every binding's role)", Detail: "trust policy for the new issuer; " + PendingReason}},
 	}
 	skip := map[string]string{}
 	if e.Cluster != nil {
-		stages = append(stages, &apiserverStage{e: e}, e.webhookStage(), e.verifyStageOrFailing())
+		stages = append(stages, &apiserverStage{e: e}, e.webhookStage(),
+			&afterIssuer{name: stage.Verify, e: e, build: e.verifyStageOrFailing,
+				pending: stage.Change{Action: stage.Create, Kind: "job", Name: "(verify)", Detail: PendingReason}})
 	} else {
 		for _, n := range []string{stage.APIServer, stage.Webhook, stage.Verify} {
 			stages = append(stages, standIn(n))
@@ -253,6 +264,16 @@ func (e *Env) Runner(forceVerify bool) *runner.Runner {
 		}
 	}
 	return &runner.Runner{Stages: inOrder(stages), Skip: skip, IfChanged: []string{stage.Verify}, Force: forceVerify, Log: e.Log}
+}
+
+// ProviderStage is the provider stage for the target.
+func (e *Env) ProviderStage() *provider.Stage {
+	t := e.Target
+	return &provider.Stage{
+		IAM: e.AWS.IAM, Region: t.Region, ClusterName: t.ClusterName, IssuerURL: t.Issuer.URL, Audience: t.Audience,
+		ClientIDs: bindingAudiences(t.Config.Bindings), TrustedAudiences: e.RoleManager().TrustedAudiences, Thumbprints: t.Config.Thumbprints, AccountID: e.AWS.AccountID, RootCAs: e.RootCAs,
+		PublicCA: t.Issuer.Hosting == config.HostingCloudFront,
+	}
 }
 
 // bindingAudiences are the audiences bindings ask for besides the default: the provider lists them as client IDs.
@@ -302,7 +323,7 @@ func (e *Env) TeardownSummary(only []string) []string {
 		out = append(out, "the verify Job, its ServiceAccount and role, if left behind")
 	}
 	if in(stage.Bindings) {
-		out = append(out, fmt.Sprintf("every IAM role under path %s, and the annotations irsa set on their ServiceAccounts", roles.Path(t.ClusterName)))
+		out = append(out, fmt.Sprintf("every IAM role under path %s, irsa's trust statements on roles bound with a role ARN, and the annotations irsa set on their ServiceAccounts", roles.Path(t.ClusterName)))
 	}
 	if in(stage.APIServer) && e.Cluster != nil {
 		out = append(out, "irsa's issuer from kube-apiserver, which gets its original issuer back (each control-plane apiserver restarts)")
@@ -311,25 +332,20 @@ func (e *Env) TeardownSummary(only []string) []string {
 		out = append(out, "the pod identity webhook and its namespace")
 	}
 	if in(stage.Provider) {
-		out = append(out, "IAM OIDC provider "+t.ProviderARN)
+		out = append(out, "IAM OIDC provider "+t.ProviderARN+", and any other tagged for this cluster")
 	}
 	if in(stage.Issuer) {
 		what := "if irsa owns it and holds nothing else"
 		if e.ForceTeardown {
 			what = "and everything in it (--force), if irsa owns it"
 		}
-		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, %s", t.Issuer.Bucket, what))
+		if t.Issuer.Hosting == config.HostingCloudFront {
+			out = append(out, "the CloudFront distribution (disabled first, then deleted once deployed) and origin access control irsa made for "+t.Issuer.Bucket+
+				"; with issuer.domain, its ACM certificate and the Route 53 records irsa's ownership TXT names")
+		}
+		out = append(out, fmt.Sprintf("S3 bucket %s and its documents, %s; the same for any other bucket in %s tagged for this cluster", t.Issuer.Bucket, what, t.Region))
 	}
 	return out
-}
-
-// IssuerHost is where the issuer's documents are served: the hosting mode's issuer.Host.
-func (e *Env) IssuerHost() issuer.Host {
-	t := e.Target
-	return &s3public.Host{
-		S3: e.AWS.S3, Bucket: t.Issuer.Bucket, Region: t.Region, ClusterName: t.ClusterName,
-		DiscoveryKey: t.Issuer.DiscoveryKey, JWKSKey: t.Issuer.JWKSKey, Force: e.ForceTeardown,
-	}
 }
 
 // inOrder sorts stages as stage.Order lists them, the order of the report.
@@ -448,7 +464,7 @@ func (s *apiserverStage) Name() string { return stage.APIServer }
 func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
 	t := s.e.Target
 	opts := apiserver.Options{
-		IssuerURL: t.Issuer.URL, Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
+		IssuerURL: cmp.Or(t.Issuer.URL, issuer.PendingURL), Audience: t.Audience, ClusterType: t.Config.ClusterType, Image: t.Config.Image,
 		ClusterName: t.ClusterName, Logger: s.e.Log, ImagePullSecrets: t.Config.Images.PullSecrets,
 		AcceptIssuerReplacement: t.Config.AcceptIssuerReplacement,
 	}
@@ -468,6 +484,9 @@ func (s *apiserverStage) build(withKey bool) (*apiserver.Stage, error) {
 }
 
 func (s *apiserverStage) Plan(ctx context.Context) ([]stage.Change, error) {
+	if s.e.Target.Pending() {
+		return []stage.Change{{Action: stage.Update, Kind: "kube-apiserver", Name: "--service-account-issuer", Detail: PendingReason}}, nil
+	}
 	withKey := true
 	if s.e.Target.SigningKey.Mode == target.SigningKeyGenerate {
 		if _, err := os.Stat(s.e.Target.SigningKey.Path); err != nil {

@@ -7,6 +7,7 @@
 package target
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,6 @@ import (
 
 	"github.com/irsa-anywhere/irsa/pipeline/awsclient"
 	"github.com/irsa-anywhere/irsa/pipeline/config"
-	"github.com/irsa-anywhere/irsa/pipeline/documents"
-	"github.com/irsa-anywhere/irsa/pipeline/issuer"
-	"github.com/irsa-anywhere/irsa/pipeline/provider"
 	"github.com/irsa-anywhere/irsa/pipeline/roles"
 )
 
@@ -48,7 +46,8 @@ type Target struct {
 
 // Issuer is where the issuer's documents are published and how IAM and STS name it.
 type Issuer struct {
-	// URL is the issuer: https://HOST[/PATH], no trailing slash; tokens carry it byte for byte as iss.
+	// URL is the issuer: https://HOST[/PATH], no trailing slash; tokens carry it byte for byte as iss. Empty while
+	// it is not known (Pending).
 	URL string
 	// HostPath is URL without its scheme: the IAM provider's name and the prefix of trust-policy condition keys
 	// (HOSTPATH:sub, HOSTPATH:aud).
@@ -58,6 +57,8 @@ type Issuer struct {
 	DiscoveryKey, JWKSKey string
 	// JWKSURL is where the discovery document says the keys are.
 	JWKSURL string
+	// Hosting is config.HostingS3Public or config.HostingCloudFront; Domain is the cloudfront issuer's own domain.
+	Hosting, Domain string
 }
 
 // Binding is one binding with what it resolves to in IAM.
@@ -67,6 +68,8 @@ type Binding struct {
 	RoleARN string
 	// Subject is the token subject the trust policy admits: system:serviceaccount:NAMESPACE:NAME.
 	Subject string
+	// Providers are the IAM OIDC providers the role trusts: the cluster's own, then the binding's trustProviders.
+	Providers []roles.Provider
 }
 
 // AWS is what Resolve asks of AWS, read-only.
@@ -77,6 +80,14 @@ type AWS interface {
 	// AttachedPoliciesPerRoleQuota is the account's quota of managed policies attached to one role
 	// (iam:GetAccountSummary AttachedPoliciesPerRoleQuota; 10 by default, raisable to 20).
 	AttachedPoliciesPerRoleQuota(ctx context.Context) (int, error)
+	// OIDCProviderClientIDs reads an IAM OIDC provider's client IDs (iam:GetOpenIDConnectProvider); found is false
+	// when there is no such provider.
+	OIDCProviderClientIDs(ctx context.Context, providerARN string) (clientIDs []string, found bool, err error)
+	// Role reads a role's ARN and trust policy (iam:GetRole); found is false when there is no such role.
+	Role(ctx context.Context, name string) (roleARN, trustPolicy string, found bool, err error)
+	// TrustPolicyLengthQuota is the account's "Role trust policy length" quota in characters, and where the value
+	// came from (Service Quotas, or IAM's default when it holds none or does not answer).
+	TrustPolicyLengthQuota(ctx context.Context) (limit int, source string)
 }
 
 // Resolve validates cfg (already laid over by flags and defaulted) and derives the target. Every check that can run
@@ -90,11 +101,8 @@ func Resolve(ctx context.Context, cfg *config.Config, a AWS) (*Target, error) {
 		Config: cfg, ClusterName: cfg.ClusterName, Region: cfg.Region, Partition: awsclient.Partition(cfg.Region),
 		Audience: cfg.Audience,
 	}
-	t.Issuer = Issuer{
-		URL: cfg.IssuerURL, HostPath: documents.HostPath(cfg.IssuerURL), Bucket: cfg.Bucket,
-		JWKSURL: documents.JoinURL(cfg.IssuerURL, config.JWKSKey),
-	}
-	t.Issuer.DiscoveryKey, t.Issuer.JWKSKey = issuer.ObjectKeys(cfg.IssuerURL, cfg.Bucket)
+	t.Issuer = Issuer{Bucket: cfg.Bucket, Hosting: cfg.Issuer.Hosting, Domain: cfg.Issuer.Domain}
+	t.SetIssuerURL(cfg.IssuerURL)
 
 	var errs []error
 	sk, err := resolveSigningKey(cfg)
@@ -111,12 +119,15 @@ func Resolve(ctx context.Context, cfg *config.Config, a AWS) (*Target, error) {
 		return nil, err
 	}
 	t.AccountID = account
-	t.ProviderARN = provider.ARN(t.Partition, account, t.Issuer.URL)
+	t.SetIssuerURL(t.Issuer.URL) // the provider ARN, now that the account is known
 	if err := checkPolicies(ctx, t.Partition, cfg.Bindings, a); err != nil {
 		return nil, err
 	}
 	for _, b := range cfg.Bindings {
 		t.Bindings = append(t.Bindings, t.Binding(b))
+	}
+	if err := checkRoleOptions(ctx, t, a); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -125,23 +136,25 @@ func Resolve(ctx context.Context, cfg *config.Config, a AWS) (*Target, error) {
 func (t *Target) Binding(b config.Binding) Binding {
 	return Binding{
 		Binding: b,
-		RoleARN: roles.ARN(t.Partition, t.AccountID, t.ClusterName, b.RoleName),
+		RoleARN: cmp.Or(b.RoleARN, roles.ARN(t.Partition, t.AccountID, t.ClusterName, b.RoleName)),
 		Subject: roles.Subject(b.Namespace, b.ServiceAccount),
 	}
 }
 
 // checkRoleNames refuses two bindings that would share one IAM role: the second would rewrite the first one's trust
-// policy and permissions.
+// policy and permissions. Bindings of one existing role (roleARN) may share it: each manages only its own statements.
 func checkRoleNames(cfg *config.Config) error {
 	by := map[string]string{}
+	existing := map[string]string{}
 	var errs []error
 	for _, b := range cfg.Bindings {
 		ref := b.Namespace + "/" + b.ServiceAccount
-		if other, ok := by[b.RoleName]; ok {
+		if other, ok := by[b.RoleName]; ok && (b.RoleARN == "" || existing[b.RoleName] != b.RoleARN) {
 			errs = append(errs, fmt.Errorf("bindings %q and %q both map to IAM role %q: one role serves one service account; set roleName on one of them", other, ref, b.RoleName))
 			continue
 		}
 		by[b.RoleName] = ref
+		existing[b.RoleName] = b.RoleARN
 	}
 	return errors.Join(errs...)
 }

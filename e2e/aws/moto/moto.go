@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/irsa-anywhere/irsa/e2e/framework"
+	"github.com/irsa-anywhere/irsa/internal/cloudfrontedge"
 	"github.com/irsa-anywhere/irsa/internal/motoserver"
 	"github.com/irsa-anywhere/irsa/pipeline/stsgate"
 )
@@ -51,6 +52,9 @@ type Options struct {
 	GatePort int
 	// GateLogger receives the gate's decisions; nil discards them.
 	GateLogger *slog.Logger
+	// CloudFrontEdge serves the strict CloudFront stand-in (internal/cloudfrontedge) on loopback and makes the gate
+	// fetch the documents of a distribution's issuer (https://*.cloudfront.net) through it.
+	CloudFrontEdge bool
 }
 
 // DefaultGatePort is the strict STS gate's port next to moto.
@@ -65,6 +69,7 @@ type Backend struct {
 	gateDone chan struct{}
 	gateURL  string
 	tmpDir   string
+	edge     *cloudfrontedge.Server
 }
 
 var _ framework.AWS = (*Backend)(nil)
@@ -90,6 +95,11 @@ func Start(ctx context.Context, opts Options) (*Backend, error) {
 		return nil, err
 	}
 	b.sandbox = sb
+	if opts.CloudFrontEdge {
+		if err := b.startEdge(ctx); err != nil {
+			return nil, errors.Join(err, b.Close(ctx))
+		}
+	}
 	if opts.STSGate {
 		if err := b.startGate(); err != nil {
 			return nil, errors.Join(err, b.Close(ctx))
@@ -104,7 +114,7 @@ func (b *Backend) startGate() error {
 	if port == 0 && b.opts.NetNSPath != "" {
 		port = DefaultGatePort // a namespace of its own: the port is free
 	}
-	gate, err := stsgate.New(stsgate.Options{
+	gopts := stsgate.Options{
 		Backend:   b.server.URL,
 		BackendCA: b.server.CAPool,
 		IssuerClient: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -112,7 +122,11 @@ func (b *Backend) startGate() error {
 		}},
 		Region: b.opts.Region,
 		Logger: b.opts.GateLogger,
-	})
+	}
+	if b.edge != nil {
+		gopts.IssuerClient, gopts.IAMTrustedRoots = b.gateIssuerClient()
+	}
+	gate, err := stsgate.New(gopts)
 	if err != nil {
 		return fmt.Errorf("strict STS gate in front of %s: %w", b.server.URL, err)
 	}
@@ -258,6 +272,10 @@ func (b *Backend) Close(ctx context.Context) error {
 		errs = append(errs, b.gate.Shutdown(ctx))
 		<-b.gateDone
 		b.gate = nil
+	}
+	if b.edge != nil {
+		errs = append(errs, b.edge.Close(ctx))
+		b.edge = nil
 	}
 	if b.server != nil {
 		b.server.Stop()

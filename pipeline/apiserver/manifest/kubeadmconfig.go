@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -187,4 +188,80 @@ func DecodeKubeadmRecord(raw string) (KubeadmArgs, error) {
 		}
 	}
 	return KubeadmArgs(rec.Flags), nil
+}
+
+// Defaults kubeadm writes into the kube-apiserver manifest for the flags irsa changes when apiServer.extraArgs has
+// no entry for them (k8s.io/kubernetes cmd/kubeadm/app/phases/controlplane/manifests.go, getAPIServerCommand, v1.37):
+// the issuer from networking.dnsDomain, the key pair sa.pub/sa.key in certificatesDir, no --api-audiences.
+const (
+	kubeadmDefaultDNSDomain       = "cluster.local"
+	kubeadmDefaultCertificatesDir = "/etc/kubernetes/pki"
+)
+
+// KubeadmManifestRecord returns the value of RecordAnnotation for a manifest that kubeadm writes from
+// clusterConfiguration (a v1beta4 ClusterConfiguration document) once apiServer.extraArgs holds original again: for
+// each flag irsa changes, original's values, or, where original has no entry, the value kubeadm writes by default.
+//
+// A manifest kubeadm wrote again from the kubeadm-config irsa changed (`kubeadm upgrade`, kubernetes/kubeadm#2157)
+// has irsa's flags but not irsa's record; with this record Unpatch gives the flags kubeadm would write after
+// teardown restored kubeadm-config, without running kubeadm on the node.
+func KubeadmManifestRecord(original KubeadmArgs, clusterConfiguration []byte) (string, error) {
+	cc, err := parseClusterConfiguration(clusterConfiguration)
+	if err != nil {
+		return "", err
+	}
+	networking, _ := cc.doc["networking"].(map[string]any)
+	dnsDomain, _ := networking["dnsDomain"].(string)
+	if dnsDomain == "" {
+		dnsDomain = kubeadmDefaultDNSDomain
+	}
+	certs, _ := cc.doc["certificatesDir"].(string)
+	if certs == "" {
+		certs = kubeadmDefaultCertificatesDir
+	}
+	defaults := map[string][]string{
+		flagIssuer:     {"https://kubernetes.default.svc." + dnsDomain},
+		flagKeyFile:    {path.Join(certs, "sa.pub")},
+		flagSigningKey: {path.Join(certs, "sa.key")},
+		flagAudiences:  {},
+	}
+	rec := record{Flags: map[string][]string{}}
+	for _, name := range touchedFlags {
+		v := original[name]
+		if len(v) == 0 {
+			v = defaults[name]
+		}
+		rec.Flags[name] = slices.Clone(v)
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", RecordAnnotation, err)
+	}
+	return string(b), nil
+}
+
+// WithRecord returns the manifest with RecordAnnotation set to rec when it has none (see KubeadmManifestRecord),
+// and the manifest unchanged when it already has one: irsa's own record always wins.
+func WithRecord(manifest []byte, rec string) ([]byte, bool, error) {
+	pod, err := Parse(manifest)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, ok := pod.Annotations[RecordAnnotation]; ok {
+		return manifest, false, nil
+	}
+	var r record
+	if err := json.Unmarshal([]byte(rec), &r); err != nil {
+		return nil, false, fmt.Errorf("record %q: %w", rec, err)
+	}
+	for _, name := range touchedFlags {
+		if _, ok := r.Flags[name]; !ok {
+			return nil, false, fmt.Errorf("record %q: no entry for --%s", rec, name)
+		}
+	}
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[RecordAnnotation] = rec
+	return render(manifest, pod)
 }

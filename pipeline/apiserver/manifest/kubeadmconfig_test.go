@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,6 +103,49 @@ func TestKubeadmConfigGolden(t *testing.T) {
 			}
 			if !fromKubeadm.Equal(args) {
 				t.Errorf("kubeadm regenerates the apiserver with %v, irsa's manifest has %v", fromKubeadm, args)
+			}
+
+			// Teardown of a node kubeadm rewrote: the manifest above has irsa's flags and no irsa record. Restoring it
+			// with KubeadmManifestRecord of the original extraArgs must give the flags kubeadm writes from the
+			// original ClusterConfiguration: the second oracle.
+			original, err := ClusterConfigurationArgs(input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := KubeadmManifestRecord(original, got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			withRecord, changed, err := WithRecord(kubeadmManifest(t, got), rec)
+			if err != nil || !changed {
+				t.Fatalf("WithRecord = %v, %v; want the record added", changed, err)
+			}
+			restored, changed, err := Unpatch(withRecord)
+			if err != nil || !changed {
+				t.Fatalf("Unpatch of the rewritten manifest = %v, %v; want a change", changed, err)
+			}
+			before, err := Parse(kubeadmManifest(t, input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := Parse(restored)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := after.Annotations[RecordAnnotation]; ok {
+				t.Errorf("restored manifest keeps %s", RecordAnnotation)
+			}
+			b, err := Container(before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := Container(after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// kubeadm writes its flags sorted by name; Unpatch puts each value back where irsa's was.
+			if want, got := slices.Sorted(slices.Values(b.Command)), slices.Sorted(slices.Values(a.Command)); !slices.Equal(want, got) {
+				t.Errorf("restored command\n  %v\nkubeadm writes from the original configuration\n  %v", got, want)
 			}
 		})
 	}

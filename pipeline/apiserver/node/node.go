@@ -54,6 +54,10 @@ type Options struct {
 	// manifest.PatchOptions.AcceptOnly); KeepAccepting (Restore) only demotes (see manifest.Demote).
 	AcceptOnly    bool
 	KeepAccepting bool
+	// Record (Restore) is the value of manifest.RecordAnnotation to restore from when the manifest has none
+	// because kubeadm wrote it again from the kubeadm-config irsa changed (manifest.KubeadmManifestRecord); ignored
+	// when the manifest has irsa's own record.
+	Record string
 	// Verify, when set, is called after the new manifest is written; an error puts the previous manifest and keys
 	// back. LocalCheck.Verify is the one the node subcommand uses.
 	Verify func(ctx context.Context, want Expectation) error
@@ -245,6 +249,11 @@ func Restore(ctx context.Context, opts Options) (Result, error) {
 	current, err := readManifest(opts.ManifestPath)
 	if err != nil {
 		return res, err
+	}
+	if opts.Record != "" {
+		if current, _, err = manifest.WithRecord(current, opts.Record); err != nil {
+			return res, fmt.Errorf("restore %s: %w", opts.ManifestPath, err)
+		}
 	}
 	undo := manifest.Unpatch
 	if opts.KeepAccepting {

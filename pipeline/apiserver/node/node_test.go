@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/irsa-anywhere/irsa/internal/testpki"
 	"github.com/irsa-anywhere/irsa/pipeline/apiserver/manifest"
 )
@@ -413,4 +415,57 @@ func readFile(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A manifest kubeadm wrote again from the kubeadm-config irsa changed (`kubeadm upgrade`) has irsa's flags and no
+// irsa record: Restore leaves it alone, unless given the record the stage derives from kubeadm-config.
+func TestRestoreNodeRewrittenByKubeadm(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	original := readFile(t, "../manifest/testdata/inputs/kubeadm.yaml")
+	opts := node(t, original)
+	res, err := Patch(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := manifest.Parse(readFile(t, opts.ManifestPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(pod.Annotations, manifest.RecordAnnotation)
+	rewritten, err := yaml.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(opts.ManifestPath, rewritten, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Restore(ctx, opts); err != nil || r.Changed || r.Issuers[0] != testIssuer {
+		t.Fatalf("Restore without a record = %+v, %v; want no change", r, err)
+	}
+	rec, err := manifest.KubeadmManifestRecord(manifest.KubeadmArgs{}, readFile(t, "../manifest/testdata/kubeadm-config/defaults-first-patch/expected.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Record = rec
+	r, err := Restore(ctx, opts)
+	if err != nil || !r.Changed || r.Issuers[0] != "https://kubernetes.default.svc.cluster.local" {
+		t.Fatalf("Restore with the kubeadm record = %+v, %v; want the original issuer back", r, err)
+	}
+	// The backup irsa took at the first patch is the original: Restore writes it back byte for byte.
+	if got := readFile(t, opts.ManifestPath); string(got) != string(original) {
+		t.Errorf("restored manifest differs from the original:\n%s", got)
+	}
+	if _, err := os.Stat(res.Backup); !os.IsNotExist(err) {
+		t.Errorf("backup %s still there after the full restore: %v", res.Backup, err)
+	}
+	// Bad record: refused, manifest untouched.
+	opts2 := node(t, rewritten)
+	opts2.Record = `{"flags":{}}`
+	if _, err := Restore(ctx, opts2); err == nil || !strings.Contains(err.Error(), "no entry for --service-account-issuer") {
+		t.Errorf("Restore with a record missing flags: %v", err)
+	}
+	if got := readFile(t, opts2.ManifestPath); string(got) != string(rewritten) {
+		t.Errorf("a refused restore changed the manifest")
+	}
 }
