@@ -105,7 +105,9 @@ ServiceAccount); restart the controller afterwards (irsa heal) so it starts with
 			}
 			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
 			arn := tb.RoleARN
-			changes, err := env.BindingsStage().Bind(cmd.Context(), tb.Binding, arn)
+			p := g.progress()
+			changes, err := env.BindingsStage().Bind(p.Context(cmd.Context(), "bind"), tb.Binding, arn)
+			p.Close()
 			if err != nil {
 				return err
 			}

@@ -19,11 +19,15 @@ var examples = map[string]string{
   # In a script, after the cluster is gone
   irsa teardown -f irsa.yaml --aws-only --yes`,
 	"status": `  irsa status -f irsa.yaml
-  irsa status -f irsa.yaml -o yaml`,
+  irsa status -f irsa.yaml -o yaml
+  # In CI: exit status 2 when the setup has drifted, 0 when in sync
+  irsa status -f irsa.yaml -q`,
 	"bind": `  # An application's ServiceAccount gets a role that can read S3
   irsa bind apps/uploader --policy-arn arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess -f irsa.yaml
   # With an inline policy and a one-hour token
   irsa bind apps/uploader --inline-policy policy.json --token-expiration 1h -f irsa.yaml
+  # A ServiceAccount that does not exist yet: irsa creates it (and its namespace)
+  irsa bind apps/worker --create-service-account --policy-arn arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess -f irsa.yaml
   # One role for the same ServiceAccount in two clusters, with a boundary and tags
   irsa bind apps/uploader --policy-arn arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess -f irsa.yaml \
     --trust-provider https://prod-b-oidc.s3.eu-west-1.amazonaws.com \

@@ -52,33 +52,6 @@ func writeJSON(w io.Writer, v any) error {
 
 var actionSigns = map[stage.Action]string{stage.Create: "+", stage.Update: "~", stage.Delete: "-", stage.Keep: "="}
 
-// progressPrinter prints, on stderr, a line when a stage starts and one when it ends: a check or a cross, the stage,
-// how many changes, how long it took. Stages overlap, so every line names its stage. The changes themselves are the
-// result, printed on stdout by writeReport.
-func progressPrinter(w io.Writer) func(runner.Event) {
-	return func(e runner.Event) {
-		switch {
-		case !e.Done:
-			fmt.Fprintf(w, "• %-10s %s started\n", e.Stage, e.Mode)
-		case e.Skipped != "":
-			fmt.Fprintf(w, "- %-10s skipped: %s\n", e.Stage, e.Skipped)
-		case e.Err != nil:
-			fmt.Fprintf(w, "✗ %-10s %s failed after %s: %v\n", e.Stage, e.Mode, round(e.Duration), e.Err)
-			writeChanges(w, "    ", e.Changes)
-		default:
-			summary := "no changes"
-			if n := len(e.Changes); n > 0 {
-				verb := "changed"
-				if e.Mode == runner.Plan {
-					verb = "to change"
-				}
-				summary = fmt.Sprintf("%d %s", n, verb)
-			}
-			fmt.Fprintf(w, "✓ %-10s %-14s %s\n", e.Stage, summary, round(e.Duration))
-		}
-	}
-}
-
 // writeReport prints what each stage changed (or would change), stage by stage, then the summary line; a run that
 // failed says so instead of a summary that reads as success.
 func writeReport(w io.Writer, rep *runner.Report, failed bool) {

@@ -113,10 +113,10 @@ func (g *globalOptions) run(cmd *cobra.Command, mode runner.Mode, o runOptions) 
 		created = made
 	}
 	r := env.Runner(o.forceVerify)
-	if !g.quiet {
-		r.Progress = progressPrinter(g.stderr)
-	}
+	p := g.progress()
+	r.Progress = p.Event
 	rep, runErr := r.Run(cmd.Context(), mode, only)
+	p.Close()
 	withCreated(rep, created)
 	rep.Calls = env.Calls()
 	if g.structured() {

@@ -35,7 +35,9 @@ The pod, ServiceAccount and role are removed afterwards unless --keep is given.`
 			if err != nil {
 				return err
 			}
-			rep, _, runErr := s.Run(cmd.Context())
+			p := g.progress()
+			rep, _, runErr := s.Run(p.Context(cmd.Context(), "verify"))
+			p.Close()
 			if rep != nil {
 				if g.structured() {
 					data, err := rep.JSON()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -148,6 +149,8 @@ type eksaPlan struct {
 	// replaces is the issuer the apiserver serves now when the change replaces it, "" when it does not.
 	replaces string
 	holders  TokenHolders
+	// machines are the control-plane machines the change makes EKS Anywhere replace, by name.
+	machines []string
 }
 
 // plan works out the patch with a server-side dry run of it (which also asks EKS Anywhere's validation whether
@@ -175,6 +178,9 @@ func (s eksAnywhere) plan(ctx context.Context, t *eksaTarget) (*eksaPlan, error)
 			return &eksaPlan{}, nil
 		}
 		p.patch = eksaPatch(s.opts.IssuerURL, "", false)
+	}
+	if p.machines, err = s.controlPlaneMachines(ctx, t); err != nil {
+		return nil, err
 	}
 	if t.issuer != s.opts.IssuerURL {
 		served, err := ServedIssuer(ctx, s.client)
@@ -207,7 +213,58 @@ func (p *eksaPlan) change(t *eksaTarget, want string) stage.Change {
 	if p.replaces != "" {
 		detail += "; " + p.disruption(want)
 	}
-	return stage.Change{Action: stage.Update, Kind: "eks-anywhere-cluster", Name: t.namespace + "/" + t.name, Detail: detail}
+	return stage.Change{Action: stage.Update, Kind: "eks-anywhere-cluster", Name: t.namespace + "/" + t.name, Detail: detail,
+		Disruption: p.roll()}
+}
+
+// roll says which machines the change rolls: any change of podIamConfig or apiServerExtraArgs changes the
+// KubeadmControlPlane EKS Anywhere renders, and Cluster API replaces every control-plane machine, one at a time.
+func (p *eksaPlan) roll() string {
+	which := "every control-plane machine"
+	if len(p.machines) > 0 {
+		which = fmt.Sprintf("the %d control-plane machine(s) %s", len(p.machines), strings.Join(p.machines, ", "))
+	}
+	return fmt.Sprintf("EKS Anywhere rolls the control plane: Cluster API replaces %s one at a time with new machines whose kube-apiserver has the new flags (each replacement takes minutes; irsa waits up to 30m)", which)
+}
+
+// capiMachines are Cluster API's Machines, which EKS Anywhere's control-plane machines are on the management cluster.
+var capiMachines = schema.GroupVersionResource{Group: "cluster.x-k8s.io", Version: "v1beta1", Resource: "machines"}
+
+// controlPlaneMachines names the machines a change of t rolls: the Cluster API Machines of t's control plane on the
+// management cluster (labels cluster.x-k8s.io/cluster-name and cluster.x-k8s.io/control-plane), or, where they
+// cannot be read, the workload cluster's control-plane Nodes. Empty when neither says.
+func (s eksAnywhere) controlPlaneMachines(ctx context.Context, t *eksaTarget) ([]string, error) {
+	cfg := s.opts.ManagementConfig
+	if cfg == nil {
+		cfg = s.config
+	}
+	if cfg != nil {
+		if dyn, err := dynamic.NewForConfig(cfg); err == nil {
+			list, err := dyn.Resource(capiMachines).List(ctx, metav1.ListOptions{LabelSelector: "cluster.x-k8s.io/control-plane,cluster.x-k8s.io/cluster-name=" + t.name})
+			if err == nil && len(list.Items) > 0 {
+				var names []string
+				for _, m := range list.Items {
+					names = append(names, m.GetName())
+				}
+				slices.Sort(names)
+				return names, nil
+			}
+			s.log.Debug("eks-anywhere: control-plane Machines not readable, naming the control-plane nodes", "error", errString(err))
+		}
+	}
+	nodes, err := s.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/control-plane"})
+	if err != nil {
+		if apierrors.IsForbidden(err) {
+			return nil, nil // the plan still says every control-plane machine rolls
+		}
+		return nil, fmt.Errorf("eks-anywhere: list control-plane nodes: %w", err)
+	}
+	var names []string
+	for _, n := range nodes.Items {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // disruption says what replacing the issuer does to running pods.
@@ -254,6 +311,7 @@ func (s eksAnywhere) Apply(ctx context.Context) ([]stage.Change, error) {
 	}
 	timeout := s.timeout(ClusterEKSAnywhere)
 	s.log.Info("waiting for EKS Anywhere to roll out the control plane", "timeout", timeout)
+	stage.Waiting(ctx, fmt.Sprintf("EKS Anywhere to replace the control-plane machines one by one until the apiserver serves issuer %s (up to %s)", s.opts.IssuerURL, timeout))
 	if _, err := s.waitServed(ctx, timeout, fmt.Sprintf("issuer %q", s.opts.IssuerURL), func(i string) bool { return i == s.opts.IssuerURL }); err != nil {
 		return changes, fmt.Errorf("eks-anywhere: %w (the EKS Anywhere controller replaces control-plane machines one by one: check `kubectl get kcp -A` on the management cluster)", err)
 	}

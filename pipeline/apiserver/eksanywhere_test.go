@@ -66,6 +66,13 @@ func TestEKSAnywhereGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The control plane whose machines a change rolls (no Cluster API Machines here: the plan names the nodes).
+	for _, n := range []string{"cp-2", "cp-1"} {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""}}}
+		if _, err := srv.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	holders, err := ProjectedTokenHolders(ctx, srv.Client)
 	if want := 80*24*time.Hour/100 + time.Minute; err != nil || holders.Pods != 2 || holders.RefreshWithin != want {
 		t.Errorf("ProjectedTokenHolders = %+v, %v; want 2 pods, refreshed within %s", holders, err, want)
@@ -102,6 +109,11 @@ func TestEKSAnywhereGolden(t *testing.T) {
 			}
 			if c.Plan != "" && !strings.Contains(plan[0].Detail, "2 running pod(s) hold projected service account tokens from \""+testIssuer+"\"") {
 				t.Errorf("plan %q does not count the token holders", plan[0].Detail)
+			}
+			for _, ch := range plan {
+				if !strings.Contains(ch.Disruption, "replaces the 2 control-plane machine(s) cp-1, cp-2 one at a time") {
+					t.Errorf("plan change %+v does not name the machines that roll", ch)
+				}
 			}
 			_, err := s.Apply(ctx)
 			switch {

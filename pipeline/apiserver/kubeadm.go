@@ -249,6 +249,7 @@ func (s kubeadm) Apply(ctx context.Context) ([]stage.Change, error) {
 		}
 	}
 	s.log.Info("waiting for the apiserver to serve the issuer", "issuer", s.opts.IssuerURL)
+	stage.Waiting(ctx, fmt.Sprintf("kube-apiserver to serve issuer %s (up to %s)", s.opts.IssuerURL, timeout))
 	if _, err := s.waitServed(ctx, timeout, fmt.Sprintf("issuer %q", s.opts.IssuerURL), func(i string) bool { return i == s.opts.IssuerURL }); err != nil {
 		return changes, fmt.Errorf("%w; every node reported its apiserver serving it: a load balancer in front of the apiservers may still reach an old one (irsa delete restores the previous flags)", err)
 	}
@@ -448,6 +449,7 @@ func (s kubeadm) run(ctx context.Context, p pass, nodes []nodeState, changes *[]
 	var changed []node.Result
 	for _, n := range nodes {
 		s.log.Info(p.progress, "node", n.name, "command", p.op)
+		stage.Waiting(ctx, fmt.Sprintf("%s on node %s (a pod of irsa's edits the manifest; the kubelet restarts kube-apiserver, unreachable for 10-20 s; up to %s)", p.progress, n.name, p.timeout))
 		res, err := s.runNode(ctx, n.name, p.op, p.key, p.timeout, p.args...)
 		if err != nil {
 			return changed, err

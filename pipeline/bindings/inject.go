@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
 // Injected reports whether a pod created now with the ServiceAccount ns/sa would get the web identity for roleARN:
@@ -43,6 +45,7 @@ func Injected(ctx context.Context, client kubernetes.Interface, ns, sa, roleARN 
 // WaitInjected polls Injected until pods of ns/sa get the web identity. Right after the webhook's Deployment becomes
 // available, the apiserver may not reach it yet (endpoints and service routing lag behind pod readiness).
 func WaitInjected(ctx context.Context, client kubernetes.Interface, ns, sa, roleARN string, timeout time.Duration) error {
+	stage.Waiting(ctx, fmt.Sprintf("the pod identity webhook to give new pods of %s/%s the web identity (up to %s)", ns, sa, timeout))
 	var seen string
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		ok, what, err := Injected(ctx, client, ns, sa, roleARN)

@@ -37,6 +37,8 @@ type Event struct {
 	Err      error
 	// Skipped says why the stage did not run.
 	Skipped string
+	// Waiting, on an event that is not Done, says what the running stage now waits for (stage.Waiting).
+	Waiting string
 }
 
 // Runner holds the stages and the graph that orders them.
@@ -295,7 +297,7 @@ func (r *Runner) runPrepare(ctx context.Context, nodes map[string]*node, n *node
 	name := n.s.Name()
 	r.emit(Event{Stage: name, Mode: "prepare"})
 	start := time.Now()
-	changes, err := n.s.(stage.Preparer).Prepare(ctx)
+	changes, err := n.s.(stage.Preparer).Prepare(r.waitingContext(ctx, name, "prepare"))
 	d := time.Since(start)
 	if err != nil {
 		log.Warn("prepare failed; apply prepares again", "stage", name, "error", err)
@@ -352,6 +354,7 @@ func (r *Runner) runNode(ctx context.Context, mode Mode, nodes map[string]*node,
 		changes []stage.Change
 		err     error
 	)
+	ctx = r.waitingContext(ctx, name, mode)
 	switch mode {
 	case Plan:
 		changes, err = n.s.Plan(ctx)
@@ -404,6 +407,11 @@ func checkAcyclic(nodes map[string]*node) error {
 		}
 	}
 	return nil
+}
+
+// waitingContext gives a stage's context a stage.Waiting reporter that emits a progress event of that stage.
+func (r *Runner) waitingContext(ctx context.Context, name string, mode Mode) context.Context {
+	return stage.WithWaiting(ctx, func(what string) { r.emit(Event{Stage: name, Mode: mode, Waiting: what}) })
 }
 
 func (r *Runner) emit(e Event) {

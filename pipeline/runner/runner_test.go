@@ -377,3 +377,23 @@ func TestPrepareRunsBeforeTheRestart(t *testing.T) {
 		})
 	}
 }
+
+// A stage's stage.Waiting reaches the progress as an event of that stage, between its start and its end.
+func TestWaitingIsReported(t *testing.T) {
+	j := &journal{}
+	var events []Event
+	r := &Runner{
+		Stages: []stage.Stage{fakeStage{name: stage.Webhook, j: j, wait: func(ctx context.Context) error {
+			stage.Waiting(ctx, "Deployment irsa/pod-identity-webhook to roll out")
+			return nil
+		}}},
+		Progress: func(e Event) { events = append(events, e) },
+	}
+	if _, err := r.Run(context.Background(), Apply, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 3 || events[1].Waiting != "Deployment irsa/pod-identity-webhook to roll out" || events[1].Stage != stage.Webhook ||
+		events[1].Done || events[0].Done || !events[2].Done {
+		t.Errorf("events = %+v, want start, waiting, end", events)
+	}
+}

@@ -427,6 +427,7 @@ func (s *Stage) node(ctx context.Context) (string, error) {
 // waitPod polls the pod until it succeeds or fails, or the timeout; the timeout error says what the pod showed last.
 // It returns the pod as last read.
 func (s *Stage) waitPod(ctx context.Context, name string) (*corev1.Pod, error) {
+	stage.Waiting(ctx, fmt.Sprintf("verify pod %s/%s to run and finish (up to %s)", s.opts.Namespace, name, s.opts.Timeout))
 	last := "not read yet"
 	var pod *corev1.Pod
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, s.opts.Timeout, true, func(ctx context.Context) (bool, error) {

@@ -340,6 +340,7 @@ func (s *Stage) applyOne(ctx context.Context, o object, dryRun bool, tlsReasons 
 // waitAvailable polls the Deployment until its pods are updated and available, or the timeout; the error says
 // what the Deployment showed last.
 func (s *Stage) waitAvailable(ctx context.Context) error {
+	stage.Waiting(ctx, fmt.Sprintf("Deployment %s/%s to roll out (%d replicas available, up to %s)", s.opts.Namespace, s.opts.Name, s.opts.Replicas, s.opts.Timeout))
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, s.opts.Timeout, true, func(ctx context.Context) (bool, error) {
 		d, err := s.client.AppsV1().Deployments(s.opts.Namespace).Get(ctx, s.opts.Name, metav1.GetOptions{})
@@ -429,6 +430,7 @@ func (s *Stage) waitNamespaceGone(ctx context.Context, name string) error {
 	if timeout == 0 {
 		timeout = 5 * time.Minute
 	}
+	stage.Waiting(ctx, fmt.Sprintf("namespace %s to be deleted (up to %s)", name, timeout))
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		_, err := s.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
