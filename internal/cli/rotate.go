@@ -75,10 +75,10 @@ published JWKS, never remembered.`,
 				}
 			}
 			r := rot.Runner
-			if !g.quiet {
-				r.Progress = progressPrinter(g.stderr)
-			}
+			p := g.progress()
+			r.Progress = p.Event
 			rep, runErr := r.Run(cmd.Context(), mode, nil)
+			p.Close()
 			rep.Calls = env.Calls()
 			if g.structured() {
 				if err := g.write(struct {

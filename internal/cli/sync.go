@@ -99,10 +99,10 @@ func (g *globalOptions) installSync(cmd *cobra.Command, schedule string) error {
 
 // runStages runs r in mode and prints progress and the report, as plan and apply do.
 func (g *globalOptions) runStages(cmd *cobra.Command, env *setup.Env, r *runner.Runner, mode runner.Mode) (*runner.Report, error) {
-	if !g.quiet {
-		r.Progress = progressPrinter(g.stderr)
-	}
+	p := g.progress()
+	r.Progress = p.Event
 	rep, runErr := r.Run(cmd.Context(), mode, nil)
+	p.Close()
 	rep.Calls = env.Calls()
 	if g.structured() {
 		if err := g.write(rep); err != nil {
