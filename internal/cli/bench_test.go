@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkNoopReapply measures a second `irsa apply` of the AWS stages (keys, issuer, provider, one binding) against
-// moto: wall time per apply and AWS calls by kind. Target: 0 mutating calls, at most 12 reads, under 1 s.
+// moto: wall time per apply and AWS calls by kind. Target: 0 mutating calls, at most 13 reads, under 1 s.
 func BenchmarkNoopReapply(b *testing.B) {
 	e := newEnv(b)
 	cfgFile := filepath.Join(b.TempDir(), "irsa.yaml")

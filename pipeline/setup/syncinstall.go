@@ -40,7 +40,7 @@ func InstallSync(ctx context.Context, cfg *config.Config, o Options, schedule st
 			return env, nil, fmt.Errorf("read pod CA bundle %q: %w", f, err)
 		}
 	}
-	b := config.Binding{Namespace: config.WebhookNamespace, ServiceAccount: jwkssync.ServiceAccount,
+	b := config.Binding{Namespace: config.WebhookNamespace, ServiceAccount: jwkssync.ServiceAccount, CreateServiceAccount: true,
 		InlinePolicy: jwkssync.PutPolicy(t.Partition, t.Issuer.Bucket, t.Issuer.JWKSKey)}
 	if env, err = ConnectBinding(ctx, cfg, b, o); err != nil {
 		return env, nil, err
