@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,10 +101,10 @@ ServiceAccount); restart the controller afterwards (irsa heal) so it starts with
 			if err != nil {
 				return err
 			}
-			if err := env.CheckProvider(cmd.Context()); err != nil {
+			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
+			if err := env.CheckProvider(cmd.Context(), tb.Binding.Audience); err != nil {
 				return err
 			}
-			tb := env.Target.Bindings[len(env.Target.Bindings)-1]
 			arn := tb.RoleARN
 			p := g.progress()
 			changes, err := env.BindingsStage().Bind(p.Context(cmd.Context(), "bind"), tb.Binding, arn)
@@ -117,7 +118,7 @@ ServiceAccount); restart the controller afterwards (irsa heal) so it starts with
 			writeChanges(g.stdout, "  ", changes)
 			fmt.Fprintf(g.stdout, "%s is bound to %s\n", ref, arn)
 			if env.Cluster == nil {
-				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  kubectl -n %s annotate serviceaccount %s %s=%s\n", b.Namespace, b.ServiceAccount, config.RoleARNAnnotation, arn)
+				fmt.Fprintf(g.stdout, "no cluster configured: annotate the service account yourself:\n  %s\n", annotateCommand(tb.Binding, arn))
 			}
 			inFile.note(g.stdout)
 			return nil
@@ -202,4 +203,22 @@ func newUnbindCommand(g *globalOptions) *cobra.Command {
 	addLockFlag(cmd, &o.lockWait)
 	addTargetFlags(cmd, g)
 	return cmd
+}
+
+// annotateCommand is the kubectl command that sets every annotation bind would set on b's ServiceAccount (see
+// bindings.Binding's annotations), for a bind without a cluster.
+func annotateCommand(b config.Binding, roleARN string) string {
+	sa := b.Ref()
+	ns, name, _ := strings.Cut(sa, "/")
+	args := []string{"kubectl", "-n", ns, "annotate", "serviceaccount", name, config.RoleARNAnnotation + "=" + roleARN}
+	if b.Audience != "" {
+		args = append(args, config.AudienceAnnotation+"="+b.Audience)
+	}
+	if b.STSRegionalEndpoints != nil {
+		args = append(args, config.STSRegionalAnnotation+"="+strconv.FormatBool(*b.STSRegionalEndpoints))
+	}
+	if d, err := time.ParseDuration(b.TokenExpiration); err == nil && d > 0 {
+		args = append(args, config.TokenExpirationAnnotation+"="+strconv.FormatInt(int64(d/time.Second), 10))
+	}
+	return strings.Join(args, " ")
 }

@@ -125,10 +125,14 @@ func New(ctx context.Context, o Options) (*Clients, error) {
 			so.BaseEndpoint = cmp.Or(flag, so.BaseEndpoint)
 			// An emulator serves no virtual hosts of its own (BUCKET.127.0.0.1 has no name).
 			so.UsePathStyle = so.BaseEndpoint != nil
+			// The SDK logs each GetObject answer without a checksum (emulators, objects written before checksums) on
+			// stderr, which is irsa's progress stream and, under -o json, its error stream.
+			so.DisableLogOutputChecksumValidationSkipped = true
 		}),
 		LockS3: s3.NewFromConfig(uncounted, func(so *s3.Options) {
 			so.BaseEndpoint = cmp.Or(flag, so.BaseEndpoint)
 			so.UsePathStyle = so.BaseEndpoint != nil
+			so.DisableLogOutputChecksumValidationSkipped = true
 		}),
 		IAM:        iam.NewFromConfig(cfg, func(opts *iam.Options) { opts.BaseEndpoint = cmp.Or(flag, opts.BaseEndpoint) }),
 		STS:        sts.NewFromConfig(cfg, func(so *sts.Options) { so.BaseEndpoint = cmp.Or(flag, so.BaseEndpoint) }),

@@ -1,8 +1,10 @@
 package setup
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	corev1 "k8s.io/api/core/v1"
@@ -13,17 +15,24 @@ import (
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 )
 
-// CheckProvider fails when the IAM OIDC provider of the target's issuer does not exist: a role bound now would trust
-// a provider STS cannot find, and every AssumeRoleWithWebIdentity would fail with InvalidIdentityToken. It only reads,
-// so bind runs it before its first write.
-func (e *Env) CheckProvider(ctx context.Context) error {
+// CheckProvider fails when the IAM OIDC provider of the target's issuer does not exist, or does not list audience
+// (empty: the target's audience) as a client ID: a role bound now would trust a provider STS cannot find, or tokens
+// for an audience STS refuses (AWS IAM, "Create an OpenID Connect (OIDC) identity provider": the client ID is the aud
+// STS accepts), and every AssumeRoleWithWebIdentity would fail with InvalidIdentityToken. It only reads, so bind runs
+// it before its first write.
+func (e *Env) CheckProvider(ctx context.Context, audience string) error {
 	arn := e.Target.ProviderARN
-	_, err := e.AWS.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
+	out, err := e.AWS.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: &arn})
 	switch {
 	case awsclient.IsNotFound(err):
 		return fmt.Errorf("IAM OIDC provider %s does not exist: run `irsa apply` first (it publishes issuer %s and trusts it in IAM), then bind", arn, e.Target.Issuer.URL)
 	case err != nil:
 		return fmt.Errorf("read IAM OIDC provider %s: %w", arn, err)
+	}
+	aud := cmp.Or(audience, e.Target.Audience)
+	if !slices.Contains(out.ClientIDList, aud) {
+		return fmt.Errorf("IAM OIDC provider %s lists client IDs %v, not audience %q: STS would refuse the tokens; put the binding with `audience: %s` in irsa.yaml and run `irsa apply` (it lists every binding's audience on the provider), or add it with `aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s`",
+			arn, out.ClientIDList, aud, aud, arn, aud)
 	}
 	return nil
 }
