@@ -8,12 +8,14 @@ import (
 	"cmp"
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/irsa-anywhere/irsa/pipeline/config"
 	"github.com/irsa-anywhere/irsa/pipeline/documents"
+	"github.com/irsa-anywhere/irsa/pipeline/keys"
 	"github.com/irsa-anywhere/irsa/pipeline/stage"
 )
 
@@ -181,6 +183,11 @@ func (s *Stage) Plan(ctx context.Context) ([]stage.Change, error) {
 		return nil, err
 	}
 	docs, merged, err := s.withURL(cmp.Or(s.IssuerURL, PendingURL)).Documents(ctx)
+	if errors.Is(err, keys.ErrKeysPending) {
+		// A first run with a new key directory: the keys stage, which runs first, makes the key.
+		return append(changes, stage.Change{Action: stage.Create, Kind: "issuer-documents", Name: s.DiscoveryKey + ", " + s.JWKSKey,
+			Detail: "published with the public key the keys stage makes"}), nil
+	}
 	if err != nil {
 		return nil, err
 	}
