@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -29,4 +30,41 @@ func TestBindWithoutClusterPrintsTheWholeAnnotateCommand(t *testing.T) {
 	if !strings.Contains(out, want) || !strings.Contains(out, "eks.amazonaws.com/sts-regional-endpoints=true") || !strings.Contains(out, "eks.amazonaws.com/token-expiration=7200") {
 		t.Errorf("bind --ack s3 without a cluster:\n%s\nwant %q with the two other annotations", out, want)
 	}
+}
+
+// irsa bindings lists every provider through which a role bound from the command line (so not in irsa.yaml) admits
+// its ServiceAccount: the other cluster's provider named by --trust-provider too.
+func TestBindingsListsEveryTrustedProvider(t *testing.T) {
+	e := newEnv(t)
+	c := clients(t)
+	e.mustRun("apply")
+	other := createProvider(t, c, "https://oidc-"+e.cluster+"-other.example.com/c2")
+	e.mustRun("bind", "apps/multi", "--policy-arn", readOnly, "--trust-provider", other)
+	out := e.mustRun("bindings", "-o", "json")
+	var listed []struct {
+		ServiceAccount   string
+		TrustedProviders []string
+	}
+	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+		// The report may wrap the list.
+		var wrapped struct {
+			Bindings []struct {
+				ServiceAccount   string
+				TrustedProviders []string
+			}
+		}
+		if err2 := json.Unmarshal([]byte(out), &wrapped); err2 != nil {
+			t.Fatalf("bindings -o json: %v\n%s", err, out)
+		}
+		listed = wrapped.Bindings
+	}
+	for _, l := range listed {
+		if l.ServiceAccount == "apps/multi" {
+			if len(l.TrustedProviders) != 2 || l.TrustedProviders[1] != other {
+				t.Errorf("apps/multi trusted providers %v, want this cluster's and %s", l.TrustedProviders, other)
+			}
+			return
+		}
+	}
+	t.Errorf("bindings does not list apps/multi:\n%s", out)
 }

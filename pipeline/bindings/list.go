@@ -2,6 +2,7 @@ package bindings
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -223,6 +224,15 @@ func describe(ctx context.Context, m *roles.Manager, b config.Binding, configure
 	if err != nil {
 		return l, err
 	}
+	// A binding found in AWS or on the cluster carries no trustProviders: the other providers its role's trust
+	// policy names are listed too when they admit the ServiceAccount (one role for several clusters).
+	for _, arn := range federatedProviders(doc) {
+		if !slices.ContainsFunc(providers, func(p roles.Provider) bool { return p.ARN == arn }) {
+			if _, hostPath, ok := strings.Cut(arn, ":oidc-provider/"); ok {
+				providers = append(providers, roles.Provider{ARN: arn, HostPath: hostPath})
+			}
+		}
+	}
 	audience := b.Audience
 	if audience == "" {
 		audience = m.Audience
@@ -238,6 +248,41 @@ func describe(ctx context.Context, m *roles.Manager, b config.Binding, configure
 	}
 	l.Agree = l.Checks.Role == CheckOK && l.Checks.Trust == CheckOK && (l.Checks.ServiceAccount == CheckOK || client == nil)
 	return l, nil
+}
+
+// federatedProviders returns the IAM OIDC provider ARNs a trust policy's statements name as Principal.Federated, in
+// order, each once; none for a document that is not a policy.
+func federatedProviders(doc string) []string {
+	var p struct {
+		Statement []struct {
+			Principal struct {
+				Federated any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		return nil
+	}
+	var out []string
+	for _, st := range p.Statement {
+		var arns []string
+		switch f := st.Principal.Federated.(type) {
+		case string:
+			arns = []string{f}
+		case []any:
+			for _, v := range f {
+				if s, ok := v.(string); ok {
+					arns = append(arns, s)
+				}
+			}
+		}
+		for _, a := range arns {
+			if strings.Contains(a, ":oidc-provider/") && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // NoClusterCheck is the ServiceAccount check without a cluster.
