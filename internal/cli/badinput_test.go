@@ -219,6 +219,7 @@ func TestBadInputsMakeNoWrites(t *testing.T) {
 		{"sync install without a cluster", []string{"sync", "--install"}, "sync --install runs a CronJob in the cluster, and no cluster is configured"},
 		{"rotate-key without a cluster", []string{"rotate-key", "stage"}, "rotate-key needs a cluster"},
 		{"rotate-key unknown step", []string{"rotate-key", "swap"}, `rotate-key "swap": the steps are stage, promote, retire`},
+		{"rotate-key without a step", []string{"rotate-key"}, "rotate-key takes one step, got 0: the steps are stage, promote, retire"},
 		{"rotate-key weak new key", []string{"rotate-key", "stage", "--new-key", weakKey}, "must be RSA of at least 2048 bits"},
 		{"rotate-key P-224 new key", []string{"rotate-key", "stage", "--new-key", p224Key}, "P-224"},
 		{"rotate-key new key with promote", []string{"rotate-key", "promote", "--new-key", weakKey}, "only rotate-key stage takes a key"},

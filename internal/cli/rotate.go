@@ -36,7 +36,12 @@ in three steps run in order; each is idempotent, so a step that stopped halfway 
 --dry-run shows what the step would change, the keys involved and the retire time, and exits 2 when the step would
 change something, as plan does. State is read from the key directory, the control-plane mirror pods and the
 published JWKS, never remembered.`,
-		Args:      cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("rotate-key takes one step, got %d: the steps are %s, run in that order", len(args), strings.Join(setup.RotateSteps, ", "))
+			}
+			return nil
+		},
 		ValidArgs: setup.RotateSteps,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			step := args[0]
