@@ -428,26 +428,11 @@ func TestRestoreNodeRewrittenByKubeadm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod, err := manifest.Parse(readFile(t, opts.ManifestPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	delete(pod.Annotations, manifest.RecordAnnotation)
-	rewritten, err := yaml.Marshal(pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(opts.ManifestPath, rewritten, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewritten := rewriteAsKubeadm(t, opts)
 	if r, err := Restore(ctx, opts); err != nil || r.Changed || r.Issuers[0] != testIssuer {
 		t.Fatalf("Restore without a record = %+v, %v; want no change", r, err)
 	}
-	rec, err := manifest.KubeadmManifestRecord(manifest.KubeadmArgs{}, readFile(t, "../manifest/testdata/kubeadm-config/defaults-first-patch/expected.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Record = rec
+	opts.Record = kubeadmDefaultsRecord(t)
 	r, err := Restore(ctx, opts)
 	if err != nil || !r.Changed || r.Issuers[0] != "https://kubernetes.default.svc.cluster.local" {
 		t.Fatalf("Restore with the kubeadm record = %+v, %v; want the original issuer back", r, err)
@@ -480,6 +465,26 @@ func TestPatchNodeRewrittenByKubeadmRecordsTheOriginalFlags(t *testing.T) {
 	if _, err := Patch(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
+	rewriteAsKubeadm(t, opts)
+	if err := os.Remove(filepath.Join(opts.StateDir, backupName)); err != nil {
+		t.Fatal(err)
+	}
+	opts.Record = kubeadmDefaultsRecord(t)
+	opts.IssuerURL = "https://issuer.example.com/next"
+	if _, err := Patch(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	opts.Record = ""
+	r, err := Restore(ctx, opts)
+	if err != nil || len(r.Issuers) != 1 || r.Issuers[0] != "https://kubernetes.default.svc.cluster.local" {
+		t.Fatalf("Restore after patching a rewritten manifest = %+v, %v; want only the cluster's own issuer", r, err)
+	}
+}
+
+// rewriteAsKubeadm writes the node's patched manifest again without irsa's record, as `kubeadm upgrade` does from the
+// kubeadm-config irsa changed, and returns it.
+func rewriteAsKubeadm(t *testing.T, opts Options) []byte {
+	t.Helper()
 	pod, err := manifest.Parse(readFile(t, opts.ManifestPath))
 	if err != nil {
 		t.Fatal(err)
@@ -492,21 +497,16 @@ func TestPatchNodeRewrittenByKubeadmRecordsTheOriginalFlags(t *testing.T) {
 	if err := os.WriteFile(opts.ManifestPath, rewritten, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(opts.StateDir, backupName)); err != nil {
-		t.Fatal(err)
-	}
+	return rewritten
+}
+
+// kubeadmDefaultsRecord is the record of the flags kubeadm writes from a ClusterConfiguration whose extraArgs had
+// none of them before irsa (kubeadm init's defaults).
+func kubeadmDefaultsRecord(t *testing.T) string {
+	t.Helper()
 	rec, err := manifest.KubeadmManifestRecord(manifest.KubeadmArgs{}, readFile(t, "../manifest/testdata/kubeadm-config/defaults-first-patch/expected.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Record = rec
-	opts.IssuerURL = "https://issuer.example.com/next"
-	if _, err := Patch(ctx, opts); err != nil {
-		t.Fatal(err)
-	}
-	opts.Record = ""
-	r, err := Restore(ctx, opts)
-	if err != nil || len(r.Issuers) != 1 || r.Issuers[0] != "https://kubernetes.default.svc.cluster.local" {
-		t.Fatalf("Restore after patching a rewritten manifest = %+v, %v; want only the cluster's own issuer", r, err)
-	}
+	return rec
 }
