@@ -93,7 +93,8 @@ func TestKubeadmConfigGolden(t *testing.T) {
 			}
 			// The oracle: the manifest kubeadm itself writes from this ClusterConfiguration, as `kubeadm upgrade`
 			// does, has the flags irsa wrote into the manifest.
-			regenerated, err := Parse(kubeadmManifest(t, got))
+			fromConfig := kubeadmManifest(t, got)
+			regenerated, err := Parse(fromConfig)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +117,7 @@ func TestKubeadmConfigGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			withRecord, changed, err := WithRecord(kubeadmManifest(t, got), rec)
+			withRecord, changed, err := WithRecord(fromConfig, rec)
 			if err != nil || !changed {
 				t.Fatalf("WithRecord = %v, %v; want the record added", changed, err)
 			}
